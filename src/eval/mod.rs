@@ -1,0 +1,1 @@
+//! Detection decoding, NMS and COCO-style mAP against YOLO-format labels.

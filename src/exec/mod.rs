@@ -1,0 +1,1 @@
+//! Executors: ONNX Runtime on CPU (always), TensorRT (feature `tensorrt`).

@@ -1,0 +1,298 @@
+//! YAML recipes: parse with exact error locations, resolve relative paths, validate.
+
+mod schema;
+
+pub use schema::*;
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// A parsed recipe with the file it came from (relative paths resolve against its folder).
+#[derive(Debug, Clone)]
+pub struct LoadedRecipe {
+    pub recipe: Recipe,
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl LoadedRecipe {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(path, text)
+    }
+
+    /// Parse recipe text; `path` is used for messages and relative paths.
+    pub fn parse(path: &Path, text: String) -> Result<Self> {
+        let de = serde_yaml_ng::Deserializer::from_str(&text);
+        let recipe: Recipe = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            let (line, col) = inner
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            // serde_yaml_ng appends " at line X column Y"; we print the location up front.
+            let msg = inner.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            Error::Recipe {
+                location: format!("{}:{line}:{col}", path.display()),
+                field: if field == "." {
+                    "(top level)".into()
+                } else {
+                    field
+                },
+                msg,
+            }
+        })?;
+        let loaded = LoadedRecipe {
+            recipe,
+            path: path.to_path_buf(),
+            text,
+        };
+        loaded.validate()?;
+        Ok(loaded)
+    }
+
+    /// The recipe's folder, against which relative paths resolve.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir().join(p)
+        }
+    }
+
+    pub fn model_path(&self) -> PathBuf {
+        self.resolve(&self.recipe.model)
+    }
+
+    pub fn output_dir(&self) -> PathBuf {
+        self.resolve(&self.recipe.output)
+    }
+
+    /// An error pointing at `field` (dotted path) with the location found in the text.
+    pub fn field_error(&self, field: &str, msg: impl Into<String>) -> Error {
+        let (line, col) = locate(&self.text, field).unwrap_or((0, 0));
+        Error::Recipe {
+            location: format!("{}:{line}:{col}", self.path.display()),
+            field: field.to_string(),
+            msg: msg.into(),
+        }
+    }
+
+    /// Checks that need no model: value ranges and consistency between fields.
+    fn validate(&self) -> Result<()> {
+        let r = &self.recipe;
+        let i = &r.input;
+        if i.tensor.is_empty() {
+            return Err(self.field_error("input.tensor", "expected the graph input's name"));
+        }
+        if i.shape.contains(&0) {
+            return Err(self.field_error(
+                "input.shape",
+                "expected four positive dimensions [N, C, H, W]",
+            ));
+        }
+        if i.shape[1] != 3 {
+            return Err(self.field_error(
+                "input.shape",
+                format!(
+                    "expected 3 channels (NCHW colour image), got {}",
+                    i.shape[1]
+                ),
+            ));
+        }
+        if !(i.scale.is_finite() && i.scale > 0.0) {
+            return Err(self.field_error("input.scale", "expected a positive number"));
+        }
+        if i.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(self.field_error("input.std", "expected three positive numbers"));
+        }
+        if let Some(c) = &r.calibration {
+            if c.batch_size == 0 {
+                return Err(self.field_error("calibration.batch_size", "expected at least 1"));
+            }
+            if c.limit == Some(0) {
+                return Err(self.field_error("calibration.limit", "expected at least 1"));
+            }
+            if let Some(p) = c.percentile {
+                if !(p > 0.0 && p <= 100.0) {
+                    return Err(self.field_error(
+                        "calibration.percentile",
+                        "expected a percentile in (0, 100], e.g. 99.99",
+                    ));
+                }
+            }
+            if let Some(b) = c.bins {
+                if b < 256 {
+                    return Err(self.field_error(
+                        "calibration.bins",
+                        "expected at least 256 bins (entropy needs 128 quantization levels)",
+                    ));
+                }
+            }
+            if let Some(s) = c.max_clip_share {
+                if !(0.0..=1.0).contains(&s) {
+                    return Err(self.field_error(
+                        "calibration.max_clip_share",
+                        "expected a share between 0 and 1",
+                    ));
+                }
+            }
+        }
+        match (r.target.device, r.target.dla_core) {
+            (Device::Dla, None) => {
+                return Err(self.field_error(
+                    "target.dla_core",
+                    "device: dla needs dla_core (0 or 1 on Orin)",
+                ))
+            }
+            (Device::Gpu, Some(_)) => {
+                return Err(self.field_error(
+                    "target.dla_core",
+                    "dla_core is only meaningful with device: dla",
+                ))
+            }
+            _ => {}
+        }
+        if TrtVersion::parse(&r.target.tensorrt).is_none() {
+            return Err(self.field_error(
+                "target.tensorrt",
+                "expected a TensorRT version like 8.5.2, 8.6 or 10.3",
+            ));
+        }
+        if let Some(level) = r.builder.optimization_level {
+            if level > 5 {
+                return Err(self.field_error("builder.optimization_level", "expected 0..5"));
+            }
+        }
+        for (name, p) in &r.builder.profiles {
+            let field = format!("builder.profiles.{name}");
+            if p.min.len() != p.opt.len() || p.opt.len() != p.max.len() {
+                return Err(self.field_error(&field, "min, opt and max need the same rank"));
+            }
+            let ordered = p
+                .min
+                .iter()
+                .zip(&p.opt)
+                .zip(&p.max)
+                .all(|((a, b), c)| 0 < *a && a <= b && b <= c);
+            if !ordered {
+                return Err(
+                    self.field_error(&field, "expected 0 < min <= opt <= max per dimension")
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A TensorRT version as recipes and manifests name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct TrtVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl TrtVersion {
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut it = s.trim().split('.');
+        let major = it.next()?.parse().ok()?;
+        let minor = it.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
+        let patch = it.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
+        if it.next().is_some() || !(8..=11).contains(&major) {
+            return None;
+        }
+        Some(TrtVersion {
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    /// NV_TENSORRT_VERSION as TensorRT computes it (the number in calibration cache headers):
+    /// before 10 major*1000 + minor*100 + patch, from 10 on major*10000 + minor*100 + patch.
+    pub fn cache_number(&self) -> u32 {
+        if self.major < 10 {
+            self.major * 1000 + self.minor * 100 + self.patch
+        } else {
+            self.major * 10000 + self.minor * 100 + self.patch
+        }
+    }
+
+    /// TensorRT 11 removed the calibrator: only explicit (Q/DQ) quantization.
+    pub fn has_calibrator(&self) -> bool {
+        self.major < 11
+    }
+}
+
+impl std::fmt::Display for TrtVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// Find `line, column` (1-based) of a dotted field path in block-style YAML, by following
+/// keys at increasing indentation. Good enough for the recipes we write and document.
+pub fn locate(text: &str, field: &str) -> Option<(usize, usize)> {
+    let mut min_indent = 0usize;
+    let mut found = None;
+    let mut start = 0usize;
+    let lines: Vec<&str> = text.lines().collect();
+    for key in field.split('.') {
+        let mut hit = None;
+        for (n, line) in lines.iter().enumerate().skip(start) {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if found.is_some() && indent < min_indent {
+                break; // left the parent mapping
+            }
+            let k = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+            if let Some(rest) = k.strip_prefix(key) {
+                if rest.trim_start().starts_with(':') {
+                    hit = Some((n, indent));
+                    break;
+                }
+            }
+        }
+        let (n, indent) = hit?;
+        found = Some((n + 1, indent + 1));
+        start = n + 1;
+        min_indent = indent + 1;
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_numbers_follow_nv_tensorrt_version() {
+        assert_eq!(TrtVersion::parse("8.5.2").unwrap().cache_number(), 8502);
+        assert_eq!(TrtVersion::parse("8.6.2").unwrap().cache_number(), 8602);
+        assert_eq!(TrtVersion::parse("10.3").unwrap().cache_number(), 100300);
+        assert!(TrtVersion::parse("7.1").is_none());
+        assert!(TrtVersion::parse("ten").is_none());
+    }
+
+    #[test]
+    fn locate_follows_nesting() {
+        let text =
+            "model: a.onnx\ninput:\n  tensor: x\n  shape: [1, 3, 4, 4]\ncalibration:\n  shape: 3\n";
+        assert_eq!(locate(text, "input.shape"), Some((4, 3)));
+        assert_eq!(locate(text, "calibration.shape"), Some((6, 3)));
+        assert_eq!(locate(text, "model"), Some((1, 1)));
+    }
+}

@@ -1,0 +1,282 @@
+//! The recipe schema: everything a build depends on. Field names are the YAML keys.
+//! Unknown keys are errors (`deny_unknown_fields` everywhere).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// ONNX model, relative to the recipe's folder.
+    pub model: PathBuf,
+    pub input: InputContract,
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+    #[serde(default)]
+    pub precision: Precision,
+    #[serde(default)]
+    pub target: Target,
+    #[serde(default)]
+    pub builder: Builder,
+    /// Folder for artifacts, relative to the recipe's folder.
+    #[serde(default = "default_output")]
+    pub output: PathBuf,
+    /// How to decode the model's outputs into detections (for `eval`).
+    #[serde(default)]
+    pub decoder: Option<Decoder>,
+    /// Default evaluation set (for `eval`); flags override it.
+    #[serde(default)]
+    pub eval: Option<EvalSet>,
+}
+
+fn default_output() -> PathBuf {
+    PathBuf::from("../build")
+}
+
+/// How an image becomes the model's input tensor:
+/// `x = (pixel * scale - mean[c]) / std[c]`, pixel in 0..255 in `channel_order`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InputContract {
+    /// Graph input name.
+    pub tensor: String,
+    /// NCHW; N is the batch size used for `run`/`eval` (calibration batches are separate).
+    pub shape: [usize; 4],
+    #[serde(default)]
+    pub dtype: InputDtype,
+    pub channel_order: ChannelOrder,
+    #[serde(default = "one")]
+    pub scale: f32,
+    #[serde(default = "zeros")]
+    pub mean: [f32; 3],
+    #[serde(default = "ones")]
+    pub std: [f32; 3],
+    pub resize: ResizeMode,
+    /// Value of padded pixels, on the 0..255 pixel scale (before scale/mean/std).
+    #[serde(default)]
+    pub pad_value: f32,
+    #[serde(default)]
+    pub interpolation: Interpolation,
+}
+
+fn one() -> f32 {
+    1.0
+}
+fn zeros() -> [f32; 3] {
+    [0.0; 3]
+}
+fn ones() -> [f32; 3] {
+    [1.0; 3]
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InputDtype {
+    #[default]
+    Float32,
+    Float16,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    Bgr,
+    Rgb,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResizeMode {
+    /// Keep aspect ratio, image at the top-left, pad right/bottom (YOLOX).
+    LetterboxTopLeft,
+    /// Keep aspect ratio, image centred, pad all sides (NanoDet, Ultralytics).
+    LetterboxCentre,
+    /// Resize to the input size ignoring aspect ratio.
+    Stretch,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interpolation {
+    /// OpenCV INTER_LINEAR (half-pixel centres, no antialiasing): what most detectors train with.
+    #[default]
+    Linear,
+    /// OpenCV INTER_NEAREST.
+    Nearest,
+    /// Pillow's BILINEAR (antialiased when shrinking).
+    PilBilinear,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// A folder of images, or a text file listing one image path per line.
+    pub images: PathBuf,
+    /// Use at most this many images (after ordering).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    #[serde(default)]
+    pub order: Order,
+    /// Seed for `order: shuffled`.
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// Percentile for `percentile` (default 99.99).
+    #[serde(default)]
+    pub percentile: Option<f64>,
+    /// Histogram bins (default 2048).
+    #[serde(default)]
+    pub bins: Option<usize>,
+    /// Flag tensors whose chosen threshold clips more than this share of values (default 0.001).
+    #[serde(default)]
+    pub max_clip_share: Option<f64>,
+    /// Algorithm for graph inputs, whose range the contract already fixes (default minmax).
+    #[serde(default)]
+    pub input_algorithm: Option<Algorithm>,
+    #[serde(default)]
+    pub on_unreadable: OnUnreadable,
+    /// Drop NaN/Inf activations (counted and reported) instead of failing.
+    #[serde(default)]
+    pub drop_nonfinite: bool,
+}
+
+fn default_batch() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Sorted by file name: deterministic and reviewable.
+    #[default]
+    Sorted,
+    /// Deterministic shuffle keyed by `seed` over the sorted list.
+    Shuffled,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    #[default]
+    Entropy,
+    Minmax,
+    Percentile,
+    Mse,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnreadable {
+    /// Stop with an error naming the file.
+    #[default]
+    Fail,
+    /// Skip it, count it and report the count.
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Fp16,
+    Int8,
+    /// FP16 + INT8, TensorRT picks per layer.
+    Best,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    #[serde(default)]
+    pub device: Device,
+    /// DLA core index when `device: dla`.
+    #[serde(default)]
+    pub dla_core: Option<u32>,
+    /// Let layers DLA cannot run fall back to the GPU.
+    #[serde(default = "yes")]
+    pub gpu_fallback: bool,
+    /// TensorRT version the artifacts are for, `major.minor[.patch]` (default 10.3: JetPack 6.1/6.2).
+    #[serde(default = "default_trt")]
+    pub tensorrt: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_trt() -> String {
+    "10.3".into()
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target {
+            device: Device::Gpu,
+            dla_core: None,
+            gpu_fallback: true,
+            tensorrt: default_trt(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    #[default]
+    Gpu,
+    Dla,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Builder {
+    /// Workspace memory pool limit in MiB.
+    #[serde(default)]
+    pub workspace_mib: Option<u64>,
+    /// Timing cache file, relative to the recipe's folder.
+    #[serde(default)]
+    pub timing_cache: Option<PathBuf>,
+    /// Builder optimization level 0..5 (TensorRT 8.6+).
+    #[serde(default)]
+    pub optimization_level: Option<u32>,
+    /// Optimization profile per dynamic input.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ShapeProfile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShapeProfile {
+    pub min: Vec<i64>,
+    pub opt: Vec<i64>,
+    pub max: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Decoder {
+    Yolox,
+    Nanodet,
+    Fastestdet,
+    /// YOLOv8 / YOLO11 anchor-free head, output 1x(4+nc)xN.
+    Yolov8,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSet {
+    pub images: PathBuf,
+    pub labels: PathBuf,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Score threshold before NMS (default 0.001, as COCO evaluation expects).
+    #[serde(default)]
+    pub score_threshold: Option<f32>,
+    /// NMS IoU threshold (default 0.65).
+    #[serde(default)]
+    pub iou_threshold: Option<f32>,
+}
