@@ -18,6 +18,7 @@ pub mod eval;
 pub mod exec;
 pub mod onnx;
 pub mod recipe;
+pub mod util;
 
 pub use error::{Error, Result};
 

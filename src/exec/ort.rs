@@ -1,0 +1,249 @@
+//! ONNX Runtime on CPU, loaded at run time from the `onnxruntime` wheel's shared library.
+//! It is the reference executor: `run`, `eval` and calibration use it, and it can expose any
+//! intermediate tensor as an extra output (calibration needs every node output).
+
+use crate::error::{Error, Result};
+use crate::onnx::Model;
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::value::{TensorRef, ValueType};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+const FIX: &str = "run `bash scripts/setup.sh` (installs the onnxruntime wheel into .venv) and \
+`source scripts/env.sh`, or set ORT_DYLIB_PATH to a libonnxruntime.so of version 1.31";
+
+/// Where the ONNX Runtime library is: ORT_DYLIB_PATH, else the project's `.venv`.
+pub fn library_path() -> Result<PathBuf> {
+    if let Some(p) = crate::env::var("ORT_DYLIB_PATH") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(Error::Unavailable {
+                what: "ONNX Runtime".into(),
+                why: format!("ORT_DYLIB_PATH={} is not a file", p.display()),
+                fix: FIX.into(),
+            })
+        };
+    }
+    // Look for ./.venv from the current folder and from the executable's ancestors (a cargo
+    // build lives in <project>/target/<profile>/).
+    let mut roots = vec![std::env::current_dir().unwrap_or_default()];
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    for root in roots {
+        let lib = root.join(".venv").join("lib");
+        let Ok(entries) = std::fs::read_dir(&lib) else {
+            continue;
+        };
+        for py in entries.flatten() {
+            let capi = py.path().join("site-packages/onnxruntime/capi");
+            if let Ok(files) = std::fs::read_dir(&capi) {
+                let mut libs: Vec<PathBuf> = files
+                    .flatten()
+                    .map(|f| f.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("libonnxruntime.so."))
+                    })
+                    .collect();
+                libs.sort();
+                if let Some(l) = libs.pop() {
+                    return Ok(l);
+                }
+            }
+        }
+    }
+    Err(Error::Unavailable {
+        what: "ONNX Runtime".into(),
+        why: "ORT_DYLIB_PATH is not set and no .venv with the onnxruntime wheel was found".into(),
+        fix: FIX.into(),
+    })
+}
+
+/// Load the library once per process; later calls return the first outcome.
+pub fn init() -> Result<Environment> {
+    static INIT: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+    let outcome = INIT.get_or_init(|| {
+        let path = library_path().map_err(|e| e.to_string())?;
+        let builder = ort::init_from(&path).map_err(|e| {
+            format!(
+                "ONNX Runtime is not available: cannot load {}: {e}. {FIX}",
+                path.display()
+            )
+        })?;
+        builder
+            .with_name("trtforge")
+            .build()
+            .map_err(|e| format!("ONNX Runtime environment: {e}"))
+    });
+    outcome.clone().map_err(Error::Ort)
+}
+
+/// Version of the ONNX Runtime library found (from its file name, e.g. 1.31.1) and its build
+/// information string.
+pub fn version() -> Result<(String, String)> {
+    let path = library_path()?;
+    init()?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let v = name
+        .strip_prefix("libonnxruntime.so.")
+        .unwrap_or("unknown")
+        .to_string();
+    Ok((v, ort::info().to_string()))
+}
+
+/// One ONNX Runtime CPU session.
+pub struct OrtSession {
+    session: Session,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    model: PathBuf,
+}
+
+impl OrtSession {
+    /// Open `model`, adding `extra_outputs` (names of intermediate tensors) as graph outputs.
+    pub fn open(model: &Path, extra_outputs: &[String]) -> Result<Self> {
+        let m = Model::load(model)?;
+        Self::from_model(&m, extra_outputs)
+    }
+
+    /// Open an in-memory model (for example one just rewritten), with extra outputs.
+    pub fn from_model(model: &Model, extra_outputs: &[String]) -> Result<Self> {
+        let env = init()?;
+        let bytes = if extra_outputs.is_empty() {
+            model.to_bytes()?
+        } else {
+            crate::onnx::with_extra_outputs(model, extra_outputs)?.to_bytes()?
+        };
+        let threads = crate::env::var("TRTFORGE_ORT_THREADS")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        let ort_err = |e: ort::Error| {
+            Error::Ort(format!(
+                "{}: cannot create a session: {e}",
+                model.path.display()
+            ))
+        };
+        let mut builder = Session::builder(&env).map_err(ort_err)?;
+        if threads > 0 {
+            builder = builder
+                .with_intra_threads(threads)
+                .map_err(|e| ort_err(e.into()))?;
+        }
+        let session = builder.commit_from_memory(&bytes).map_err(ort_err)?;
+        let inputs = session
+            .inputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        let outputs = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        Ok(OrtSession {
+            session,
+            inputs,
+            outputs,
+            model: model.path.clone(),
+        })
+    }
+
+    pub fn input_names(&self) -> Vec<String> {
+        self.inputs.clone()
+    }
+
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs.clone()
+    }
+
+    /// Declared shape of an input (-1 for dynamic dimensions), if it is a tensor.
+    pub fn input_shape(&self, name: &str) -> Option<Vec<i64>> {
+        self.session
+            .inputs()
+            .iter()
+            .find(|o| o.name() == name)
+            .and_then(|o| match o.dtype() {
+                ValueType::Tensor { shape, .. } => Some(shape.iter().copied().collect()),
+                _ => None,
+            })
+    }
+
+    /// Run with f32 inputs; returns every float output in `output_names` order (non-float
+    /// outputs, such as shape tensors, are skipped).
+    pub fn run(
+        &mut self,
+        inputs: &[(&str, ArrayViewD<'_, f32>)],
+    ) -> Result<Vec<(String, ArrayD<f32>)>> {
+        let run_err =
+            |e: ort::Error| Error::Ort(format!("{}: run failed: {e}", self.model.display()));
+        let mut values = Vec::with_capacity(inputs.len());
+        for (name, view) in inputs {
+            if !self.inputs.iter().any(|i| i == name) {
+                return Err(Error::Contract(format!(
+                    "{}: the model has no input '{name}' (inputs: {}); fix input.tensor in the recipe",
+                    self.model.display(),
+                    self.inputs.join(", ")
+                )));
+            }
+            let t = TensorRef::from_array_view(view.view()).map_err(run_err)?;
+            values.push((name.to_string(), t));
+        }
+        let outputs = self
+            .session
+            .run(values)
+            .map_err(|e| Error::Ort(format!("{}: run failed: {e}", self.model.display())))?;
+        let mut result = Vec::with_capacity(self.outputs.len());
+        for name in &self.outputs {
+            let Some(v) = outputs.get(name.as_str()) else {
+                continue;
+            };
+            if let Ok(a) = v.try_extract_array::<f32>() {
+                result.push((name.clone(), a.to_owned()));
+            }
+        }
+        Ok(result)
+    }
+
+    /// Shapes of every output for one run on `inputs` (any dtype), for shape probing.
+    pub fn run_shapes(
+        &mut self,
+        inputs: &[(&str, ArrayViewD<'_, f32>)],
+    ) -> Result<Vec<(String, Vec<usize>)>> {
+        let mut values = Vec::with_capacity(inputs.len());
+        for (name, view) in inputs {
+            let t =
+                TensorRef::from_array_view(view.view()).map_err(|e| Error::Ort(e.to_string()))?;
+            values.push((name.to_string(), t));
+        }
+        let outputs = self
+            .session
+            .run(values)
+            .map_err(|e| Error::Ort(format!("{}: run failed: {e}", self.model.display())))?;
+        let mut shapes = Vec::new();
+        for name in &self.outputs {
+            if let Some(v) = outputs.get(name.as_str()) {
+                if let ValueType::Tensor { shape, .. } = v.dtype() {
+                    shapes.push((
+                        name.clone(),
+                        shape.iter().map(|&d| d.max(0) as usize).collect(),
+                    ));
+                }
+            }
+        }
+        Ok(shapes)
+    }
+}
+
+/// A zero tensor of the given shape, for probes.
+pub fn zeros(shape: &[usize]) -> ArrayD<f32> {
+    ArrayD::zeros(IxDyn(shape))
+}

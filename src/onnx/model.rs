@@ -1,0 +1,163 @@
+//! Lossless ONNX load and write. rust-protobuf keeps unknown fields, so a model written by a
+//! newer ONNX survives a parse -> write round trip. External data is read into the tensors
+//! (refusing any location that escapes the model's folder), so a written model is self-contained.
+
+use crate::error::{read_file, Error, Result};
+use onnx_protobuf::{tensor_proto::DataLocation, ModelProto, TensorProto};
+use protobuf::Message;
+use std::path::{Path, PathBuf};
+
+/// An ONNX model and the file it came from.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub proto: ModelProto,
+    pub path: PathBuf,
+}
+
+impl Model {
+    /// Parse a model file, inlining external data that lives inside the model's folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = read_file(path)?;
+        let mut model = Self::from_bytes(&bytes, path)?;
+        model.inline_external_data()?;
+        Ok(model)
+    }
+
+    /// Parse model bytes; `path` is only used in messages and to resolve external data.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let err = |msg: String| Error::Onnx {
+            path: path.to_path_buf(),
+            msg,
+        };
+        if bytes.is_empty() {
+            return Err(err("empty file; expected an ONNX model (.onnx)".into()));
+        }
+        let proto = ModelProto::parse_from_bytes(bytes).map_err(|e| {
+            err(format!(
+                "not a valid ONNX model ({e}); the file may be truncated or not ONNX: re-export or re-download it"
+            ))
+        })?;
+        // Protobuf accepts many random byte strings as an empty-ish message; a real model has
+        // an IR version, an opset and a graph with at least one node.
+        if proto.ir_version == 0 || proto.opset_import.is_empty() || proto.graph.is_none() {
+            return Err(err(
+                "not an ONNX model (no IR version, opset or graph); check the file is the exported .onnx"
+                    .into(),
+            ));
+        }
+        if proto.graph.node.is_empty() {
+            return Err(err("the graph has no nodes; re-export the model".into()));
+        }
+        Ok(Model {
+            proto,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.proto.write_to_bytes().map_err(|e| Error::Onnx {
+            path: self.path.clone(),
+            msg: format!("cannot serialize: {e}"),
+        })
+    }
+
+    /// Write atomically: a temporary file in the same folder, then rename.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::util::write_atomic(path, &self.to_bytes()?)
+    }
+
+    /// Default-domain opset (the one every standard op follows).
+    pub fn opset(&self) -> i64 {
+        self.proto
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map(|o| o.version)
+            .unwrap_or(0)
+    }
+
+    fn folder(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    fn inline_external_data(&mut self) -> Result<()> {
+        let folder = self.folder();
+        let path = self.path.clone();
+        let graph = self.proto.graph.mut_or_insert_default();
+        let mut tensors: Vec<&mut TensorProto> = graph.initializer.iter_mut().collect();
+        for node in graph.node.iter_mut() {
+            for attr in node.attribute.iter_mut() {
+                if let Some(t) = attr.t.as_mut() {
+                    tensors.push(t);
+                }
+            }
+        }
+        for t in tensors {
+            if t.data_location.enum_value_or_default() == DataLocation::EXTERNAL {
+                load_external(t, &folder, &path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Read one tensor's external data into `raw_data`, refusing paths outside `folder`.
+fn load_external(t: &mut TensorProto, folder: &Path, model: &Path) -> Result<()> {
+    let err = |msg: String| Error::Onnx {
+        path: model.to_path_buf(),
+        msg: format!("tensor '{}': external data: {msg}", t.name),
+    };
+    let (mut location, mut offset, mut length) = (None, 0u64, None::<u64>);
+    for kv in &t.external_data {
+        match kv.key.as_str() {
+            "location" => location = Some(kv.value.clone()),
+            "offset" => offset = kv.value.parse().map_err(|_| err("bad offset".into()))?,
+            "length" => length = Some(kv.value.parse().map_err(|_| err("bad length".into()))?),
+            _ => {}
+        }
+    }
+    let location = location.ok_or_else(|| err("no 'location' key".into()))?;
+    let rel = Path::new(&location);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(err(format!(
+            "location '{location}' points outside the model's folder; refusing it (keep external data files beside the model)"
+        )));
+    }
+    let file = folder.join(rel);
+    // Symlinks could still escape: compare canonical paths.
+    let canon_folder = folder.canonicalize().map_err(|e| Error::io(folder, e))?;
+    let canon_file = file.canonicalize().map_err(|e| Error::io(&file, e))?;
+    if !canon_file.starts_with(&canon_folder) {
+        return Err(err(format!(
+            "location '{location}' resolves to {} outside the model's folder; refusing it",
+            canon_file.display()
+        )));
+    }
+    let bytes = read_file(&canon_file)?;
+    let start = usize::try_from(offset).map_err(|_| err("offset too large".into()))?;
+    let end = match length {
+        Some(len) => start.checked_add(len as usize),
+        None => Some(bytes.len()),
+    };
+    let data = end
+        .filter(|&e| start <= e && e <= bytes.len())
+        .map(|e| &bytes[start..e])
+        .ok_or_else(|| {
+            err(format!(
+                "offset {offset} / length {length:?} beyond the end of {} ({} bytes): the data file is truncated",
+                file.display(),
+                bytes.len()
+            ))
+        })?;
+    t.raw_data = data.to_vec();
+    t.external_data.clear();
+    t.data_location = DataLocation::DEFAULT.into();
+    Ok(())
+}
