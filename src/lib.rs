@@ -12,6 +12,7 @@
 //! - [`report`]: manifests and JSON/Markdown/SVG reports.
 
 pub mod calib;
+pub mod doctor;
 pub mod env;
 pub mod error;
 pub mod eval;

@@ -18,8 +18,22 @@ pub struct Cli {
     command: Command,
 }
 
+mod check;
+mod doctor;
+mod inspect;
+mod synth;
+
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Graph summary, MACs, channel-alignment lint and TensorRT/DLA support warnings.
+    Inspect(inspect::Args),
+    /// Validate a recipe against its model and data.
+    Check(check::Args),
+    /// What is available here (ONNX Runtime, CUDA, TensorRT, Jetson) and how to fix what is not.
+    Doctor(doctor::Args),
+    /// Write a small generated model (the bundled demo).
+    Synth(synth::Args),
+}
 
 pub const EXIT_FAILURE: u8 = 1;
 /// Everything possible was done, but a step needs software this machine lacks.
@@ -35,7 +49,12 @@ pub fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)
         .init();
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Inspect(a) => inspect::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Doctor(a) => doctor::run(a),
+        Command::Synth(a) => synth::run(a),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -213,6 +213,32 @@ impl OrtSession {
         Ok(result)
     }
 
+    /// Run and hand every float output to `visit` as a borrowed view (no copy): calibration
+    /// looks at hundreds of intermediate tensors per image.
+    pub fn run_visit(
+        &mut self,
+        inputs: &[(&str, ArrayViewD<'_, f32>)],
+        mut visit: impl FnMut(&str, ArrayViewD<'_, f32>) -> Result<()>,
+    ) -> Result<()> {
+        let mut values = Vec::with_capacity(inputs.len());
+        for (name, view) in inputs {
+            let t = TensorRef::from_array_view(view.view())
+                .map_err(|e| Error::Ort(e.to_string()))?;
+            values.push((name.to_string(), t));
+        }
+        let outputs = self.session.run(values).map_err(|e| {
+            Error::Ort(format!("{}: run failed: {e}", self.model.display()))
+        })?;
+        for name in &self.outputs {
+            if let Some(v) = outputs.get(name.as_str()) {
+                if let Ok(a) = v.try_extract_array::<f32>() {
+                    visit(name, a)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Shapes of every output for one run on `inputs` (any dtype), for shape probing.
     pub fn run_shapes(
         &mut self,

@@ -1,6 +1,9 @@
 //! YAML recipes: parse with exact error locations, resolve relative paths, validate.
 
+mod check;
 mod schema;
+
+pub use check::{check, check_model, CheckReport};
 
 pub use schema::*;
 
