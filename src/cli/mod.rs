@@ -4,6 +4,10 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod bench;
+mod compare;
+mod power;
+
 #[derive(Parser)]
 #[command(
     name = "trtforge",
@@ -19,7 +23,15 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Latency statistics and energy per inference (TensorRT engine or ONNX Runtime CPU).
+    Bench(bench::BenchArgs),
+    /// Power sensors alone: sample them, or parse a tegrastats log.
+    #[command(subcommand)]
+    Power(power::PowerCmd),
+    /// Compare two bench reports; exit 1 on a regression.
+    Compare(compare::CompareArgs),
+}
 
 pub const EXIT_FAILURE: u8 = 1;
 /// Everything possible was done, but a step needs software this machine lacks.
@@ -35,7 +47,11 @@ pub fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)
         .init();
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Bench(a) => bench::run(a),
+        Command::Power(c) => power::run(c),
+        Command::Compare(a) => compare::run(a),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {
