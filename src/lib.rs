@@ -17,8 +17,10 @@ pub mod env;
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod measure;
 pub mod onnx;
 pub mod recipe;
+pub mod report;
 pub mod util;
 
 pub use error::{Error, Result};

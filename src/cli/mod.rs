@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+
 #[derive(Parser)]
 #[command(
     name = "trtforge",
@@ -18,9 +19,12 @@ pub struct Cli {
     command: Command,
 }
 
+mod bench;
 mod check;
+mod compare;
 mod doctor;
 mod inspect;
+mod power;
 mod synth;
 
 #[derive(Subcommand)]
@@ -33,6 +37,13 @@ enum Command {
     Doctor(doctor::Args),
     /// Write a small generated model (the bundled demo).
     Synth(synth::Args),
+    /// Latency statistics and energy per inference (TensorRT engine or ONNX Runtime CPU).
+    Bench(bench::BenchArgs),
+    /// Power sensors alone: sample them, or parse a tegrastats log.
+    #[command(subcommand)]
+    Power(power::PowerCmd),
+    /// Compare two bench reports; exit 1 on a regression.
+    Compare(compare::CompareArgs),
 }
 
 pub const EXIT_FAILURE: u8 = 1;
@@ -54,6 +65,9 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Power(c) => power::run(c),
+        Command::Compare(a) => compare::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,21 @@
+//! Measurement: trtexec-grade latency statistics, power samplers and energy per inference.
+//!
+//! - [`stats`]: min/mean/median/percentiles/max/std over per-iteration times (trtexec's
+//!   percentile definition, see [`stats::percentile`]).
+//! - [`harness`]: the [`Executor`] trait and the bench loop (warmup, measured window, every
+//!   per-iteration time on the monotonic clock).
+//! - [`power`]: samplers (INA3221 sysfs, tegrastats, NVML), each in its own thread.
+//! - [`energy`]: trapezoidal integration clipped to the measured window, idle baseline.
+//! - [`context`]: device facts recorded with every result (model, L4T, nvpmodel, clocks, temps).
+//! - [`ort_exec`]: the ONNX Runtime CPU executor.
+//! - [`session`]: one full measurement: context, idle baseline, loop, samplers, energy.
+
+pub mod context;
+pub mod energy;
+pub mod harness;
+pub mod ort_exec;
+pub mod power;
+pub mod session;
+pub mod stats;
+
+pub use harness::{BenchConfig, BenchRun, Executor, ExecutorInfo, IterRecord, Stop, Timing, Warmup};

@@ -1,0 +1,218 @@
+//! The bench report: one JSON document (schema below, versioned by [`SCHEMA_VERSION`]), a
+//! Markdown summary and SVG plots written next to it.
+//!
+//! Field names are stable; a change that renames or re-means a field bumps the version, and
+//! [`BenchReport::load`] refuses other versions with the fix in the message.
+
+use crate::measure::context::DeviceContext;
+use crate::measure::harness::{BenchConfig, ExecutorInfo, IterRecord, Stop, Warmup};
+use crate::measure::session::{Measured, PowerPlan, PowerResult};
+use crate::measure::stats::{self, Summary};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Version of the JSON layout below.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The settings of the run, flattened for readers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub warmup_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub warmup_iterations: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub iterations: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub duration_s: Option<f64>,
+    pub batch: usize,
+    pub percentiles: Vec<f64>,
+    /// `auto`, `off`, `ina3221`, `tegrastats`, `nvml`.
+    pub power: String,
+    pub power_period_ms: f64,
+    pub idle_s: f64,
+    pub percentile_definition: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub schema_version: u32,
+    pub tool_version: String,
+    /// Seconds since the Unix epoch when the report was made.
+    pub created_unix_s: u64,
+    pub executor: ExecutorInfo,
+    pub settings: RunSettings,
+    pub context: DeviceContext,
+    /// Host wall time per inference (the executor's `run_once`), ms.
+    pub latency: Summary,
+    /// Device-side split, when the executor measures it (TensorRT).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub h2d: Option<Summary>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub compute: Option<Summary>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub d2h: Option<Summary>,
+    /// Images per second over the window (iterations × batch / window); null if the window
+    /// had zero length on the clock.
+    pub throughput_ips: Option<f64>,
+    pub first_run_ms: f64,
+    pub warmup_iterations: u64,
+    pub warmup_s: f64,
+    pub window_start_s: f64,
+    pub window_end_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub power: Option<PowerResult>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub power_unavailable: Option<String>,
+    pub warnings: Vec<String>,
+    /// Every measured iteration, in order.
+    pub iterations: Vec<IterRecord>,
+}
+
+/// Paths of everything [`BenchReport::write_all`] wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportFiles {
+    pub json: PathBuf,
+    pub markdown: PathBuf,
+    pub svgs: Vec<PathBuf>,
+}
+
+fn split(its: &[IterRecord], f: impl Fn(&IterRecord) -> Option<f64>, ps: &[f64]) -> Option<Summary> {
+    let v: Option<Vec<f64>> = its.iter().map(f).collect();
+    stats::summarize(&v?, ps)
+}
+
+impl BenchReport {
+    pub fn new(
+        executor: ExecutorInfo,
+        cfg: &BenchConfig,
+        plan: &PowerPlan,
+        m: Measured,
+    ) -> Result<Self> {
+        let ps = &cfg.percentiles;
+        let its = &m.run.iterations;
+        let latency = stats::summarize(&m.run.latencies_ms(), ps)
+            .ok_or_else(|| Error::Invalid("the bench measured no iteration".into()))?;
+        let mut warnings = m.context.warnings.clone();
+        if latency.cv_percent > 10.0 {
+            warnings.push(format!(
+                "latency is unstable (coefficient of variation {:.1} %): lock clocks, close other work, or run longer",
+                latency.cv_percent
+            ));
+        }
+        if let Some(p) = &m.power {
+            if p.energy.samples_in_window < 10 {
+                warnings.push(format!(
+                    "only {} power samples fell inside the measured window: run longer (--duration) for a trustworthy energy figure",
+                    p.energy.samples_in_window
+                ));
+            }
+        }
+        let (warmup_ms, warmup_iterations) = match cfg.warmup {
+            Warmup::Duration(d) => (Some(d.as_secs_f64() * 1e3), None),
+            Warmup::Iterations(n) => (None, Some(n)),
+        };
+        let (iterations, duration_s) = match cfg.stop {
+            Stop::Iterations(n) => (Some(n), None),
+            Stop::Duration(d) => (None, Some(d.as_secs_f64())),
+        };
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Ok(BenchReport {
+            schema_version: SCHEMA_VERSION,
+            tool_version: crate::TOOL_VERSION.to_string(),
+            created_unix_s: created,
+            executor,
+            settings: RunSettings {
+                warmup_ms,
+                warmup_iterations,
+                iterations,
+                duration_s,
+                batch: cfg.batch,
+                percentiles: ps.clone(),
+                power: serde_json::to_value(plan.choice)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                power_period_ms: plan.period.as_secs_f64() * 1e3,
+                idle_s: plan.idle.as_secs_f64(),
+                percentile_definition: "trtexec: ascending sort, index max(n-1-floor((1-p/100)*n), 0); median = mean of the two middle values for even n; std = population".into(),
+            },
+            h2d: split(its, |r| r.h2d_ms, ps),
+            compute: split(its, |r| r.compute_ms, ps),
+            d2h: split(its, |r| r.d2h_ms, ps),
+            throughput_ips: stats::throughput(its.len(), cfg.batch, m.run.window_s()),
+            first_run_ms: m.run.first_run_ms,
+            warmup_iterations: m.run.warmup_iterations,
+            warmup_s: m.run.warmup_s,
+            window_start_s: m.run.window_start_s,
+            window_end_s: m.run.window_end_s,
+            latency,
+            power: m.power,
+            power_unavailable: m.power_unavailable,
+            context: m.context,
+            warnings,
+            iterations: m.run.iterations,
+        })
+    }
+
+    /// Read a report, refusing other schema versions.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = crate::error::read_file(path)?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Invalid(format!("{}: not a JSON bench report: {e}", path.display()))
+        })?;
+        match v.get("schema_version").and_then(|s| s.as_u64()) {
+            Some(n) if n == SCHEMA_VERSION as u64 => {}
+            Some(n) => {
+                return Err(Error::Invalid(format!(
+                    "{}: report schema_version {n}, this trtforge reads {SCHEMA_VERSION}; re-run the bench with this version",
+                    path.display()
+                )))
+            }
+            None => {
+                return Err(Error::Invalid(format!(
+                    "{}: no schema_version: not a trtforge bench report (write one with `trtforge bench --out DIR`)",
+                    path.display()
+                )))
+            }
+        }
+        serde_json::from_value(v)
+            .map_err(|e| Error::Invalid(format!("{}: malformed bench report: {e}", path.display())))
+    }
+
+    /// Write `bench.json`, `bench.md` and the SVG plots into `dir` (created if needed).
+    pub fn write_all(&self, dir: &Path) -> Result<ReportFiles> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let json = dir.join("bench.json");
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Invalid(format!("cannot serialize the report: {e}")))?;
+        crate::util::write_atomic(&json, text.as_bytes())?;
+        let mut svgs = Vec::new();
+        let hist = dir.join("latency_histogram.svg");
+        crate::util::write_atomic(&hist, super::svg::histogram(self)?.as_bytes())?;
+        svgs.push(hist);
+        let tl = dir.join("latency_timeline.svg");
+        crate::util::write_atomic(&tl, super::svg::timeline(self)?.as_bytes())?;
+        svgs.push(tl);
+        if let Some(p) = &self.power {
+            let pw = dir.join("power_trace.svg");
+            crate::util::write_atomic(&pw, super::svg::power(self, p)?.as_bytes())?;
+            svgs.push(pw);
+        }
+        let markdown = dir.join("bench.md");
+        let names: Vec<String> = svgs
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        crate::util::write_atomic(&markdown, super::markdown::render(self, &names).as_bytes())?;
+        Ok(ReportFiles {
+            json,
+            markdown,
+            svgs,
+        })
+    }
+}

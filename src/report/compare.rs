@@ -1,0 +1,189 @@
+//! Compare two bench reports: a side-by-side table and a verdict.
+//!
+//! Checked for regression: latency mean, median and every percentile both runs have
+//! (higher is worse), throughput (lower is worse) against the latency threshold; J/inference
+//! gross and net against the energy threshold. Min, max and std are shown, not judged (they
+//! are single-sample or spread figures too noisy for a gate).
+//!
+//! Two runs are comparable only on the same device model, the same power mode and the same
+//! artifact (backend + SHA-256); otherwise [`compare`] refuses unless `force` is set, and the
+//! mismatches are listed either way.
+
+use super::bench::BenchReport;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Allowed latency increase / throughput decrease, percent.
+    pub latency_pct: f64,
+    /// Allowed J/inference increase, percent.
+    pub energy_pct: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            latency_pct: 5.0,
+            energy_pct: 5.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub metric: String,
+    pub unit: String,
+    pub old: Option<f64>,
+    pub new: Option<f64>,
+    /// (new - old) / old in percent.
+    pub change_pct: Option<f64>,
+    /// The threshold applied, if this row is judged.
+    pub limit_pct: Option<f64>,
+    pub regression: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub rows: Vec<Row>,
+    /// Human descriptions of each regression.
+    pub regressions: Vec<String>,
+    /// Device / power mode / artifact differences (compared anyway only with force).
+    pub mismatches: Vec<String>,
+}
+
+impl Comparison {
+    pub fn has_regression(&self) -> bool {
+        !self.regressions.is_empty()
+    }
+}
+
+/// `higher_is_worse`: latency and energy; throughput is the other way round.
+fn judge(
+    rows: &mut Vec<Row>,
+    regs: &mut Vec<String>,
+    metric: &str,
+    unit: &str,
+    old: Option<f64>,
+    new: Option<f64>,
+    limit: Option<f64>,
+    higher_is_worse: bool,
+) {
+    let change = match (old, new) {
+        (Some(o), Some(n)) if o != 0.0 && o.is_finite() && n.is_finite() => {
+            Some((n - o) / o.abs() * 100.0)
+        }
+        _ => None,
+    };
+    let regression = match (change, limit) {
+        (Some(c), Some(l)) => {
+            if higher_is_worse {
+                c > l
+            } else {
+                -c > l
+            }
+        }
+        _ => false,
+    };
+    if regression {
+        regs.push(format!(
+            "{metric}: {:.4} -> {:.4} {unit} ({:+.2} %, limit {}{:.2} %)",
+            old.unwrap_or(f64::NAN),
+            new.unwrap_or(f64::NAN),
+            change.unwrap_or(f64::NAN),
+            if higher_is_worse { "+" } else { "-" },
+            limit.unwrap_or(f64::NAN)
+        ));
+    }
+    rows.push(Row {
+        metric: metric.to_string(),
+        unit: unit.to_string(),
+        old,
+        new,
+        change_pct: change,
+        limit_pct: limit,
+        regression,
+    });
+}
+
+/// What differs between the runs' identities.
+pub fn mismatches(old: &BenchReport, new: &BenchReport) -> Vec<String> {
+    let mut m = Vec::new();
+    if old.context.device_model != new.context.device_model {
+        m.push(format!(
+            "device: '{}' vs '{}'",
+            old.context.device_model, new.context.device_model
+        ));
+    }
+    if old.context.nvpmodel != new.context.nvpmodel {
+        m.push(format!(
+            "power mode: {:?} vs {:?}",
+            old.context.nvpmodel, new.context.nvpmodel
+        ));
+    }
+    if old.executor.backend != new.executor.backend {
+        m.push(format!(
+            "backend: {} vs {}",
+            old.executor.backend, new.executor.backend
+        ));
+    }
+    if old.executor.artifact_sha256 != new.executor.artifact_sha256 {
+        m.push(format!(
+            "engine/model: {} (sha256 {:.12}) vs {} (sha256 {:.12})",
+            old.executor.artifact.display(),
+            old.executor.artifact_sha256,
+            new.executor.artifact.display(),
+            new.executor.artifact_sha256
+        ));
+    }
+    if old.settings.batch != new.settings.batch {
+        m.push(format!("batch: {} vs {}", old.settings.batch, new.settings.batch));
+    }
+    m
+}
+
+pub fn compare(
+    old: &BenchReport,
+    new: &BenchReport,
+    th: Thresholds,
+    force: bool,
+) -> Result<Comparison> {
+    let mismatches = mismatches(old, new);
+    if !mismatches.is_empty() && !force {
+        return Err(Error::Invalid(format!(
+            "refusing to compare runs that differ in {}; pass --force to compare anyway",
+            mismatches.join("; ")
+        )));
+    }
+    let mut rows = Vec::new();
+    let mut regs = Vec::new();
+    let (o, n) = (&old.latency, &new.latency);
+    let lat = Some(th.latency_pct);
+    judge(&mut rows, &mut regs, "latency min", "ms", Some(o.min_ms), Some(n.min_ms), None, true);
+    judge(&mut rows, &mut regs, "latency mean", "ms", Some(o.mean_ms), Some(n.mean_ms), lat, true);
+    judge(&mut rows, &mut regs, "latency median", "ms", Some(o.median_ms), Some(n.median_ms), lat, true);
+    for p in &o.percentiles {
+        if let Some(nv) = n.percentile(p.p) {
+            judge(&mut rows, &mut regs, &format!("latency p{}", p.p), "ms", Some(p.value_ms), Some(nv), lat, true);
+        }
+    }
+    judge(&mut rows, &mut regs, "latency max", "ms", Some(o.max_ms), Some(n.max_ms), None, true);
+    judge(&mut rows, &mut regs, "latency std", "ms", Some(o.std_ms), Some(n.std_ms), None, true);
+    judge(&mut rows, &mut regs, "throughput", "inf/s", old.throughput_ips, new.throughput_ips, lat, false);
+    judge(&mut rows, &mut regs, "first run", "ms", Some(old.first_run_ms), Some(new.first_run_ms), None, true);
+    let (oe, ne) = (
+        old.power.as_ref().map(|p| &p.energy),
+        new.power.as_ref().map(|p| &p.energy),
+    );
+    if oe.is_some() || ne.is_some() {
+        let en = Some(th.energy_pct);
+        judge(&mut rows, &mut regs, "average power", "W", oe.map(|e| e.avg_w), ne.map(|e| e.avg_w), None, true);
+        judge(&mut rows, &mut regs, "J/inference gross", "J", oe.map(|e| e.j_per_inference_gross), ne.map(|e| e.j_per_inference_gross), en, true);
+        judge(&mut rows, &mut regs, "J/inference net", "J", oe.and_then(|e| e.j_per_inference_net), ne.and_then(|e| e.j_per_inference_net), en, true);
+    }
+    Ok(Comparison {
+        rows,
+        regressions: regs,
+        mismatches,
+    })
+}
