@@ -12,12 +12,14 @@
 //! - [`report`]: manifests and JSON/Markdown/SVG reports.
 
 pub mod calib;
+pub mod cuda;
 pub mod env;
 pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod onnx;
 pub mod recipe;
+pub mod trt;
 
 pub use error::{Error, Result};
 
