@@ -12,6 +12,7 @@
 //! - [`report`]: manifests and JSON/Markdown/SVG reports.
 
 pub mod calib;
+pub mod cuda;
 pub mod doctor;
 pub mod env;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod measure;
 pub mod onnx;
 pub mod recipe;
 pub mod report;
+pub mod trt;
 pub mod util;
 
 pub use error::{Error, Result};

@@ -1,0 +1,188 @@
+//! Owning CUDA types over cudarc's safe API.
+
+use crate::error::{Error, Result};
+use crate::trt::bridge::BindingMemory;
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, DriverError};
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::Arc;
+
+fn cuda_err(what: &str) -> impl Fn(DriverError) -> Error + '_ {
+    move |e| Error::Invalid(format!("CUDA {what} failed: {e}"))
+}
+
+/// One GPU: its primary context and the stream trtforge issues work on.
+#[derive(Clone)]
+pub struct Gpu {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+}
+
+impl Gpu {
+    /// Open GPU `ordinal`. Checks for the driver first (cudarc would panic without it).
+    pub fn open(ordinal: usize) -> Result<Self> {
+        let status = super::probe();
+        if !status.driver.available {
+            return Err(Error::Unavailable {
+                what: "the CUDA driver".into(),
+                why: status.driver.detail,
+                fix: status.driver.fix.unwrap_or_default(),
+            });
+        }
+        let ctx = std::panic::catch_unwind(|| CudaContext::new(ordinal))
+            .map_err(|_| Error::Unavailable {
+                what: "the CUDA driver".into(),
+                why: "cudarc could not load libcuda".into(),
+                fix: "install the NVIDIA driver".into(),
+            })?
+            .map_err(|e| Error::Unavailable {
+                what: format!("CUDA device {ordinal}"),
+                why: e.to_string(),
+                fix: "check `nvidia-smi` (or tegrastats on a Jetson) and CUDA_VISIBLE_DEVICES".into(),
+            })?;
+        let stream = ctx.new_stream().map_err(cuda_err("stream creation"))?;
+        Ok(Gpu { ctx, stream })
+    }
+
+    pub fn name(&self) -> Result<String> {
+        self.ctx.name().map_err(cuda_err("device name"))
+    }
+
+    /// `(major, minor)`, (8, 7) on Orin.
+    pub fn compute_capability(&self) -> Result<(i32, i32)> {
+        self.ctx.compute_capability().map_err(cuda_err("compute capability"))
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// The raw `CUstream`, for TensorRT's enqueue.
+    pub fn raw_stream(&self) -> *mut c_void {
+        self.stream.cu_stream().cast()
+    }
+
+    /// Copy `data` to a new device buffer.
+    pub fn upload(&self, data: &[f32]) -> Result<CudaSlice<f32>> {
+        self.stream.clone_htod(data).map_err(cuda_err("host-to-device copy"))
+    }
+
+    /// Copy a device buffer back to the host (synchronises the stream).
+    pub fn download(&self, buf: &CudaSlice<f32>) -> Result<Vec<f32>> {
+        self.stream.clone_dtoh(buf).map_err(cuda_err("device-to-host copy"))
+    }
+
+    /// Milliseconds between two events recorded around `work` on this GPU's stream.
+    pub fn time_ms(&self, work: impl FnOnce(&Gpu) -> Result<()>) -> Result<f32> {
+        let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let start = self.stream.record_event(flags).map_err(cuda_err("event record"))?;
+        work(self)?;
+        let end = self.stream.record_event(flags).map_err(cuda_err("event record"))?;
+        end.synchronize().map_err(cuda_err("event synchronize"))?;
+        start.elapsed_ms(&end).map_err(cuda_err("event elapsed time"))
+    }
+}
+
+/// Device buffers for calibration batches, one per input name, allocated at the first batch
+/// and reused (TensorRT may keep the addresses between getBatch calls).
+pub struct DeviceBindings {
+    gpu: Gpu,
+    buffers: HashMap<String, CudaSlice<f32>>,
+}
+
+impl DeviceBindings {
+    pub fn new(gpu: Gpu) -> Self {
+        DeviceBindings {
+            gpu,
+            buffers: HashMap::new(),
+        }
+    }
+
+    /// The current contents of `name`'s buffer (for checks).
+    pub fn read_back(&self, name: &str) -> Result<Vec<f32>> {
+        let buf = self
+            .buffers
+            .get(name)
+            .ok_or_else(|| Error::Contract(format!("no device buffer for input '{name}'")))?;
+        self.gpu.download(buf)
+    }
+}
+
+impl BindingMemory for DeviceBindings {
+    fn upload(&mut self, name: &str, data: &[f32]) -> Result<*mut c_void> {
+        let stream = self.gpu.stream.clone();
+        if !self.buffers.contains_key(name) {
+            let buf = stream.alloc_zeros::<f32>(data.len()).map_err(cuda_err("allocation"))?;
+            self.buffers.insert(name.to_string(), buf);
+        }
+        let buf = self.buffers.get_mut(name).expect("inserted above");
+        if buf.len() != data.len() {
+            return Err(Error::Contract(format!(
+                "calibration input '{name}' changed size from {} to {} values between batches",
+                buf.len(),
+                data.len()
+            )));
+        }
+        stream.memcpy_htod(data, buf).map_err(cuda_err("host-to-device copy"))?;
+        // TensorRT reads the buffer on its own stream right after getBatch returns.
+        stream.synchronize().map_err(cuda_err("stream synchronize"))?;
+        let (ptr, _sync) = buf.device_ptr(&stream);
+        Ok(ptr as usize as *mut c_void)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A GPU, or `None` with a printed reason (a failure when TRTFORGE_REQUIRE_GPU is set).
+    fn gpu() -> Option<Gpu> {
+        match Gpu::open(0) {
+            Ok(g) => Some(g),
+            Err(e) if crate::env::var("TRTFORGE_REQUIRE_GPU").is_some() => {
+                panic!("TRTFORGE_REQUIRE_GPU is set but: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipping CUDA test: {e}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn device_round_trip_and_event_timing() {
+        let Some(g) = gpu() else { return };
+        let (maj, min) = g.compute_capability().unwrap();
+        let n = 3 * 416 * 416;
+        let host: Vec<f32> = (0..n).map(|i| (i % 251) as f32 * 0.25).collect();
+        let mut dev = None;
+        let ms = g
+            .time_ms(|g| {
+                dev = Some(g.upload(&host)?);
+                Ok(())
+            })
+            .unwrap();
+        let back = g.download(dev.as_ref().unwrap()).unwrap();
+        assert_eq!(back, host);
+        assert!(ms >= 0.0);
+        println!(
+            "GPU {} (cc {maj}.{min}): H2D of {} bytes took {ms:.3} ms ({:.2} GB/s)",
+            g.name().unwrap(),
+            n * 4,
+            (n * 4) as f64 / (ms as f64 * 1e-3) / 1e9
+        );
+    }
+
+    #[test]
+    fn device_bindings_keep_addresses_and_hold_the_batch() {
+        let Some(g) = gpu() else { return };
+        let mut b = DeviceBindings::new(g);
+        let p1 = b.upload("images", &[1.0, 2.0, 3.0]).unwrap();
+        let p2 = b.upload("images", &[4.0, 5.0, 6.0]).unwrap();
+        assert_eq!(p1, p2, "the buffer is reused");
+        assert!(!p1.is_null());
+        assert_eq!(b.read_back("images").unwrap(), vec![4.0, 5.0, 6.0]);
+        let e = b.upload("images", &[1.0]).unwrap_err().to_string();
+        assert!(e.contains("changed size"), "{e}");
+    }
+}

@@ -1,0 +1,280 @@
+//! `<engine>.manifest.json`: what an engine was built from and for, and the load-time check
+//! that refuses an engine made for another TensorRT version or GPU. Always compiled.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One engine input or output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorDesc {
+    pub name: String,
+    /// -1 marks a dynamic dimension.
+    pub shape: Vec<i64>,
+    pub dtype: String,
+}
+
+/// Where the engine runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetDesc {
+    /// `gpu` or `dla`.
+    pub device: String,
+    pub dla_core: Option<u32>,
+    pub gpu_fallback: bool,
+}
+
+/// Layer counts per precision and per device, from the engine inspector.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerSummary {
+    pub layers: usize,
+    pub by_precision: std::collections::BTreeMap<String, usize>,
+    pub by_device: std::collections::BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub tool_version: String,
+    pub onnx_sha256: String,
+    pub recipe_sha256: String,
+    /// fp32, fp16, int8, best.
+    pub precision: String,
+    pub target: TargetDesc,
+    /// `major.minor.patch` of the TensorRT library that built the engine.
+    pub tensorrt: String,
+    pub cuda_runtime: Option<String>,
+    pub cuda_driver: Option<String>,
+    pub gpu_name: String,
+    /// `major.minor`, 8.7 on Orin.
+    pub compute_capability: String,
+    /// Jetson only: `R36 (release), REVISION: 4.3` from /etc/nv_tegra_release.
+    pub l4t_release: Option<String>,
+    /// Jetson only: /proc/device-tree/model.
+    pub module_model: Option<String>,
+    pub inputs: Vec<TensorDesc>,
+    pub outputs: Vec<TensorDesc>,
+    pub layers: Option<LayerSummary>,
+    pub calibration_cache_sha256: Option<String>,
+    pub build_seconds: f64,
+    pub engine_sha256: String,
+}
+
+/// The manifest path for an engine: `<engine>.manifest.json`.
+pub fn manifest_path(engine: &Path) -> PathBuf {
+    let mut s = engine.as_os_str().to_owned();
+    s.push(".manifest.json");
+    PathBuf::from(s)
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Write `bytes` to `path` through a temporary file in the same folder and a rename, so a
+/// failure or Ctrl-C never leaves a partial file under the final name.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// What the loading machine has; compared with the manifest before deserializing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runtime {
+    pub tensorrt: String,
+    pub compute_capability: String,
+}
+
+/// Major.minor.patch must match: TensorRT refuses other versions' engines (and a mismatch
+/// crashes some releases), so we refuse first, with both values in the message.
+fn same_trt(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        let mut p: Vec<&str> = s.trim().split('.').collect();
+        p.resize(3, "0");
+        p.truncate(3);
+        p.join(".")
+    };
+    norm(a) == norm(b)
+}
+
+impl Manifest {
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = crate::error::read_file(path)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: not a trtforge engine manifest ({e}); rebuild the engine with `trtforge build`",
+                path.display()
+            ))
+        })
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut text = serde_json::to_vec_pretty(self).map_err(|e| Error::Invalid(e.to_string()))?;
+        text.push(b'\n');
+        write_atomic(path, &text)
+    }
+
+    /// Refuse an engine made for another TensorRT version or compute capability.
+    pub fn check_loadable(&self, engine: &Path, rt: &Runtime) -> Result<()> {
+        if !same_trt(&self.tensorrt, &rt.tensorrt) {
+            return Err(Error::Stale {
+                path: engine.to_path_buf(),
+                msg: format!(
+                    "built with TensorRT {} but this machine has TensorRT {}; rebuild it here with `trtforge build`",
+                    self.tensorrt, rt.tensorrt
+                ),
+            });
+        }
+        if self.compute_capability.trim() != rt.compute_capability.trim() {
+            return Err(Error::Stale {
+                path: engine.to_path_buf(),
+                msg: format!(
+                    "built for compute capability {} ({}) but this GPU is compute capability {}; \
+                     rebuild it on the target with `trtforge build`",
+                    self.compute_capability, self.gpu_name, rt.compute_capability
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Read `<engine>.manifest.json`, check it against `rt` and that the engine bytes are the
+/// ones it describes; returns the engine bytes.
+pub fn load_checked_engine(engine: &Path, rt: &Runtime) -> Result<(Manifest, Vec<u8>)> {
+    let mpath = manifest_path(engine);
+    if !mpath.exists() {
+        return Err(Error::Invalid(format!(
+            "{}: no manifest next to the engine (expected {}); rebuild it with `trtforge build`",
+            engine.display(),
+            mpath.display()
+        )));
+    }
+    let m = Manifest::read(&mpath)?;
+    m.check_loadable(engine, rt)?;
+    let bytes = crate::error::read_file(engine)?;
+    let sha = sha256_hex(&bytes);
+    if sha != m.engine_sha256 {
+        return Err(Error::Stale {
+            path: engine.to_path_buf(),
+            msg: format!(
+                "engine sha256 {sha} differs from its manifest's {}; rebuild it with `trtforge build`",
+                m.engine_sha256
+            ),
+        });
+    }
+    Ok((m, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(engine: &[u8]) -> Manifest {
+        Manifest {
+            tool_version: crate::TOOL_VERSION.into(),
+            onnx_sha256: sha256_hex(b"onnx"),
+            recipe_sha256: sha256_hex(b"recipe"),
+            precision: "int8".into(),
+            target: TargetDesc {
+                device: "gpu".into(),
+                dla_core: None,
+                gpu_fallback: true,
+            },
+            tensorrt: "8.6.2".into(),
+            cuda_runtime: Some("12.2".into()),
+            cuda_driver: Some("12.2".into()),
+            gpu_name: "Orin".into(),
+            compute_capability: "8.7".into(),
+            l4t_release: Some("R36 (release), REVISION: 3.0".into()),
+            module_model: Some("NVIDIA Jetson AGX Orin Developer Kit".into()),
+            inputs: vec![TensorDesc {
+                name: "images".into(),
+                shape: vec![1, 3, 416, 416],
+                dtype: "float32".into(),
+            }],
+            outputs: vec![],
+            layers: None,
+            calibration_cache_sha256: None,
+            build_seconds: 1.5,
+            engine_sha256: sha256_hex(engine),
+        }
+    }
+
+    fn rt(trt: &str, cc: &str) -> Runtime {
+        Runtime {
+            tensorrt: trt.into(),
+            compute_capability: cc.into(),
+        }
+    }
+
+    #[test]
+    fn manifest_path_appends_suffix() {
+        assert_eq!(
+            manifest_path(Path::new("out/yolox.engine")),
+            PathBuf::from("out/yolox.engine.manifest.json")
+        );
+    }
+
+    #[test]
+    fn other_tensorrt_version_is_refused_with_both_values() {
+        let m = manifest(b"x");
+        let e = m.check_loadable(Path::new("y.engine"), &rt("10.3.0", "8.7")).unwrap_err().to_string();
+        assert!(e.contains("y.engine") && e.contains("8.6.2") && e.contains("10.3.0"), "{e}");
+        assert!(m.check_loadable(Path::new("y.engine"), &rt("8.6.2", "8.7")).is_ok());
+        assert!(manifest(b"x").check_loadable(Path::new("e"), &rt("8.6.2.3", "8.7")).is_ok());
+    }
+
+    #[test]
+    fn other_compute_capability_is_refused_with_both_values() {
+        let e = manifest(b"x")
+            .check_loadable(Path::new("y.engine"), &rt("8.6.2", "8.9"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("8.7") && e.contains("8.9") && e.contains("Orin"), "{e}");
+    }
+
+    #[test]
+    fn write_read_and_load_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = dir.path().join("m.engine");
+        let bytes = b"serialized engine bytes".to_vec();
+        write_atomic(&engine, &bytes).unwrap();
+        let m = manifest(&bytes);
+        m.write(&manifest_path(&engine)).unwrap();
+        assert_eq!(Manifest::read(&manifest_path(&engine)).unwrap(), m);
+        let (_, got) = load_checked_engine(&engine, &rt("8.6.2", "8.7")).unwrap();
+        assert_eq!(got, bytes);
+        // no temporary files are left behind
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        // a changed engine no longer matches its manifest
+        write_atomic(&engine, b"other").unwrap();
+        let e = load_checked_engine(&engine, &rt("8.6.2", "8.7")).unwrap_err().to_string();
+        assert!(e.contains("sha256"), "{e}");
+    }
+
+    #[test]
+    fn missing_manifest_says_how_to_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = dir.path().join("m.engine");
+        std::fs::write(&engine, b"x").unwrap();
+        let e = load_checked_engine(&engine, &rt("8.6.2", "8.7")).unwrap_err().to_string();
+        assert!(e.contains("manifest") && e.contains("trtforge build"), "{e}");
+    }
+}

@@ -1,0 +1,29 @@
+//! TensorRT: the calibrator bridge, engine manifests and availability probe (always compiled,
+//! pure Rust), and the safe wrapper over the `sys/` C ABI shim (feature `tensorrt`).
+//!
+//! The calibration stream plugs in through [`bridge::BatchSource`], the provenance-checked
+//! calibration cache through [`bridge::CacheStore`].
+
+pub mod bridge;
+pub mod manifest;
+pub mod probe;
+
+#[cfg(test)]
+mod harness_test;
+
+#[cfg(feature = "tensorrt")]
+#[allow(non_camel_case_types, non_upper_case_globals, non_snake_case, dead_code, clippy::all)]
+pub mod sys {
+    //! bindgen output for `sys/trtforge_shim.h`.
+    include!(concat!(env!("OUT_DIR"), "/trtforge_sys.rs"));
+}
+
+#[cfg(feature = "tensorrt")]
+mod safe;
+
+#[cfg(feature = "tensorrt")]
+pub use safe::*;
+
+pub use bridge::{BatchSource, BindingMemory, CacheStore, CalibratorState, HostTensor};
+pub use manifest::{load_checked_engine, manifest_path, write_atomic, Manifest, Runtime};
+pub use probe::{probe, TensorRtStatus};
