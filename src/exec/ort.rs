@@ -213,30 +213,31 @@ impl OrtSession {
         Ok(result)
     }
 
-    /// Run and hand every float output to `visit` as a borrowed view (no copy): calibration
-    /// looks at hundreds of intermediate tensors per image.
-    pub fn run_visit(
+    /// Run and hand all float outputs to `visit` at once as borrowed views (no copy), in
+    /// `output_names` order: calibration histograms hundreds of intermediate tensors per image.
+    pub fn run_with<R>(
         &mut self,
         inputs: &[(&str, ArrayViewD<'_, f32>)],
-        mut visit: impl FnMut(&str, ArrayViewD<'_, f32>) -> Result<()>,
-    ) -> Result<()> {
+        visit: impl FnOnce(&[(&str, ArrayViewD<'_, f32>)]) -> Result<R>,
+    ) -> Result<R> {
         let mut values = Vec::with_capacity(inputs.len());
         for (name, view) in inputs {
-            let t = TensorRef::from_array_view(view.view())
-                .map_err(|e| Error::Ort(e.to_string()))?;
+            let t = TensorRef::from_array_view(view.view()).map_err(|e| Error::Ort(e.to_string()))?;
             values.push((name.to_string(), t));
         }
-        let outputs = self.session.run(values).map_err(|e| {
-            Error::Ort(format!("{}: run failed: {e}", self.model.display()))
-        })?;
+        let outputs = self
+            .session
+            .run(values)
+            .map_err(|e| Error::Ort(format!("{}: run failed: {e}", self.model.display())))?;
+        let mut views = Vec::with_capacity(self.outputs.len());
         for name in &self.outputs {
             if let Some(v) = outputs.get(name.as_str()) {
                 if let Ok(a) = v.try_extract_array::<f32>() {
-                    visit(name, a)?;
+                    views.push((name.as_str(), a));
                 }
             }
         }
-        Ok(())
+        visit(&views)
     }
 
     /// Shapes of every output for one run on `inputs` (any dtype), for shape probing.

@@ -1,0 +1,241 @@
+//! `trtforge calibrate`: run the FP32 model with ONNX Runtime over the calibration stream,
+//! histogram every activation TensorRT will see, pick INT8 ranges, and write the TensorRT
+//! cache, the range files and the provenance that guards them against staleness.
+
+use super::cache::{dynamic_range_txt, ranges_json, CalibrationCache};
+use super::histogram::{HistogramSet, NonFinitePolicy};
+use super::provenance::{CalibrationRecord, FileRecord, Provenance};
+use super::range::{compute_all, RangeParams};
+use super::{stream, ImageSet, ImageStream};
+use crate::error::{Error, Result};
+use crate::exec::OrtSession;
+use crate::onnx::activation_names;
+use crate::recipe::{Algorithm, Calibration, LoadedRecipe, TrtVersion};
+use ndarray::Axis;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+pub const CACHE_FILE: &str = "calibration.cache";
+pub const RANGES_FILE: &str = "ranges.json";
+pub const DYNAMIC_RANGE_FILE: &str = "dynamic_range.txt";
+pub const PROVENANCE_FILE: &str = "provenance.json";
+
+/// Command-line overrides of the recipe's calibration section.
+#[derive(Debug, Clone, Default)]
+pub struct CalibrateOptions {
+    pub images: Option<PathBuf>,
+    pub limit: Option<usize>,
+    pub algorithm: Option<Algorithm>,
+    pub out: Option<PathBuf>,
+    pub dump_inputs: Option<PathBuf>,
+    /// Recalibrate even when a cache exists (fresh or stale).
+    pub force: bool,
+    /// Decoding threads (0: every core).
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FlaggedTensor {
+    pub tensor: String,
+    pub amax: f32,
+    pub max_abs: f32,
+    pub clip_share: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CalibrationReport {
+    /// `calibrated`, or `up-to-date` when a fresh cache was reused.
+    pub status: &'static str,
+    pub out: String,
+    pub cache: String,
+    pub cache_header: String,
+    pub tensorrt: String,
+    pub algorithm: Algorithm,
+    pub images: usize,
+    pub skipped: Vec<String>,
+    pub tensors: usize,
+    /// Tensors whose threshold clips more than `max_clip_share` of their values.
+    pub flagged: Vec<FlaggedTensor>,
+    pub nonfinite_dropped: u64,
+    pub seconds: f64,
+}
+
+/// The recipe's calibration section with the command-line overrides applied.
+pub fn effective_calibration(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calibration> {
+    let mut c = match (&recipe.recipe.calibration, &opts.images) {
+        (Some(c), _) => c.clone(),
+        (None, Some(images)) => serde_yaml_ng::from_str::<Calibration>(&format!("images: {}", images.display()))
+            .map_err(|e| Error::Invalid(e.to_string()))?,
+        (None, None) => {
+            return Err(recipe.field_error(
+                "calibration",
+                "no calibration section: add one (images, batch_size, algorithm) or pass --images DIR",
+            ))
+        }
+    };
+    if let Some(i) = &opts.images {
+        c.images = i.clone();
+    } else {
+        c.images = recipe.resolve(&c.images);
+    }
+    if opts.limit.is_some() {
+        c.limit = opts.limit;
+    }
+    if let Some(a) = opts.algorithm {
+        c.algorithm = a;
+    }
+    Ok(c)
+}
+
+/// Provenance of a calibration with these inputs (hashes every file; cheap next to inference).
+pub fn current_provenance(recipe: &LoadedRecipe, cal: &Calibration, set: &ImageSet, trt: TrtVersion) -> Result<Provenance> {
+    let params = RangeParams::from_recipe(Some(cal));
+    let images = set.paths().par_iter().map(|p| FileRecord::of(p)).collect::<Result<Vec<_>>>()?;
+    Ok(Provenance {
+        tool_version: crate::TOOL_VERSION.to_string(),
+        tensorrt: trt.to_string(),
+        model: FileRecord::of(&recipe.model_path())?,
+        input: recipe.recipe.input.clone(),
+        calibration: CalibrationRecord::new(&params, cal.drop_nonfinite),
+        images,
+    })
+}
+
+/// Reuse a fresh cache in `out`, or refuse a stale one. `Ok(None)`: nothing there yet.
+pub fn check_existing(out: &Path, now: &Provenance) -> Result<Option<CalibrationCache>> {
+    let (cache, prov) = (out.join(CACHE_FILE), out.join(PROVENANCE_FILE));
+    match (cache.is_file(), prov.is_file()) {
+        (false, false) => Ok(None),
+        (true, false) => Err(Error::Stale {
+            path: cache,
+            msg: format!("no {PROVENANCE_FILE} beside it, so its inputs are unknown; rerun with --force to recalibrate"),
+        }),
+        (false, true) => Ok(None),
+        (true, true) => {
+            Provenance::read(&prov)?.check_matches(now, &prov)?;
+            Ok(Some(CalibrationCache::read(&cache)?))
+        }
+    }
+}
+
+pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<CalibrationReport> {
+    let started = std::time::Instant::now();
+    let model = crate::recipe::check_model(recipe)?;
+    let cal = effective_calibration(recipe, opts)?;
+    let trt = TrtVersion::parse(&recipe.recipe.target.tensorrt)
+        .ok_or_else(|| recipe.field_error("target.tensorrt", "expected a version like 10.3"))?;
+    let set = ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit)?;
+    let out = opts.out.clone().unwrap_or_else(|| recipe.output_dir());
+    let now = current_provenance(recipe, &cal, &set, trt)?;
+    let params = RangeParams::from_recipe(Some(&cal));
+    if !opts.force {
+        if let Some(cache) = check_existing(&out, &now)? {
+            log::info!("{}: up to date, reusing it", out.join(CACHE_FILE).display());
+            return Ok(CalibrationReport {
+                status: "up-to-date",
+                out: out.display().to_string(),
+                cache: out.join(CACHE_FILE).display().to_string(),
+                cache_header: cache.header.clone(),
+                tensorrt: trt.to_string(),
+                algorithm: cal.algorithm,
+                images: set.len(),
+                skipped: vec![],
+                tensors: cache.entries.len(),
+                flagged: vec![],
+                nonfinite_dropped: 0,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+    }
+
+    let input = &recipe.recipe.input;
+    let names = activation_names(&model);
+    let graph_inputs: Vec<String> = crate::onnx::real_inputs(&model).iter().map(|v| v.name.clone()).collect();
+    let extra: Vec<String> = names.iter().filter(|n| !graph_inputs.contains(n)).cloned().collect();
+    let mut session = OrtSession::from_model(&model, &extra)?;
+    let policy = if cal.drop_nonfinite { NonFinitePolicy::Drop } else { NonFinitePolicy::Error };
+    let mut hists = HistogramSet::new(names.clone(), policy);
+    let index: std::collections::HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let mut images = ImageStream::new(set, input, cal.batch_size, cal.on_unreadable, opts.workers)?;
+    if let Some(d) = &opts.dump_inputs {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    let bar = super::progress_bar(images.total() as u64, "calibrate");
+    let mut seq = 0usize;
+    // Non-float node outputs (shape arithmetic) never come back as f32: they are not
+    // activations TensorRT quantizes, and are left out of every file.
+    let mut is_float = vec![false; names.len()];
+    for batch in images.by_ref() {
+        let batch = batch?;
+        // The shared models have a static batch of 1: run image by image. Histograms do not
+        // depend on the split, so the cache is the same whatever the batch size.
+        for (k, item) in batch.items.iter().enumerate() {
+            let one = batch.tensor.index_axis(Axis(0), k).insert_axis(Axis(0));
+            if let Some(d) = &opts.dump_inputs {
+                stream::dump_one(d, seq, &item.path, batch.tensor.index_axis(Axis(0), k))?;
+            }
+            let x = one.as_standard_layout();
+            session.run_with(&[(input.tensor.as_str(), x.view().into_dyn())], |outs| {
+                let mut values: Vec<&[f32]> = vec![&[]; names.len()];
+                let xs = x.as_slice().expect("standard layout");
+                values[index[input.tensor.as_str()]] = xs;
+                is_float[index[input.tensor.as_str()]] = true;
+                for (name, v) in outs {
+                    if let Some(&i) = index.get(name) {
+                        is_float[i] = true;
+                        values[i] = v.as_slice().ok_or_else(|| Error::Ort(format!("output {name} is not contiguous")))?;
+                    }
+                }
+                hists.add_all(&values, &item.path)
+            })?;
+            seq += 1;
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    if seq == 0 {
+        return Err(Error::Invalid(format!(
+            "{}: no readable calibration image (skipped {}); point calibration.images at real images",
+            cal.images.display(),
+            images.skipped().len()
+        )));
+    }
+
+    let ranges = compute_all(&hists, &params, &graph_inputs);
+    let mut cache = CalibrationCache::new(trt, cal.algorithm);
+    let mut plain = Vec::with_capacity(ranges.len());
+    let mut flagged = Vec::new();
+    for ((name, r), _) in ranges.iter().zip(&is_float).filter(|(_, f)| **f) {
+        cache.push_amax(name.clone(), r.amax);
+        plain.push((name.clone(), r.amax));
+        if r.flagged {
+            flagged.push(FlaggedTensor { tensor: name.clone(), amax: r.amax, max_abs: r.max_abs, clip_share: r.clip_share });
+        }
+    }
+    let dropped: u64 = hists.hists.iter().map(|h| h.nan() + h.inf()).sum();
+    // Remove the old provenance first: until the new one is written, whatever is in `out`
+    // counts as unknown, never as fresh.
+    let prov_path = out.join(PROVENANCE_FILE);
+    if prov_path.exists() {
+        std::fs::remove_file(&prov_path).map_err(|e| Error::io(&prov_path, e))?;
+    }
+    crate::util::write_atomic(&out.join(RANGES_FILE), ranges_json(&plain).as_bytes())?;
+    crate::util::write_atomic(&out.join(DYNAMIC_RANGE_FILE), dynamic_range_txt(&plain).as_bytes())?;
+    crate::util::write_atomic(&out.join(CACHE_FILE), cache.to_text()?.as_bytes())?;
+    crate::util::write_atomic(&prov_path, now.to_json().as_bytes())?;
+    Ok(CalibrationReport {
+        status: "calibrated",
+        out: out.display().to_string(),
+        cache: out.join(CACHE_FILE).display().to_string(),
+        cache_header: cache.header.clone(),
+        tensorrt: trt.to_string(),
+        algorithm: cal.algorithm,
+        images: seq,
+        skipped: images.skipped().iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect(),
+        tensors: plain.len(),
+        flagged,
+        nonfinite_dropped: dropped,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
