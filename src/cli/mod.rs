@@ -1,6 +1,7 @@
 //! Subcommands, one file each. Exit codes: 0 ok, 1 failure, 2 usage error (clap),
 //! 3 a step needs something this machine lacks (TensorRT, CUDA) after doing every step it could.
 
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -20,11 +21,14 @@ pub struct Cli {
 }
 
 mod bench;
+mod cache;
+mod calibrate;
 mod check;
 mod compare;
 mod doctor;
 mod inspect;
 mod power;
+mod run;
 mod synth;
 
 #[derive(Subcommand)]
@@ -44,6 +48,12 @@ enum Command {
     Power(power::PowerCmd),
     /// Compare two bench reports; exit 1 on a regression.
     Compare(compare::CompareArgs),
+    /// Execute the model with ONNX Runtime on CPU over images; save outputs as .npy.
+    Run(run::Args),
+    /// INT8 calibration on CPU: TensorRT cache, range files, provenance.
+    Calibrate(calibrate::Args),
+    /// Decode or compare TensorRT calibration caches.
+    Cache(cache::CacheArgs),
 }
 
 pub const EXIT_FAILURE: u8 = 1;
@@ -68,6 +78,9 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Power(c) => power::run(c),
         Command::Compare(a) => compare::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
+        Command::Cache(a) => cache::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,67 @@
+//! Prints ns/element of `TensorHistogram::add` on 10M values (run: `cargo bench --bench histogram`).
+//! Also times the range algorithms on the resulting histogram. Figures only; nothing asserted.
+
+use std::time::Instant;
+use trtforge::calib::histogram::{NonFinitePolicy, TensorHistogram};
+use trtforge::calib::range;
+
+fn main() {
+    const N: usize = 10_000_000;
+    // Deterministic activation-like values: a SiLU-ish mix with a tail, no RNG crate needed.
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let xs: Vec<f32> = (0..N)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let u = (s >> 40) as f32 / (1u64 << 24) as f32; // [0, 1)
+            let x = (u - 0.3) * 8.0;
+            x / (1.0 + (-x).exp())
+        })
+        .collect();
+    for (label, chunk) in [
+        ("one 10M chunk", N),
+        ("chunks of 100k", 100_000),
+        ("chunks of 4k", 4096),
+    ] {
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let mut h = TensorHistogram::new(NonFinitePolicy::Error);
+            let t = Instant::now();
+            for c in xs.chunks(chunk) {
+                h.add(c).unwrap();
+            }
+            std::hint::black_box(&h);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!(
+            "add ({label:>15}): {:.3} ns/element (best of 5, {N} values, one thread)",
+            best * 1e9 / N as f64
+        );
+    }
+    let mut h = TensorHistogram::new(NonFinitePolicy::Error);
+    h.add(&xs).unwrap();
+    let t = Instant::now();
+    let e = range::entropy(&h, 2048);
+    println!(
+        "entropy: {:.1} ms per tensor (amax {})",
+        t.elapsed().as_secs_f64() * 1e3,
+        e.amax
+    );
+    let t = Instant::now();
+    let m = range::mse(&h, 2048);
+    println!(
+        "mse: {:.3} ms per tensor (amax {m})",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let t = Instant::now();
+    let p = range::percentile(&h, 99.99);
+    println!(
+        "percentile: {:.3} ms per tensor (amax {p})",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    println!(
+        "memory per tensor histogram: {} KiB",
+        TensorHistogram::HEAP_BYTES / 1024
+    );
+}
