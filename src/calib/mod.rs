@@ -6,3 +6,8 @@ pub mod cache;
 pub mod histogram;
 pub mod provenance;
 pub mod range;
+
+// Orchestration of `trtforge calibrate`, and progress display.
+pub mod calibrate;
+mod progress;
+pub use progress::progress_bar;
