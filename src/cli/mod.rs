@@ -1,6 +1,8 @@
 //! Subcommands, one file each. Exit codes: 0 ok, 1 failure, 2 usage error (clap),
 //! 3 a step needs something this machine lacks (TensorRT, CUDA) after doing every step it could.
 
+mod build;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -19,7 +21,10 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Build a TensorRT engine and its manifest from a recipe.
+    Build(build::BuildArgs),
+}
 
 pub const EXIT_FAILURE: u8 = 1;
 /// Everything possible was done, but a step needs software this machine lacks.
@@ -35,7 +40,9 @@ pub fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)
         .init();
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Build(a) => build::run(a),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -45,7 +45,10 @@ fn probe_getter(names: &[&str], symbol: &[u8], fix: &str) -> LibStatus {
                     LibStatus {
                         available: false,
                         version: None,
-                        detail: format!("{name} loaded but {} returned error {rc}", String::from_utf8_lossy(symbol)),
+                        detail: format!(
+                            "{name} loaded but {} returned error {rc}",
+                            String::from_utf8_lossy(symbol)
+                        ),
                         fix: Some(fix.to_string()),
                     }
                 };
@@ -94,7 +97,10 @@ mod tests {
         for lib in [&s.driver, &s.runtime] {
             assert_eq!(lib.available, lib.fix.is_none(), "{lib:?}");
             if !lib.available {
-                assert!(lib.detail.starts_with("tried") || lib.detail.contains("error"), "{lib:?}");
+                assert!(
+                    lib.detail.starts_with("tried") || lib.detail.contains("error"),
+                    "{lib:?}"
+                );
             }
         }
     }

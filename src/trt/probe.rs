@@ -39,7 +39,11 @@ pub fn decode_version(v: i32) -> String {
 
 /// Try each candidate (first in `TENSORRT_LIB_DIR` when set, then the loader's path) and call
 /// `symbol` (an `int32_t f(void)` version function).
-pub(crate) fn probe_lib(names: &[&str], dir_var: Option<&str>, symbol: &[u8]) -> std::result::Result<(String, i32), String> {
+pub(crate) fn probe_lib(
+    names: &[&str],
+    dir_var: Option<&str>,
+    symbol: &[u8],
+) -> std::result::Result<(String, i32), String> {
     let mut tried = Vec::new();
     let dir = dir_var.and_then(crate::env::var);
     for name in names {
@@ -57,7 +61,10 @@ pub(crate) fn probe_lib(names: &[&str], dir_var: Option<&str>, symbol: &[u8]) ->
                     return match f {
                         // SAFETY: as above; takes no arguments and only returns a number.
                         Ok(f) => Ok((c, unsafe { f() })),
-                        Err(e) => Err(format!("{c} loaded but has no {}: {e}", String::from_utf8_lossy(symbol))),
+                        Err(e) => Err(format!(
+                            "{c} loaded but has no {}: {e}",
+                            String::from_utf8_lossy(symbol)
+                        )),
                     };
                 }
                 Err(e) => tried.push(format!("{c} ({e})")),
@@ -134,12 +141,20 @@ mod tests {
         let s = probe();
         assert_eq!(s.compiled_in, cfg!(feature = "tensorrt"));
         if !s.library.available {
-            assert!(s.library.detail.contains("libnvinfer"), "{}", s.library.detail);
+            assert!(
+                s.library.detail.contains("libnvinfer"),
+                "{}",
+                s.library.detail
+            );
             let e = s.require().unwrap_err().to_string();
             assert!(e.contains("not available"), "{e}");
         }
         if !s.compiled_in {
-            assert!(s.require().unwrap_err().to_string().contains("--features tensorrt"));
+            assert!(s
+                .require()
+                .unwrap_err()
+                .to_string()
+                .contains("--features tensorrt"));
         }
     }
 }
