@@ -33,12 +33,12 @@ impl Gpu {
             .map_err(|_| Error::Unavailable {
                 what: "the CUDA driver".into(),
                 why: "cudarc could not load libcuda".into(),
-                fix: "install the NVIDIA driver".into(),
+                fix: "Install the NVIDIA driver".into(),
             })?
             .map_err(|e| Error::Unavailable {
                 what: format!("CUDA device {ordinal}"),
                 why: e.to_string(),
-                fix: "check `nvidia-smi` (or tegrastats on a Jetson) and CUDA_VISIBLE_DEVICES"
+                fix: "Check `nvidia-smi` (or tegrastats on a Jetson) and CUDA_VISIBLE_DEVICES"
                     .into(),
             })?;
         let stream = ctx.new_stream().map_err(cuda_err("stream creation"))?;

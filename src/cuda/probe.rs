@@ -71,12 +71,12 @@ pub fn probe() -> CudaStatus {
         driver: probe_getter(
             &["libcuda.so.1", "libcuda.so"],
             b"cuDriverGetVersion",
-            "install the NVIDIA driver (JetPack includes it); a machine without an NVIDIA GPU cannot build or run engines",
+            "Install the NVIDIA driver (JetPack includes it); a machine without an NVIDIA GPU cannot build or run engines",
         ),
         runtime: probe_getter(
             &["libcudart.so.12", "libcudart.so.11.0", "libcudart.so"],
             b"cudaRuntimeGetVersion",
-            "install the CUDA runtime (JetPack includes it; on x86 the cuda-cudart package) and put it on LD_LIBRARY_PATH",
+            "Install the CUDA runtime (JetPack includes it; on x86 the cuda-cudart package) and put it on LD_LIBRARY_PATH",
         ),
     }
 }

@@ -120,7 +120,7 @@ pub fn build_engine(
         let source = calib.source.ok_or_else(|| Error::Unavailable {
             what: "the calibration stream".into(),
             why: "INT8 with the calibrator needs calibration batches and none were supplied".into(),
-            fix: "run `trtforge calibrate` for this recipe first (its cache is reused), or give the recipe a Q/DQ model".into(),
+            fix: "Run `trtforge calibrate` for this recipe first (its cache is reused), or give the recipe a Q/DQ model".into(),
         })?;
         let minmax = r.calibration.as_ref().map(|c| c.algorithm) == Some(Algorithm::Minmax);
         let state = CalibratorState::new(

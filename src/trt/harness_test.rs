@@ -239,8 +239,15 @@ fn calibrator_driven_as_tensorrt_does() {
     // 4. An error in the batch source at batch 1 ends calibration and comes back.
     let mut src = CountingSource::new(1, 4, 5);
     src.error_at = Some(1);
-    let (_, r, mut state) = h.run(src, None, false);
-    assert_eq!(r.batches, 1);
+    // TensorRT treats the failed getBatch as the end of the stream and still calls
+    // writeCalibrationCache with what it saw: the bridge must not store that partial cache.
+    let partial = MemCache::default();
+    let (_, r, mut state) = h.run(src, Some(partial.clone()), false);
+    assert_eq!((r.batches, r.wrote_cache), (1, 1));
+    assert!(
+        partial.bytes.lock().unwrap().is_none(),
+        "partial cache stored"
+    );
     let e = state.finish().unwrap_err().to_string();
     assert!(
         e.contains("calibration batch 1 (getBatch) failed") && e.contains("calib/001.jpg"),
@@ -251,8 +258,13 @@ fn calibrator_driven_as_tensorrt_does() {
     // 5. A panic in the batch source at batch 2 is caught and comes back as an error.
     let mut src = CountingSource::new(1, 4, 5);
     src.panic_at = Some(2);
-    let (_, r, mut state) = h.run(src, None, false);
+    let partial = MemCache::default();
+    let (_, r, mut state) = h.run(src, Some(partial.clone()), false);
     assert_eq!(r.batches, 2);
+    assert!(
+        partial.bytes.lock().unwrap().is_none(),
+        "partial cache stored"
+    );
     let e = state.finish().unwrap_err().to_string();
     assert!(
         e.contains("calibration batch 2 (getBatch) panicked") && e.contains("decoder exploded"),

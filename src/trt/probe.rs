@@ -88,7 +88,7 @@ pub fn probe() -> TensorRtStatus {
             version: None,
             detail: why,
             fix: Some(
-                "install TensorRT (JetPack ships it; on x86 the libnvinfer packages or the TensorRT tar) \
+                "Install TensorRT (JetPack ships it; on x86 the libnvinfer packages or the TensorRT tar) \
                  and put its lib folder on LD_LIBRARY_PATH or set TENSORRT_LIB_DIR"
                     .into(),
             ),
@@ -108,7 +108,7 @@ impl TensorRtStatus {
             return Err(Error::Unavailable {
                 what: "TensorRT".into(),
                 why: "this trtforge was built without the `tensorrt` feature".into(),
-                fix: "on a machine with TensorRT, rebuild with `cargo build --release --features tensorrt` \
+                fix: "On a machine with TensorRT, rebuild with `cargo build --release --features tensorrt` \
                       (set TENSORRT_ROOT or TENSORRT_INCLUDE_DIR/TENSORRT_LIB_DIR if it is not found)"
                     .into(),
             });

@@ -43,7 +43,7 @@ fn check(status: i32, what: &str) -> Result<()> {
         return Err(Error::Unavailable {
             what: what.to_string(),
             why: msg,
-            fix: "use a TensorRT version that has it, or drop the recipe field".into(),
+            fix: "Use a TensorRT version that has it, or drop the recipe field".into(),
         });
     }
     Err(Error::Invalid(format!("TensorRT {what}: {msg}")))
