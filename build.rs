@@ -62,7 +62,13 @@ fn tensorrt() -> Result<(), String> {
     let arch = env("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|| "x86_64".into());
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR unset")?);
     let sys = manifest_dir.join("sys");
-    for f in ["trtforge_shim.h", "trtforge_shim.cpp", "calibrator.cpp", "common.cpp", "internal.hpp"] {
+    for f in [
+        "trtforge_shim.h",
+        "trtforge_shim.cpp",
+        "calibrator.cpp",
+        "common.cpp",
+        "internal.hpp",
+    ] {
         println!("cargo:rerun-if-changed={}", sys.join(f).display());
     }
 
@@ -83,7 +89,13 @@ fn tensorrt() -> Result<(), String> {
     let triple = format!("{arch}-linux-gnu");
     include_dirs.push(Path::new("/usr/include").join(&triple));
     lib_dirs.push(Path::new("/usr/lib").join(&triple));
-    for prefix in ["/usr/local/tensorrt", "/opt/tensorrt", "/usr/local/TensorRT", "/usr", "/usr/local"] {
+    for prefix in [
+        "/usr/local/tensorrt",
+        "/opt/tensorrt",
+        "/usr/local/TensorRT",
+        "/usr",
+        "/usr/local",
+    ] {
         include_dirs.push(Path::new(prefix).join("include"));
         lib_dirs.push(Path::new(prefix).join("lib"));
         lib_dirs.push(Path::new(prefix).join("lib64"));
@@ -140,7 +152,11 @@ fn tensorrt() -> Result<(), String> {
     cc::Build::new()
         .cpp(true)
         .std("c++17")
-        .files([sys.join("trtforge_shim.cpp"), sys.join("calibrator.cpp"), sys.join("common.cpp")])
+        .files([
+            sys.join("trtforge_shim.cpp"),
+            sys.join("calibrator.cpp"),
+            sys.join("common.cpp"),
+        ])
         .include(&sys)
         .flag_if_supported(format!("-isystem{}", include.display()))
         .flag_if_supported(format!("-isystem{}", cuda.display()))
@@ -168,7 +184,10 @@ fn tensorrt() -> Result<(), String> {
     // Libraries: link search path where one holds libnvinfer; cargo check never links.
     let lib = lib_dirs.iter().find(|d| {
         std::fs::read_dir(d)
-            .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libnvinfer.so")))
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("libnvinfer.so"))
+            })
             .unwrap_or(false)
     });
     match lib {

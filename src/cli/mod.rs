@@ -21,6 +21,7 @@ pub struct Cli {
 }
 
 mod bench;
+mod build;
 mod cache;
 mod calibrate;
 mod check;
@@ -54,6 +55,8 @@ enum Command {
     Calibrate(calibrate::Args),
     /// Decode or compare TensorRT calibration caches.
     Cache(cache::CacheArgs),
+    /// Build a TensorRT engine and its manifest from a recipe.
+    Build(build::BuildArgs),
 }
 
 pub const EXIT_FAILURE: u8 = 1;
@@ -81,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Calibrate(a) => calibrate::run(a),
         Command::Cache(a) => cache::run(a),
+        Command::Build(a) => build::run(a),
     };
     match result {
         Ok(code) => code,

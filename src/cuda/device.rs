@@ -33,12 +33,13 @@ impl Gpu {
             .map_err(|_| Error::Unavailable {
                 what: "the CUDA driver".into(),
                 why: "cudarc could not load libcuda".into(),
-                fix: "install the NVIDIA driver".into(),
+                fix: "Install the NVIDIA driver".into(),
             })?
             .map_err(|e| Error::Unavailable {
                 what: format!("CUDA device {ordinal}"),
                 why: e.to_string(),
-                fix: "check `nvidia-smi` (or tegrastats on a Jetson) and CUDA_VISIBLE_DEVICES".into(),
+                fix: "Check `nvidia-smi` (or tegrastats on a Jetson) and CUDA_VISIBLE_DEVICES"
+                    .into(),
             })?;
         let stream = ctx.new_stream().map_err(cuda_err("stream creation"))?;
         Ok(Gpu { ctx, stream })
@@ -50,7 +51,9 @@ impl Gpu {
 
     /// `(major, minor)`, (8, 7) on Orin.
     pub fn compute_capability(&self) -> Result<(i32, i32)> {
-        self.ctx.compute_capability().map_err(cuda_err("compute capability"))
+        self.ctx
+            .compute_capability()
+            .map_err(cuda_err("compute capability"))
     }
 
     pub fn stream(&self) -> &Arc<CudaStream> {
@@ -64,22 +67,34 @@ impl Gpu {
 
     /// Copy `data` to a new device buffer.
     pub fn upload(&self, data: &[f32]) -> Result<CudaSlice<f32>> {
-        self.stream.clone_htod(data).map_err(cuda_err("host-to-device copy"))
+        self.stream
+            .clone_htod(data)
+            .map_err(cuda_err("host-to-device copy"))
     }
 
     /// Copy a device buffer back to the host (synchronises the stream).
     pub fn download(&self, buf: &CudaSlice<f32>) -> Result<Vec<f32>> {
-        self.stream.clone_dtoh(buf).map_err(cuda_err("device-to-host copy"))
+        self.stream
+            .clone_dtoh(buf)
+            .map_err(cuda_err("device-to-host copy"))
     }
 
     /// Milliseconds between two events recorded around `work` on this GPU's stream.
     pub fn time_ms(&self, work: impl FnOnce(&Gpu) -> Result<()>) -> Result<f32> {
         let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
-        let start = self.stream.record_event(flags).map_err(cuda_err("event record"))?;
+        let start = self
+            .stream
+            .record_event(flags)
+            .map_err(cuda_err("event record"))?;
         work(self)?;
-        let end = self.stream.record_event(flags).map_err(cuda_err("event record"))?;
+        let end = self
+            .stream
+            .record_event(flags)
+            .map_err(cuda_err("event record"))?;
         end.synchronize().map_err(cuda_err("event synchronize"))?;
-        start.elapsed_ms(&end).map_err(cuda_err("event elapsed time"))
+        start
+            .elapsed_ms(&end)
+            .map_err(cuda_err("event elapsed time"))
     }
 }
 
@@ -112,7 +127,9 @@ impl BindingMemory for DeviceBindings {
     fn upload(&mut self, name: &str, data: &[f32]) -> Result<*mut c_void> {
         let stream = self.gpu.stream.clone();
         if !self.buffers.contains_key(name) {
-            let buf = stream.alloc_zeros::<f32>(data.len()).map_err(cuda_err("allocation"))?;
+            let buf = stream
+                .alloc_zeros::<f32>(data.len())
+                .map_err(cuda_err("allocation"))?;
             self.buffers.insert(name.to_string(), buf);
         }
         let buf = self.buffers.get_mut(name).expect("inserted above");
@@ -123,9 +140,13 @@ impl BindingMemory for DeviceBindings {
                 data.len()
             )));
         }
-        stream.memcpy_htod(data, buf).map_err(cuda_err("host-to-device copy"))?;
+        stream
+            .memcpy_htod(data, buf)
+            .map_err(cuda_err("host-to-device copy"))?;
         // TensorRT reads the buffer on its own stream right after getBatch returns.
-        stream.synchronize().map_err(cuda_err("stream synchronize"))?;
+        stream
+            .synchronize()
+            .map_err(cuda_err("stream synchronize"))?;
         let (ptr, _sync) = buf.device_ptr(&stream);
         Ok(ptr as usize as *mut c_void)
     }
@@ -184,5 +205,47 @@ mod tests {
         assert_eq!(b.read_back("images").unwrap(), vec![4.0, 5.0, 6.0]);
         let e = b.upload("images", &[1.0]).unwrap_err().to_string();
         assert!(e.contains("changed size"), "{e}");
+    }
+
+    /// The bridge's getBatch, through the C ABI, leaves each batch in device memory.
+    #[test]
+    fn bridge_puts_batches_in_device_memory() {
+        use crate::trt::bridge::testing::CountingSource;
+        use crate::trt::bridge::CalibratorState;
+        let Some(g) = gpu() else { return };
+        let src = CountingSource::new(2, 5, 3);
+        let want: Vec<Vec<f32>> = (0..3)
+            .map(|b| (0..10).map(|i| src.value(b, i)).collect())
+            .collect();
+        let mut state = CalibratorState::new(
+            Box::new(src),
+            None,
+            Box::new(DeviceBindings::new(g.clone())),
+        );
+        let cb = state.callbacks();
+        let name = std::ffi::CString::new("images").unwrap();
+        let names = [name.as_ptr()];
+        for batch in &want {
+            let mut bindings = [std::ptr::null_mut::<c_void>()];
+            // SAFETY: one-element arrays, live state.
+            let rc =
+                unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
+            assert_eq!(rc, 1);
+            let mut host = vec![0f32; 10];
+            g.ctx.bind_to_thread().unwrap();
+            // SAFETY: `bindings[0]` is a live device allocation of 10 floats owned by the state.
+            unsafe {
+                cudarc::driver::result::memcpy_dtoh_sync(&mut host, bindings[0] as usize as u64)
+            }
+            .unwrap();
+            assert_eq!(&host, batch);
+        }
+        let mut end = [std::ptr::null_mut::<c_void>()];
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { cb.get_batch.unwrap()(cb.user, end.as_mut_ptr(), names.as_ptr(), 1) },
+            0
+        );
+        assert_eq!(state.finish().unwrap().batches, 3);
     }
 }

@@ -45,7 +45,10 @@ fn probe_getter(names: &[&str], symbol: &[u8], fix: &str) -> LibStatus {
                     LibStatus {
                         available: false,
                         version: None,
-                        detail: format!("{name} loaded but {} returned error {rc}", String::from_utf8_lossy(symbol)),
+                        detail: format!(
+                            "{name} loaded but {} returned error {rc}",
+                            String::from_utf8_lossy(symbol)
+                        ),
                         fix: Some(fix.to_string()),
                     }
                 };
@@ -68,12 +71,12 @@ pub fn probe() -> CudaStatus {
         driver: probe_getter(
             &["libcuda.so.1", "libcuda.so"],
             b"cuDriverGetVersion",
-            "install the NVIDIA driver (JetPack includes it); a machine without an NVIDIA GPU cannot build or run engines",
+            "Install the NVIDIA driver (JetPack includes it); a machine without an NVIDIA GPU cannot build or run engines",
         ),
         runtime: probe_getter(
             &["libcudart.so.12", "libcudart.so.11.0", "libcudart.so"],
             b"cudaRuntimeGetVersion",
-            "install the CUDA runtime (JetPack includes it; on x86 the cuda-cudart package) and put it on LD_LIBRARY_PATH",
+            "Install the CUDA runtime (JetPack includes it; on x86 the cuda-cudart package) and put it on LD_LIBRARY_PATH",
         ),
     }
 }
@@ -94,7 +97,10 @@ mod tests {
         for lib in [&s.driver, &s.runtime] {
             assert_eq!(lib.available, lib.fix.is_none(), "{lib:?}");
             if !lib.available {
-                assert!(lib.detail.starts_with("tried") || lib.detail.contains("error"), "{lib:?}");
+                assert!(
+                    lib.detail.starts_with("tried") || lib.detail.contains("error"),
+                    "{lib:?}"
+                );
             }
         }
     }

@@ -66,10 +66,16 @@ pub struct CalibratorCallbacks {
         ) -> i32,
     >,
     /// Returns 1 with `*data`/`*length` set, 0 when there is no cache, -1 on failure.
-    pub read_cache:
-        Option<unsafe extern "C" fn(user: *mut c_void, data: *mut *const c_void, length: *mut usize) -> i32>,
+    pub read_cache: Option<
+        unsafe extern "C" fn(
+            user: *mut c_void,
+            data: *mut *const c_void,
+            length: *mut usize,
+        ) -> i32,
+    >,
     /// Returns 0 when stored, -1 on failure.
-    pub write_cache: Option<unsafe extern "C" fn(user: *mut c_void, data: *const c_void, length: usize) -> i32>,
+    pub write_cache:
+        Option<unsafe extern "C" fn(user: *mut c_void, data: *const c_void, length: usize) -> i32>,
 }
 
 /// Why calibration stopped early.
@@ -118,7 +124,7 @@ pub struct CalibratorState {
     /// Cache bytes handed to TensorRT; the pointer must stay valid until the next call.
     cache_bytes: Option<Vec<u8>>,
     cache_used: bool,
-    cache_written: usize,
+    cache_written: Option<Vec<u8>>,
     failure: Option<CallbackFailure>,
 }
 
@@ -129,6 +135,8 @@ pub struct CalibrationSummary {
     pub ended: bool,
     pub cache_used: bool,
     pub cache_bytes_written: usize,
+    /// sha256 of the cache TensorRT used (read) or produced (written).
+    pub cache_sha256: Option<String>,
 }
 
 impl CalibratorState {
@@ -145,7 +153,7 @@ impl CalibratorState {
             ended: false,
             cache_bytes: None,
             cache_used: false,
-            cache_written: 0,
+            cache_written: None,
             failure: None,
         })
     }
@@ -180,7 +188,12 @@ impl CalibratorState {
             batches: self.batches,
             ended: self.ended,
             cache_used: self.cache_used,
-            cache_bytes_written: self.cache_written,
+            cache_bytes_written: self.cache_written.as_ref().map_or(0, Vec::len),
+            cache_sha256: self
+                .cache_written
+                .as_deref()
+                .or(self.cache_bytes.as_deref())
+                .map(super::manifest::sha256_hex),
         }
     }
 
@@ -196,10 +209,9 @@ impl CalibratorState {
 
     fn batch_size(&mut self) -> Result<i32> {
         let n = self.source.batch_size();
-        i32::try_from(n)
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| Error::Invalid(format!("calibration batch size {n} is not in 1..=i32::MAX")))
+        i32::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+            Error::Invalid(format!("calibration batch size {n} is not in 1..=i32::MAX"))
+        })
     }
 
     /// Fill `out[i]` with the address of the tensor named `names[i]`. `Ok(false)` = end.
@@ -253,7 +265,7 @@ impl CalibratorState {
         if let Some(store) = self.cache.as_mut() {
             store.write(bytes)?;
         }
-        self.cache_written = bytes.len();
+        self.cache_written = Some(bytes.to_vec());
         Ok(())
     }
 }
@@ -325,7 +337,9 @@ unsafe extern "C" fn cb_get_batch(
                 // SAFETY: TensorRT passes `nb_bindings` valid NUL-terminated names.
                 let p = *names.add(i);
                 if p.is_null() {
-                    return Err(Error::Invalid(format!("TensorRT passed a null name for binding {i}")));
+                    return Err(Error::Invalid(format!(
+                        "TensorRT passed a null name for binding {i}"
+                    )));
                 }
                 owned.push(CStr::from_ptr(p).to_string_lossy().into_owned());
             }
@@ -340,7 +354,11 @@ unsafe extern "C" fn cb_get_batch(
     }
 }
 
-unsafe extern "C" fn cb_read_cache(user: *mut c_void, data: *mut *const c_void, length: *mut usize) -> i32 {
+unsafe extern "C" fn cb_read_cache(
+    user: *mut c_void,
+    data: *mut *const c_void,
+    length: *mut usize,
+) -> i32 {
     // SAFETY: called by the C++ calibrator with the `user` we gave it and valid out-pointers.
     unsafe {
         if !data.is_null() {
@@ -349,13 +367,15 @@ unsafe extern "C" fn cb_read_cache(user: *mut c_void, data: *mut *const c_void, 
         if !length.is_null() {
             *length = 0;
         }
-        with_state(user, "readCalibrationCache", -1, |s| match s.read_cache()? {
-            Some(bytes) if !data.is_null() && !length.is_null() => {
-                *data = bytes.as_ptr().cast();
-                *length = bytes.len();
-                Ok(1)
+        with_state(user, "readCalibrationCache", -1, |s| {
+            match s.read_cache()? {
+                Some(bytes) if !data.is_null() && !length.is_null() => {
+                    *data = bytes.as_ptr().cast();
+                    *length = bytes.len();
+                    Ok(1)
+                }
+                _ => Ok(0),
             }
-            _ => Ok(0),
         })
     }
 }
@@ -476,7 +496,10 @@ pub(crate) mod testing {
 
     impl BindingMemory for HostBindings {
         fn upload(&mut self, name: &str, data: &[f32]) -> Result<*mut c_void> {
-            let buf = self.buffers.entry(name.to_string()).or_insert_with(|| vec![0.0; data.len()]);
+            let buf = self
+                .buffers
+                .entry(name.to_string())
+                .or_insert_with(|| vec![0.0; data.len()]);
             if buf.len() != data.len() {
                 return Err(Error::Contract(format!(
                     "input '{name}' changed size from {} to {}",
@@ -510,13 +533,17 @@ mod tests {
         let names = [cname.as_ptr()];
         let mut bindings = [std::ptr::null_mut::<c_void>()];
         // SAFETY: valid arrays of one element, `cb.user` is a live state.
-        let rc = unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
+        let rc =
+            unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
         (rc, bindings[0])
     }
 
     #[test]
     fn layout_matches_the_c_struct() {
-        assert_eq!(std::mem::size_of::<CalibratorCallbacks>(), 5 * std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<CalibratorCallbacks>(),
+            5 * std::mem::size_of::<usize>()
+        );
     }
 
     #[test]
@@ -562,7 +589,10 @@ mod tests {
         assert_eq!(get_batch(&cb, "images").0, -1, "no batch after a failure");
         let e = s.finish().unwrap_err().to_string();
         assert!(e.contains("calibration batch 2 (getBatch) failed"), "{e}");
-        assert!(e.contains("calib/002.jpg") && e.contains("not a JPEG"), "{e}");
+        assert!(
+            e.contains("calib/002.jpg") && e.contains("not a JPEG"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -585,17 +615,26 @@ mod tests {
         let cb = s.callbacks();
         let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
         // SAFETY: valid out-pointers, live state.
-        assert_eq!(unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) }, 0);
+        assert_eq!(
+            unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) },
+            0
+        );
         assert!(p.is_null() && n == 0);
         let text = b"TRT-8601-EntropyCalibration2\nimages: 3c010a14\n";
         // SAFETY: `text` is readable for its length.
-        assert_eq!(unsafe { cb.write_cache.unwrap()(cb.user, text.as_ptr().cast(), text.len()) }, 0);
+        assert_eq!(
+            unsafe { cb.write_cache.unwrap()(cb.user, text.as_ptr().cast(), text.len()) },
+            0
+        );
         assert_eq!(cache.bytes.lock().unwrap().as_deref(), Some(&text[..]));
 
         let mut s2 = state(CountingSource::new(1, 4, 1), Some(cache));
         let cb2 = s2.callbacks();
         // SAFETY: as above.
-        assert_eq!(unsafe { cb2.read_cache.unwrap()(cb2.user, &mut p, &mut n) }, 1);
+        assert_eq!(
+            unsafe { cb2.read_cache.unwrap()(cb2.user, &mut p, &mut n) },
+            1
+        );
         // SAFETY: the state keeps the bytes alive until the next call.
         let got = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) };
         assert_eq!(got, text);
@@ -612,9 +651,16 @@ mod tests {
         let cb = s.callbacks();
         let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
         // SAFETY: valid out-pointers, live state.
-        assert_eq!(unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) }, -1);
+        assert_eq!(
+            unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) },
+            -1
+        );
         assert!(p.is_null() && n == 0);
-        assert_eq!(get_batch(&cb, "images").0, -1, "no calibration on top of a refused cache");
+        assert_eq!(
+            get_batch(&cb, "images").0,
+            -1,
+            "no calibration on top of a refused cache"
+        );
         match s.finish().unwrap_err() {
             Error::Stale { path, msg } => {
                 assert!(path.ends_with("yolox.calib.cache"));

@@ -25,7 +25,14 @@ struct Report {
     cache_header: [c_char; 64],
 }
 
-type Drive = unsafe extern "C" fn(*const CalibratorCallbacks, i32, *const *const c_char, i32, i64, *mut Report) -> i32;
+type Drive = unsafe extern "C" fn(
+    *const CalibratorCallbacks,
+    i32,
+    *const *const c_char,
+    i32,
+    i64,
+    *mut Report,
+) -> i32;
 
 struct Harness {
     _lib: libloading::Library,
@@ -35,14 +42,20 @@ struct Harness {
 
 fn text(a: &[c_char; 64]) -> String {
     // SAFETY: the harness writes NUL-terminated strings with snprintf into these arrays.
-    unsafe { CStr::from_ptr(a.as_ptr()) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(a.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn header_version(include: &Path) -> String {
     let t = std::fs::read_to_string(include.join("NvInferVersion.h")).unwrap_or_default();
     let get = |k: &str| {
         t.lines()
-            .find_map(|l| l.trim().strip_prefix(&format!("#define {k} ")).map(|r| r.split_whitespace().next().unwrap_or("?").to_string()))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(&format!("#define {k} "))
+                    .map(|r| r.split_whitespace().next().unwrap_or("?").to_string())
+            })
             .unwrap_or_else(|| "?".into())
     };
     format!(
@@ -58,8 +71,14 @@ fn header_version(include: &Path) -> String {
 /// without libnvinfer) and load it. `None` (skip) when the headers are not given.
 fn harness(dir: &Path) -> Option<Harness> {
     let required = crate::env::var("TRTFORGE_REQUIRE_HARNESS").is_some();
-    let (Some(trt), Some(cuda)) = (crate::env::var("TENSORRT_INCLUDE_DIR"), crate::env::var("CUDA_INCLUDE_DIR")) else {
-        assert!(!required, "TRTFORGE_REQUIRE_HARNESS is set but TENSORRT_INCLUDE_DIR/CUDA_INCLUDE_DIR are not");
+    let (Some(trt), Some(cuda)) = (
+        crate::env::var("TENSORRT_INCLUDE_DIR"),
+        crate::env::var("CUDA_INCLUDE_DIR"),
+    ) else {
+        assert!(
+            !required,
+            "TRTFORGE_REQUIRE_HARNESS is set but TENSORRT_INCLUDE_DIR/CUDA_INCLUDE_DIR are not"
+        );
         eprintln!(
             "skipping calibrator harness: set TENSORRT_INCLUDE_DIR and CUDA_INCLUDE_DIR \
              (scripts/fetch-tensorrt-headers.sh fetches them)"
@@ -71,7 +90,14 @@ fn harness(dir: &Path) -> Option<Harness> {
     let out = dir.join("libtrtforge_harness.so");
     let cxx = crate::env::var("CXX").unwrap_or_else(|| "g++".into());
     let status = std::process::Command::new(&cxx)
-        .args(["-std=c++17", "-shared", "-fPIC", "-O1", "-Wall", "-Wno-deprecated-declarations"])
+        .args([
+            "-std=c++17",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-Wall",
+            "-Wno-deprecated-declarations",
+        ])
         .arg(format!("-isystem{trt}"))
         .arg(format!("-isystem{cuda}"))
         .arg(format!("-I{}", sys.display()))
@@ -83,7 +109,10 @@ fn harness(dir: &Path) -> Option<Harness> {
         .arg(&out)
         .status()
         .unwrap_or_else(|e| panic!("cannot run {cxx}: {e}"));
-    assert!(status.success(), "{cxx} failed to build the harness against {trt}");
+    assert!(
+        status.success(),
+        "{cxx} failed to build the harness against {trt}"
+    );
     // SAFETY: our own freshly built library; its initialisers are the C++ runtime's.
     let lib = unsafe { libloading::Library::new(&out) }.expect("load harness");
     // SAFETY: the symbol has the `Drive` signature (sys/harness/harness.cpp).
@@ -97,7 +126,12 @@ fn harness(dir: &Path) -> Option<Harness> {
 
 impl Harness {
     /// One calibration as TensorRT runs it; returns (status, report, the Rust state).
-    fn run(&self, src: CountingSource, cache: Option<MemCache>, minmax: bool) -> (i32, Report, Box<CalibratorState>) {
+    fn run(
+        &self,
+        src: CountingSource,
+        cache: Option<MemCache>,
+        minmax: bool,
+    ) -> (i32, Report, Box<CalibratorState>) {
         let elems = (src.batch * src.chw) as i64;
         let mut state = CalibratorState::new(
             Box::new(src),
@@ -110,7 +144,16 @@ impl Harness {
         // SAFETY: all-zero is a valid Report (integers, floats, char arrays).
         let mut report: Report = unsafe { std::mem::zeroed() };
         // SAFETY: `cb` points at the live boxed state; arrays and report are valid for the call.
-        let rc = unsafe { (self.drive)(&cb, i32::from(minmax), names.as_ptr(), 1, elems, &mut report) };
+        let rc = unsafe {
+            (self.drive)(
+                &cb,
+                i32::from(minmax),
+                names.as_ptr(),
+                1,
+                elems,
+                &mut report,
+            )
+        };
         println!(
             "harness[TensorRT {}] rc={rc} algorithm={} interface='{}' batch_size={} batches={} checksum={} amax={} cache_hit={} wrote_cache={} header='{}'",
             self.version,
@@ -147,7 +190,10 @@ fn calibrator_driven_as_tensorrt_does() {
     let want = expected_sum(&src, 3);
     let (rc, r, mut state) = h.run(src, Some(cache.clone()), false);
     assert_eq!(rc, 0);
-    assert_eq!((r.cache_hit, r.batch_size, r.batches, r.wrote_cache), (0, 2, 3, 1));
+    assert_eq!(
+        (r.cache_hit, r.batch_size, r.batches, r.wrote_cache),
+        (0, 2, 3, 1)
+    );
     assert!((r.checksum - want).abs() < 1e-6, "{} vs {want}", r.checksum);
     assert_eq!(r.algorithm, 2, "kENTROPY_CALIBRATION_2");
     if major >= 10 {
@@ -155,9 +201,21 @@ fn calibrator_driven_as_tensorrt_does() {
     }
     let sum = state.finish().unwrap();
     assert_eq!((sum.batches, sum.ended, sum.cache_used), (3, true, false));
-    let written = cache.bytes.lock().unwrap().clone().expect("cache written through the CacheStore");
-    let header = String::from_utf8_lossy(&written).lines().next().unwrap().to_string();
-    assert!(header.starts_with("TRT-") && header.ends_with("-EntropyCalibration2"), "{header}");
+    let written = cache
+        .bytes
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("cache written through the CacheStore");
+    let header = String::from_utf8_lossy(&written)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        header.starts_with("TRT-") && header.ends_with("-EntropyCalibration2"),
+        "{header}"
+    );
     assert_eq!(text(&r.cache_header), header);
 
     // 2. Cache round trip: the written cache is read back, no batch is requested.
@@ -181,24 +239,46 @@ fn calibrator_driven_as_tensorrt_does() {
     // 4. An error in the batch source at batch 1 ends calibration and comes back.
     let mut src = CountingSource::new(1, 4, 5);
     src.error_at = Some(1);
-    let (_, r, mut state) = h.run(src, None, false);
-    assert_eq!(r.batches, 1);
+    // TensorRT treats the failed getBatch as the end of the stream and still calls
+    // writeCalibrationCache with what it saw: the bridge must not store that partial cache.
+    let partial = MemCache::default();
+    let (_, r, mut state) = h.run(src, Some(partial.clone()), false);
+    assert_eq!((r.batches, r.wrote_cache), (1, 1));
+    assert!(
+        partial.bytes.lock().unwrap().is_none(),
+        "partial cache stored"
+    );
     let e = state.finish().unwrap_err().to_string();
-    assert!(e.contains("calibration batch 1 (getBatch) failed") && e.contains("calib/001.jpg"), "{e}");
+    assert!(
+        e.contains("calibration batch 1 (getBatch) failed") && e.contains("calib/001.jpg"),
+        "{e}"
+    );
     println!("error came back as: {e}");
 
     // 5. A panic in the batch source at batch 2 is caught and comes back as an error.
     let mut src = CountingSource::new(1, 4, 5);
     src.panic_at = Some(2);
-    let (_, r, mut state) = h.run(src, None, false);
+    let partial = MemCache::default();
+    let (_, r, mut state) = h.run(src, Some(partial.clone()), false);
     assert_eq!(r.batches, 2);
+    assert!(
+        partial.bytes.lock().unwrap().is_none(),
+        "partial cache stored"
+    );
     let e = state.finish().unwrap_err().to_string();
-    assert!(e.contains("calibration batch 2 (getBatch) panicked") && e.contains("decoder exploded"), "{e}");
+    assert!(
+        e.contains("calibration batch 2 (getBatch) panicked") && e.contains("decoder exploded"),
+        "{e}"
+    );
     println!("panic came back as: {e}");
 
     // 6. The min-max calibrator class goes through the same bridge.
     let (rc, r, mut state) = h.run(CountingSource::new(1, 4, 2), None, true);
-    assert_eq!((rc, r.algorithm, r.batches), (0, 3, 2), "kMINMAX_CALIBRATION");
+    assert_eq!(
+        (rc, r.algorithm, r.batches),
+        (0, 3, 2),
+        "kMINMAX_CALIBRATION"
+    );
     if major >= 10 {
         assert_eq!(text(&r.interface_name), "IInt8MinMaxCalibrator 1.0");
     }

@@ -79,7 +79,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -124,7 +127,8 @@ impl Manifest {
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
-        let mut text = serde_json::to_vec_pretty(self).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut text =
+            serde_json::to_vec_pretty(self).map_err(|e| Error::Invalid(e.to_string()))?;
         text.push(b'\n');
         write_atomic(path, &text)
     }
@@ -234,10 +238,20 @@ mod tests {
     #[test]
     fn other_tensorrt_version_is_refused_with_both_values() {
         let m = manifest(b"x");
-        let e = m.check_loadable(Path::new("y.engine"), &rt("10.3.0", "8.7")).unwrap_err().to_string();
-        assert!(e.contains("y.engine") && e.contains("8.6.2") && e.contains("10.3.0"), "{e}");
-        assert!(m.check_loadable(Path::new("y.engine"), &rt("8.6.2", "8.7")).is_ok());
-        assert!(manifest(b"x").check_loadable(Path::new("e"), &rt("8.6.2.3", "8.7")).is_ok());
+        let e = m
+            .check_loadable(Path::new("y.engine"), &rt("10.3.0", "8.7"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("y.engine") && e.contains("8.6.2") && e.contains("10.3.0"),
+            "{e}"
+        );
+        assert!(m
+            .check_loadable(Path::new("y.engine"), &rt("8.6.2", "8.7"))
+            .is_ok());
+        assert!(manifest(b"x")
+            .check_loadable(Path::new("e"), &rt("8.6.2.3", "8.7"))
+            .is_ok());
     }
 
     #[test]
@@ -246,7 +260,10 @@ mod tests {
             .check_loadable(Path::new("y.engine"), &rt("8.6.2", "8.9"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("8.7") && e.contains("8.9") && e.contains("Orin"), "{e}");
+        assert!(
+            e.contains("8.7") && e.contains("8.9") && e.contains("Orin"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -261,11 +278,16 @@ mod tests {
         let (_, got) = load_checked_engine(&engine, &rt("8.6.2", "8.7")).unwrap();
         assert_eq!(got, bytes);
         // no temporary files are left behind
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
         // a changed engine no longer matches its manifest
         write_atomic(&engine, b"other").unwrap();
-        let e = load_checked_engine(&engine, &rt("8.6.2", "8.7")).unwrap_err().to_string();
+        let e = load_checked_engine(&engine, &rt("8.6.2", "8.7"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sha256"), "{e}");
     }
 
@@ -274,7 +296,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = dir.path().join("m.engine");
         std::fs::write(&engine, b"x").unwrap();
-        let e = load_checked_engine(&engine, &rt("8.6.2", "8.7")).unwrap_err().to_string();
-        assert!(e.contains("manifest") && e.contains("trtforge build"), "{e}");
+        let e = load_checked_engine(&engine, &rt("8.6.2", "8.7"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("manifest") && e.contains("trtforge build"),
+            "{e}"
+        );
     }
 }

@@ -6,13 +6,20 @@
 
 pub mod bridge;
 pub mod manifest;
+pub mod plan;
 pub mod probe;
 
 #[cfg(test)]
 mod harness_test;
 
 #[cfg(feature = "tensorrt")]
-#[allow(non_camel_case_types, non_upper_case_globals, non_snake_case, dead_code, clippy::all)]
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    dead_code,
+    clippy::all
+)]
 pub mod sys {
     //! bindgen output for `sys/trtforge_shim.h`.
     include!(concat!(env!("OUT_DIR"), "/trtforge_sys.rs"));
@@ -23,6 +30,12 @@ mod safe;
 
 #[cfg(feature = "tensorrt")]
 pub use safe::*;
+
+#[cfg(feature = "tensorrt")]
+mod engine;
+
+#[cfg(feature = "tensorrt")]
+pub use engine::{build_engine, summarize_layers, CalibrationInputs};
 
 pub use bridge::{BatchSource, BindingMemory, CacheStore, CalibratorState, HostTensor};
 pub use manifest::{load_checked_engine, manifest_path, write_atomic, Manifest, Runtime};

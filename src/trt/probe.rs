@@ -39,7 +39,11 @@ pub fn decode_version(v: i32) -> String {
 
 /// Try each candidate (first in `TENSORRT_LIB_DIR` when set, then the loader's path) and call
 /// `symbol` (an `int32_t f(void)` version function).
-pub(crate) fn probe_lib(names: &[&str], dir_var: Option<&str>, symbol: &[u8]) -> std::result::Result<(String, i32), String> {
+pub(crate) fn probe_lib(
+    names: &[&str],
+    dir_var: Option<&str>,
+    symbol: &[u8],
+) -> std::result::Result<(String, i32), String> {
     let mut tried = Vec::new();
     let dir = dir_var.and_then(crate::env::var);
     for name in names {
@@ -57,7 +61,10 @@ pub(crate) fn probe_lib(names: &[&str], dir_var: Option<&str>, symbol: &[u8]) ->
                     return match f {
                         // SAFETY: as above; takes no arguments and only returns a number.
                         Ok(f) => Ok((c, unsafe { f() })),
-                        Err(e) => Err(format!("{c} loaded but has no {}: {e}", String::from_utf8_lossy(symbol))),
+                        Err(e) => Err(format!(
+                            "{c} loaded but has no {}: {e}",
+                            String::from_utf8_lossy(symbol)
+                        )),
                     };
                 }
                 Err(e) => tried.push(format!("{c} ({e})")),
@@ -81,7 +88,7 @@ pub fn probe() -> TensorRtStatus {
             version: None,
             detail: why,
             fix: Some(
-                "install TensorRT (JetPack ships it; on x86 the libnvinfer packages or the TensorRT tar) \
+                "Install TensorRT (JetPack ships it; on x86 the libnvinfer packages or the TensorRT tar) \
                  and put its lib folder on LD_LIBRARY_PATH or set TENSORRT_LIB_DIR"
                     .into(),
             ),
@@ -101,7 +108,7 @@ impl TensorRtStatus {
             return Err(Error::Unavailable {
                 what: "TensorRT".into(),
                 why: "this trtforge was built without the `tensorrt` feature".into(),
-                fix: "on a machine with TensorRT, rebuild with `cargo build --release --features tensorrt` \
+                fix: "On a machine with TensorRT, rebuild with `cargo build --release --features tensorrt` \
                       (set TENSORRT_ROOT or TENSORRT_INCLUDE_DIR/TENSORRT_LIB_DIR if it is not found)"
                     .into(),
             });
@@ -134,12 +141,20 @@ mod tests {
         let s = probe();
         assert_eq!(s.compiled_in, cfg!(feature = "tensorrt"));
         if !s.library.available {
-            assert!(s.library.detail.contains("libnvinfer"), "{}", s.library.detail);
+            assert!(
+                s.library.detail.contains("libnvinfer"),
+                "{}",
+                s.library.detail
+            );
             let e = s.require().unwrap_err().to_string();
             assert!(e.contains("not available"), "{e}");
         }
         if !s.compiled_in {
-            assert!(s.require().unwrap_err().to_string().contains("--features tensorrt"));
+            assert!(s
+                .require()
+                .unwrap_err()
+                .to_string()
+                .contains("--features tensorrt"));
         }
     }
 }

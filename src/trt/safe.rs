@@ -5,7 +5,7 @@
 //! keeps parents alive. Every call checks the status and turns the thread-local last error
 //! into an [`Error`].
 
-use super::bridge::{CalibratorState, CalibrationSummary};
+use super::bridge::{CalibrationSummary, CalibratorState};
 use super::sys;
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -43,7 +43,7 @@ fn check(status: i32, what: &str) -> Result<()> {
         return Err(Error::Unavailable {
             what: what.to_string(),
             why: msg,
-            fix: "use a TensorRT version that has it, or drop the recipe field".into(),
+            fix: "Use a TensorRT version that has it, or drop the recipe field".into(),
         });
     }
     Err(Error::Invalid(format!("TensorRT {what}: {msg}")))
@@ -60,8 +60,16 @@ fn cstr(p: *const c_char) -> String {
 /// Header and library versions as `major.minor.patch`.
 pub fn versions() -> (String, String) {
     // SAFETY: plain functions returning numbers.
-    let (h, l) = unsafe { (sys::trtforge_header_version(), sys::trtforge_library_version()) };
-    (super::probe::decode_version(h), super::probe::decode_version(l))
+    let (h, l) = unsafe {
+        (
+            sys::trtforge_header_version(),
+            sys::trtforge_library_version(),
+        )
+    };
+    (
+        super::probe::decode_version(h),
+        super::probe::decode_version(l),
+    )
 }
 
 type LogFn = Box<dyn Fn(Severity, &str) + Send + Sync>;
@@ -93,7 +101,10 @@ impl Logger {
         let mut raw = std::ptr::null_mut();
         let user = (&*f as *const LogFn).cast_mut().cast();
         // SAFETY: `user` stays valid as long as the Logger (it owns the box).
-        check(unsafe { sys::trtforge_logger_create(Some(log_trampoline), user, &mut raw) }, "logger")?;
+        check(
+            unsafe { sys::trtforge_logger_create(Some(log_trampoline), user, &mut raw) },
+            "logger",
+        )?;
         Ok(Logger {
             raw: NonNull::new(raw).ok_or_else(|| Error::Invalid("null logger".into()))?,
             _f: f,
@@ -133,7 +144,8 @@ macro_rules! handle {
         impl $name<'_> {
             fn from_raw(raw: *mut $raw, what: &str) -> Result<Self> {
                 Ok($name {
-                    raw: NonNull::new(raw).ok_or_else(|| Error::Invalid(format!("TensorRT {what}: null handle")))?,
+                    raw: NonNull::new(raw)
+                        .ok_or_else(|| Error::Invalid(format!("TensorRT {what}: null handle")))?,
                     _parent: PhantomData,
                 })
             }
@@ -141,14 +153,30 @@ macro_rules! handle {
     };
 }
 
-handle!(Builder, sys::trtforge_builder, sys::trtforge_builder_destroy);
-handle!(Network, sys::trtforge_network, sys::trtforge_network_destroy);
+handle!(
+    Builder,
+    sys::trtforge_builder,
+    sys::trtforge_builder_destroy
+);
+handle!(
+    Network,
+    sys::trtforge_network,
+    sys::trtforge_network_destroy
+);
 handle!(Parser, sys::trtforge_parser, sys::trtforge_parser_destroy);
 handle!(Config, sys::trtforge_config, sys::trtforge_config_destroy);
 handle!(HostBytes, sys::trtforge_bytes, sys::trtforge_bytes_destroy);
-handle!(TrtRuntime, sys::trtforge_runtime, sys::trtforge_runtime_destroy);
+handle!(
+    TrtRuntime,
+    sys::trtforge_runtime,
+    sys::trtforge_runtime_destroy
+);
 handle!(Engine, sys::trtforge_engine, sys::trtforge_engine_destroy);
-handle!(Calibrator, sys::trtforge_calibrator, sys::trtforge_calibrator_destroy);
+handle!(
+    Calibrator,
+    sys::trtforge_calibrator,
+    sys::trtforge_calibrator_destroy
+);
 
 impl HostBytes<'_> {
     pub fn as_slice(&self) -> &[u8] {
@@ -190,6 +218,15 @@ fn dtype_name(d: i32) -> &'static str {
     }
 }
 
+/// Shapes of one dynamic input in an optimization profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputProfile {
+    pub name: String,
+    pub min: Vec<i64>,
+    pub opt: Vec<i64>,
+    pub max: Vec<i64>,
+}
+
 /// One ONNX parser error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParserError {
@@ -203,7 +240,10 @@ impl<'l> Builder<'l> {
     pub fn new(logger: &'l Logger) -> Result<Self> {
         let mut raw = std::ptr::null_mut();
         // SAFETY: valid logger handle, out-pointer.
-        check(unsafe { sys::trtforge_builder_create(logger.raw.as_ptr(), &mut raw) }, "builder")?;
+        check(
+            unsafe { sys::trtforge_builder_create(logger.raw.as_ptr(), &mut raw) },
+            "builder",
+        )?;
         Builder::from_raw(raw, "builder")
     }
 
@@ -212,7 +252,9 @@ impl<'l> Builder<'l> {
         let mut raw = std::ptr::null_mut();
         // SAFETY: valid builder handle, out-pointer.
         check(
-            unsafe { sys::trtforge_network_create(self.raw.as_ptr(), i32::from(strongly_typed), &mut raw) },
+            unsafe {
+                sys::trtforge_network_create(self.raw.as_ptr(), i32::from(strongly_typed), &mut raw)
+            },
             "network",
         )?;
         Network::from_raw(raw, "network")
@@ -221,29 +263,60 @@ impl<'l> Builder<'l> {
     pub fn config(&self) -> Result<Config<'_>> {
         let mut raw = std::ptr::null_mut();
         // SAFETY: valid builder handle, out-pointer.
-        check(unsafe { sys::trtforge_config_create(self.raw.as_ptr(), &mut raw) }, "builder config")?;
+        check(
+            unsafe { sys::trtforge_config_create(self.raw.as_ptr(), &mut raw) },
+            "builder config",
+        )?;
         Config::from_raw(raw, "builder config")
     }
 
     /// Add an optimization profile: `(input, min, opt, max)` per dynamic input.
-    pub fn add_profile(&self, config: &Config<'_>, shapes: &[(String, Vec<i64>, Vec<i64>, Vec<i64>)], calibration: bool) -> Result<()> {
+    pub fn add_profile(
+        &self,
+        config: &Config<'_>,
+        shapes: &[InputProfile],
+        calibration: bool,
+    ) -> Result<()> {
         let mut raw = std::ptr::null_mut();
         // SAFETY: valid builder handle, out-pointer.
-        check(unsafe { sys::trtforge_profile_create(self.raw.as_ptr(), &mut raw) }, "optimization profile")?;
-        for (name, min, opt, max) in shapes {
-            let c = CString::new(name.as_str()).map_err(|_| Error::Invalid(format!("input name {name:?}")))?;
+        check(
+            unsafe { sys::trtforge_profile_create(self.raw.as_ptr(), &mut raw) },
+            "optimization profile",
+        )?;
+        for InputProfile {
+            name,
+            min,
+            opt,
+            max,
+        } in shapes
+        {
+            let c = CString::new(name.as_str())
+                .map_err(|_| Error::Invalid(format!("input name {name:?}")))?;
             if min.len() != opt.len() || opt.len() != max.len() {
-                return Err(Error::Invalid(format!("profile for '{name}': min/opt/max ranks differ")));
+                return Err(Error::Invalid(format!(
+                    "profile for '{name}': min/opt/max ranks differ"
+                )));
             }
             // SAFETY: arrays of `len` dims, valid profile handle.
             check(
-                unsafe { sys::trtforge_profile_set(raw, c.as_ptr(), min.len() as i32, min.as_ptr(), opt.as_ptr(), max.as_ptr()) },
+                unsafe {
+                    sys::trtforge_profile_set(
+                        raw,
+                        c.as_ptr(),
+                        min.len() as i32,
+                        min.as_ptr(),
+                        opt.as_ptr(),
+                        max.as_ptr(),
+                    )
+                },
                 "optimization profile",
             )?;
         }
         // SAFETY: the config takes the profile (TensorRT owns it); `raw` is not used again.
         check(
-            unsafe { sys::trtforge_config_add_profile(config.raw.as_ptr(), raw, i32::from(calibration)) },
+            unsafe {
+                sys::trtforge_config_add_profile(config.raw.as_ptr(), raw, i32::from(calibration))
+            },
             "optimization profile",
         )
     }
@@ -254,32 +327,46 @@ impl<'l> Builder<'l> {
         &self,
         network: &Network<'_>,
         config: &Config<'_>,
-        mut calib: Option<&mut CalibrationSession>,
+        calib: Option<&mut CalibrationSession>,
     ) -> Result<(Vec<u8>, Option<CalibrationSummary>)> {
         if let Some(s) = calib.as_deref() {
             // SAFETY: valid handles; the session outlives this call, and is detached below.
             check(
-                unsafe { sys::trtforge_config_set_calibrator(config.raw.as_ptr(), s.calib.raw.as_ptr()) },
+                unsafe {
+                    sys::trtforge_config_set_calibrator(config.raw.as_ptr(), s.calib.raw.as_ptr())
+                },
                 "calibrator",
             )?;
         }
         let mut raw = std::ptr::null_mut();
         // SAFETY: valid handles; the calibrator session is borrowed for the whole call.
         let status = unsafe {
-            sys::trtforge_build_serialized(self.raw.as_ptr(), network.raw.as_ptr(), config.raw.as_ptr(), &mut raw)
+            sys::trtforge_build_serialized(
+                self.raw.as_ptr(),
+                network.raw.as_ptr(),
+                config.raw.as_ptr(),
+                &mut raw,
+            )
         };
         // Own whatever came back before any early return, so it is freed.
-        let bytes = if raw.is_null() { None } else { Some(HostBytes::from_raw(raw, "engine build")?) };
-        let summary = match calib.as_deref_mut() {
+        let bytes = if raw.is_null() {
+            None
+        } else {
+            Some(HostBytes::from_raw(raw, "engine build")?)
+        };
+        let summary = match calib {
             Some(s) => {
                 // SAFETY: detach so the config never points at a dropped calibrator.
-                unsafe { sys::trtforge_config_set_calibrator(config.raw.as_ptr(), std::ptr::null_mut()) };
+                unsafe {
+                    sys::trtforge_config_set_calibrator(config.raw.as_ptr(), std::ptr::null_mut())
+                };
                 Some(s.state.finish()?)
             }
             None => None,
         };
         check(status, "engine build")?;
-        let bytes = bytes.ok_or_else(|| Error::Invalid("TensorRT engine build returned no bytes".into()))?;
+        let bytes = bytes
+            .ok_or_else(|| Error::Invalid("TensorRT engine build returned no bytes".into()))?;
         Ok((bytes.as_slice().to_vec(), summary))
     }
 }
@@ -290,9 +377,23 @@ impl Network<'_> {
         // SAFETY: valid handle and out-pointers; `name` lives as long as the network.
         let st = unsafe {
             if input {
-                sys::trtforge_network_input(self.raw.as_ptr(), i, &mut name, &mut nb, dims.as_mut_ptr(), &mut dtype)
+                sys::trtforge_network_input(
+                    self.raw.as_ptr(),
+                    i,
+                    &mut name,
+                    &mut nb,
+                    dims.as_mut_ptr(),
+                    &mut dtype,
+                )
             } else {
-                sys::trtforge_network_output(self.raw.as_ptr(), i, &mut name, &mut nb, dims.as_mut_ptr(), &mut dtype)
+                sys::trtforge_network_output(
+                    self.raw.as_ptr(),
+                    i,
+                    &mut name,
+                    &mut nb,
+                    dims.as_mut_ptr(),
+                    &mut dtype,
+                )
             }
         };
         check(st, "network tensor")?;
@@ -307,14 +408,20 @@ impl Network<'_> {
     pub fn inputs(&self) -> Result<Vec<IoTensor>> {
         let mut n = 0;
         // SAFETY: valid handle, out-pointer.
-        check(unsafe { sys::trtforge_network_nb_inputs(self.raw.as_ptr(), &mut n) }, "network inputs")?;
+        check(
+            unsafe { sys::trtforge_network_nb_inputs(self.raw.as_ptr(), &mut n) },
+            "network inputs",
+        )?;
         (0..n).map(|i| self.io(true, i)).collect()
     }
 
     pub fn outputs(&self) -> Result<Vec<IoTensor>> {
         let mut n = 0;
         // SAFETY: valid handle, out-pointer.
-        check(unsafe { sys::trtforge_network_nb_outputs(self.raw.as_ptr(), &mut n) }, "network outputs")?;
+        check(
+            unsafe { sys::trtforge_network_nb_outputs(self.raw.as_ptr(), &mut n) },
+            "network outputs",
+        )?;
         (0..n).map(|i| self.io(false, i)).collect()
     }
 
@@ -323,15 +430,26 @@ impl Network<'_> {
     pub fn set_precision_where(&self, pattern: &str, dtype: i32) -> Result<usize> {
         let mut n = 0;
         // SAFETY: valid handle, out-pointer.
-        check(unsafe { sys::trtforge_network_nb_layers(self.raw.as_ptr(), &mut n) }, "network layers")?;
+        check(
+            unsafe { sys::trtforge_network_nb_layers(self.raw.as_ptr(), &mut n) },
+            "network layers",
+        )?;
         let mut hits = 0;
         for i in 0..n {
             let mut name = std::ptr::null();
             // SAFETY: valid handle, index in range, out-pointer.
-            check(unsafe { sys::trtforge_network_layer_name(self.raw.as_ptr(), i, &mut name) }, "layer name")?;
+            check(
+                unsafe { sys::trtforge_network_layer_name(self.raw.as_ptr(), i, &mut name) },
+                "layer name",
+            )?;
             if cstr(name).contains(pattern) {
                 // SAFETY: valid handle, index in range.
-                check(unsafe { sys::trtforge_network_set_layer_precision(self.raw.as_ptr(), i, dtype) }, "layer precision")?;
+                check(
+                    unsafe {
+                        sys::trtforge_network_set_layer_precision(self.raw.as_ptr(), i, dtype)
+                    },
+                    "layer precision",
+                )?;
                 hits += 1;
             }
         }
@@ -342,16 +460,27 @@ impl Network<'_> {
     pub fn parse_onnx(&self, logger: &Logger, path: &Path) -> Result<()> {
         let mut raw = std::ptr::null_mut();
         // SAFETY: valid handles, out-pointer.
-        check(unsafe { sys::trtforge_parser_create(self.raw.as_ptr(), logger.raw.as_ptr(), &mut raw) }, "ONNX parser")?;
+        check(
+            unsafe {
+                sys::trtforge_parser_create(self.raw.as_ptr(), logger.raw.as_ptr(), &mut raw)
+            },
+            "ONNX parser",
+        )?;
         let parser = Parser::from_raw(raw, "ONNX parser")?;
-        let c = CString::new(path.to_string_lossy().as_bytes()).map_err(|_| Error::Invalid(format!("{}: path has a NUL byte", path.display())))?;
+        let c = CString::new(path.to_string_lossy().as_bytes())
+            .map_err(|_| Error::Invalid(format!("{}: path has a NUL byte", path.display())))?;
         // SAFETY: valid handle and path.
         let st = unsafe { sys::trtforge_parser_parse_file(parser.raw.as_ptr(), c.as_ptr(), 2) };
         if st == sys::TRTFORGE_PARSE_FAILED as i32 {
             let errs = parser.errors()?;
             let lines: Vec<String> = errs
                 .iter()
-                .map(|e| format!("node {} '{}': {} (code {})", e.node, e.node_name, e.desc, e.code))
+                .map(|e| {
+                    format!(
+                        "node {} '{}': {} (code {})",
+                        e.node, e.node_name, e.desc, e.code
+                    )
+                })
                 .collect();
             return Err(Error::Onnx {
                 path: path.to_path_buf(),
@@ -366,13 +495,26 @@ impl Parser<'_> {
     pub fn errors(&self) -> Result<Vec<ParserError>> {
         let mut n = 0;
         // SAFETY: valid handle, out-pointer.
-        check(unsafe { sys::trtforge_parser_nb_errors(self.raw.as_ptr(), &mut n) }, "parser errors")?;
+        check(
+            unsafe { sys::trtforge_parser_nb_errors(self.raw.as_ptr(), &mut n) },
+            "parser errors",
+        )?;
         (0..n)
             .map(|i| {
-                let (mut node, mut name, mut desc, mut code) = (0, std::ptr::null(), std::ptr::null(), 0);
+                let (mut node, mut name, mut desc, mut code) =
+                    (0, std::ptr::null(), std::ptr::null(), 0);
                 // SAFETY: valid handle, index in range, out-pointers.
                 check(
-                    unsafe { sys::trtforge_parser_error(self.raw.as_ptr(), i, &mut node, &mut name, &mut desc, &mut code) },
+                    unsafe {
+                        sys::trtforge_parser_error(
+                            self.raw.as_ptr(),
+                            i,
+                            &mut node,
+                            &mut name,
+                            &mut desc,
+                            &mut code,
+                        )
+                    },
                     "parser error",
                 )?;
                 Ok(ParserError {
@@ -412,7 +554,10 @@ impl<'b> Config<'b> {
             BuildPrecision::Best => sys::TRTFORGE_PRECISION_BEST,
         };
         // SAFETY: valid handle.
-        check(unsafe { sys::trtforge_config_set_precision(self.raw.as_ptr(), v as i32) }, "precision")
+        check(
+            unsafe { sys::trtforge_config_set_precision(self.raw.as_ptr(), v as i32) },
+            "precision",
+        )
     }
 
     pub fn set_constraints(&self, c: Constraints) -> Result<()> {
@@ -422,18 +567,29 @@ impl<'b> Config<'b> {
             Constraints::Obey => sys::TRTFORGE_CONSTRAINTS_OBEY,
         };
         // SAFETY: valid handle.
-        check(unsafe { sys::trtforge_config_set_constraints(self.raw.as_ptr(), v as i32) }, "precision constraints")
+        check(
+            unsafe { sys::trtforge_config_set_constraints(self.raw.as_ptr(), v as i32) },
+            "precision constraints",
+        )
     }
 
     pub fn set_workspace_mib(&self, mib: u64) -> Result<()> {
         // SAFETY: valid handle.
-        check(unsafe { sys::trtforge_config_set_workspace(self.raw.as_ptr(), mib << 20) }, "workspace")
+        check(
+            unsafe { sys::trtforge_config_set_workspace(self.raw.as_ptr(), mib << 20) },
+            "workspace",
+        )
     }
 
     pub fn set_dla(&self, core: Option<u32>, gpu_fallback: bool) -> Result<()> {
         let core = core.map(|c| c as i32).unwrap_or(-1);
         // SAFETY: valid handle.
-        check(unsafe { sys::trtforge_config_set_dla(self.raw.as_ptr(), core, i32::from(gpu_fallback)) }, "DLA")
+        check(
+            unsafe {
+                sys::trtforge_config_set_dla(self.raw.as_ptr(), core, i32::from(gpu_fallback))
+            },
+            "DLA",
+        )
     }
 
     pub fn set_optimization_level(&self, level: u32) -> Result<()> {
@@ -446,21 +602,34 @@ impl<'b> Config<'b> {
 
     pub fn set_detailed_profiling(&self) -> Result<()> {
         // SAFETY: valid handle.
-        check(unsafe { sys::trtforge_config_set_detailed_profiling(self.raw.as_ptr()) }, "profiling verbosity")
+        check(
+            unsafe { sys::trtforge_config_set_detailed_profiling(self.raw.as_ptr()) },
+            "profiling verbosity",
+        )
     }
 
     /// Attach a timing cache (`None`: start an empty one).
     pub fn set_timing_cache(&self, bytes: Option<&[u8]>) -> Result<()> {
-        let (p, n) = bytes.map(|b| (b.as_ptr().cast(), b.len())).unwrap_or((std::ptr::null(), 0));
+        let (p, n) = bytes
+            .map(|b| (b.as_ptr().cast(), b.len()))
+            .unwrap_or((std::ptr::null(), 0));
         // SAFETY: valid handle; TensorRT copies the bytes.
-        check(unsafe { sys::trtforge_config_set_timing_cache(self.raw.as_ptr(), p, n) }, "timing cache")
+        check(
+            unsafe { sys::trtforge_config_set_timing_cache(self.raw.as_ptr(), p, n) },
+            "timing cache",
+        )
     }
 
     pub fn timing_cache(&self) -> Result<Vec<u8>> {
         let mut raw = std::ptr::null_mut();
         // SAFETY: valid handle, out-pointer.
-        check(unsafe { sys::trtforge_config_serialize_timing_cache(self.raw.as_ptr(), &mut raw) }, "timing cache")?;
-        Ok(HostBytes::from_raw(raw, "timing cache")?.as_slice().to_vec())
+        check(
+            unsafe { sys::trtforge_config_serialize_timing_cache(self.raw.as_ptr(), &mut raw) },
+            "timing cache",
+        )?;
+        Ok(HostBytes::from_raw(raw, "timing cache")?
+            .as_slice()
+            .to_vec())
     }
 }
 
@@ -475,10 +644,17 @@ impl CalibrationSession {
     /// `minmax` picks IInt8MinMaxCalibrator, else IInt8EntropyCalibrator2.
     pub fn new(mut state: Box<CalibratorState>, minmax: bool) -> Result<Self> {
         let cb = state.callbacks();
-        let algo = if minmax { sys::TRTFORGE_CALIB_MINMAX } else { sys::TRTFORGE_CALIB_ENTROPY2 };
+        let algo = if minmax {
+            sys::TRTFORGE_CALIB_MINMAX
+        } else {
+            sys::TRTFORGE_CALIB_ENTROPY2
+        };
         let mut raw = std::ptr::null_mut();
         // SAFETY: `cb.user` points into the box, which this session owns and outlives the handle.
-        check(unsafe { sys::trtforge_calibrator_create(&cb, algo as i32, &mut raw) }, "calibrator")?;
+        check(
+            unsafe { sys::trtforge_calibrator_create(&cb, algo as i32, &mut raw) },
+            "calibrator",
+        )?;
         Ok(CalibrationSession {
             calib: Calibrator::from_raw(raw, "calibrator")?,
             state,
@@ -494,7 +670,10 @@ impl<'l> TrtRuntime<'l> {
     pub fn new(logger: &'l Logger) -> Result<Self> {
         let mut raw = std::ptr::null_mut();
         // SAFETY: valid logger, out-pointer.
-        check(unsafe { sys::trtforge_runtime_create(logger.raw.as_ptr(), &mut raw) }, "runtime")?;
+        check(
+            unsafe { sys::trtforge_runtime_create(logger.raw.as_ptr(), &mut raw) },
+            "runtime",
+        )?;
         TrtRuntime::from_raw(raw, "runtime")
     }
 
@@ -503,7 +682,14 @@ impl<'l> TrtRuntime<'l> {
         let mut raw = std::ptr::null_mut();
         // SAFETY: valid runtime; TensorRT copies what it needs from `bytes`.
         check(
-            unsafe { sys::trtforge_engine_deserialize(self.raw.as_ptr(), bytes.as_ptr().cast(), bytes.len(), &mut raw) },
+            unsafe {
+                sys::trtforge_engine_deserialize(
+                    self.raw.as_ptr(),
+                    bytes.as_ptr().cast(),
+                    bytes.len(),
+                    &mut raw,
+                )
+            },
             "engine deserialization",
         )?;
         Engine::from_raw(raw, "engine")
@@ -514,13 +700,27 @@ impl Engine<'_> {
     pub fn io_tensors(&self) -> Result<Vec<IoTensor>> {
         let mut n = 0;
         // SAFETY: valid handle, out-pointer.
-        check(unsafe { sys::trtforge_engine_nb_io(self.raw.as_ptr(), &mut n) }, "engine I/O")?;
+        check(
+            unsafe { sys::trtforge_engine_nb_io(self.raw.as_ptr(), &mut n) },
+            "engine I/O",
+        )?;
         (0..n)
             .map(|i| {
-                let (mut name, mut inp, mut nb, mut dims, mut dt) = (std::ptr::null(), 0, 0, [0i64; 8], 0);
+                let (mut name, mut inp, mut nb, mut dims, mut dt) =
+                    (std::ptr::null(), 0, 0, [0i64; 8], 0);
                 // SAFETY: valid handle, index in range, out-pointers.
                 check(
-                    unsafe { sys::trtforge_engine_io(self.raw.as_ptr(), i, &mut name, &mut inp, &mut nb, dims.as_mut_ptr(), &mut dt) },
+                    unsafe {
+                        sys::trtforge_engine_io(
+                            self.raw.as_ptr(),
+                            i,
+                            &mut name,
+                            &mut inp,
+                            &mut nb,
+                            dims.as_mut_ptr(),
+                            &mut dt,
+                        )
+                    },
                     "engine I/O",
                 )?;
                 Ok(IoTensor {
@@ -537,7 +737,13 @@ impl Engine<'_> {
     pub fn layer_info_json(&self) -> Result<String> {
         let mut raw = std::ptr::null_mut();
         // SAFETY: valid handle, out-pointer.
-        check(unsafe { sys::trtforge_engine_layer_info_json(self.raw.as_ptr(), &mut raw) }, "engine inspector")?;
-        Ok(String::from_utf8_lossy(HostBytes::from_raw(raw, "engine inspector")?.as_slice()).into_owned())
+        check(
+            unsafe { sys::trtforge_engine_layer_info_json(self.raw.as_ptr(), &mut raw) },
+            "engine inspector",
+        )?;
+        Ok(
+            String::from_utf8_lossy(HostBytes::from_raw(raw, "engine inspector")?.as_slice())
+                .into_owned(),
+        )
     }
 }

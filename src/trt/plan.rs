@@ -1,0 +1,236 @@
+//! The CPU part of `trtforge build` (always compiled): validate the recipe against the model,
+//! hash the inputs, find Q/DQ nodes and decide how INT8 is obtained. Runs without TensorRT.
+
+use crate::error::{Error, Result};
+use crate::recipe::{LoadedRecipe, Precision, TrtVersion};
+use onnx_protobuf::Message;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// How the engine gets its INT8 scales.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Int8Source {
+    /// FP32/FP16: none needed.
+    None,
+    /// Implicit quantization through the calibrator bridge (TensorRT 8.5 to 10.x).
+    Calibrator,
+    /// The model carries Q/DQ nodes: no calibrator, strongly typed where the version has it.
+    ExplicitQdq,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildPlan {
+    pub recipe: PathBuf,
+    pub model: PathBuf,
+    pub engine: PathBuf,
+    pub onnx_sha256: String,
+    pub recipe_sha256: String,
+    pub precision: Precision,
+    pub tensorrt: String,
+    pub qdq_nodes: usize,
+    pub int8: Int8Source,
+    /// Graph inputs (name, dims; 0 or negative = dynamic).
+    pub inputs: Vec<(String, Vec<i64>)>,
+    /// CPU steps done, in order, for the report.
+    pub steps: Vec<String>,
+}
+
+fn precision_name(p: Precision) -> &'static str {
+    match p {
+        Precision::Fp32 => "fp32",
+        Precision::Fp16 => "fp16",
+        Precision::Int8 => "int8",
+        Precision::Best => "best",
+    }
+}
+
+impl BuildPlan {
+    pub fn precision_name(&self) -> &'static str {
+        precision_name(self.precision)
+    }
+}
+
+/// Validate and plan; every error names the recipe field or file and the fix.
+pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
+    let r = &loaded.recipe;
+    let mut steps = vec![format!("recipe {} validated", loaded.path.display())];
+    let model = loaded.model_path();
+    let bytes = std::fs::read(&model).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            loaded.field_error(
+                "model",
+                format!(
+                    "{} does not exist; fix the path (relative to the recipe)",
+                    model.display()
+                ),
+            )
+        } else {
+            Error::io(&model, e)
+        }
+    })?;
+    let onnx_sha256 = super::manifest::sha256_hex(&bytes);
+    let parsed = onnx_protobuf::ModelProto::parse_from_bytes(&bytes).map_err(|e| Error::Onnx {
+        path: model.clone(),
+        msg: format!("not an ONNX model ({e}); re-export it"),
+    })?;
+    let graph = parsed.graph.get_or_default();
+    let initializers: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|i| i.name.as_str()).collect();
+    let inputs: Vec<(String, Vec<i64>)> = graph
+        .input
+        .iter()
+        .filter(|i| !initializers.contains(i.name.as_str()))
+        .map(|i| {
+            let dims = i
+                .type_
+                .get_or_default()
+                .tensor_type()
+                .shape
+                .get_or_default()
+                .dim
+                .iter()
+                .map(|d| if d.has_dim_value() { d.dim_value() } else { -1 })
+                .collect();
+            (i.name.clone(), dims)
+        })
+        .collect();
+    if !inputs.iter().any(|(n, _)| n == &r.input.tensor) {
+        let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(loaded.field_error(
+            "input.tensor",
+            format!(
+                "the model has no input '{}'; its inputs are {names:?}",
+                r.input.tensor
+            ),
+        ));
+    }
+    let qdq_nodes = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear")
+        .count();
+    steps.push(format!(
+        "model {} read: sha256 {}, {} nodes, {qdq_nodes} Q/DQ",
+        model.display(),
+        &onnx_sha256[..12],
+        graph.node.len()
+    ));
+    let version = TrtVersion::parse(&r.target.tensorrt).expect("validated by the recipe loader");
+    let int8 = match (r.precision, qdq_nodes > 0) {
+        (Precision::Fp32 | Precision::Fp16, _) => Int8Source::None,
+        (_, true) => Int8Source::ExplicitQdq,
+        (_, false) if !version.has_calibrator() => {
+            return Err(loaded.field_error(
+                "precision",
+                format!(
+                    "TensorRT {version} has no calibrator: INT8 needs a Q/DQ model (export one with `trtforge calibrate`)"
+                ),
+            ))
+        }
+        (_, false) if r.calibration.is_none() => {
+            return Err(loaded.field_error(
+                "calibration",
+                "INT8 without Q/DQ nodes needs a calibration section (images, batch_size)",
+            ))
+        }
+        (_, false) => Int8Source::Calibrator,
+    };
+    steps.push(format!("INT8 source: {int8:?}"));
+    let stem = loaded
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let engine = loaded.output_dir().join(format!("{stem}.engine"));
+    Ok(BuildPlan {
+        recipe: loaded.path.clone(),
+        model,
+        engine,
+        onnx_sha256,
+        recipe_sha256: super::manifest::sha256_hex(loaded.text.as_bytes()),
+        precision: r.precision,
+        tensorrt: version.to_string(),
+        qdq_nodes,
+        int8,
+        inputs,
+        steps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn shared_model() -> Option<PathBuf> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/models/yolox_nano/yolox_nano.onnx");
+        if p.exists() {
+            return Some(p.canonicalize().unwrap());
+        }
+        assert!(!crate::env::in_ci(), "{} is missing (CI=true)", p.display());
+        eprintln!("skipping: {} not found", p.display());
+        None
+    }
+
+    fn recipe(dir: &Path, model: &Path, extra: &str) -> LoadedRecipe {
+        let text = format!(
+            "model: {}\ninput:\n  tensor: images\n  shape: [1, 3, 416, 416]\n  channel_order: bgr\n  resize: letterbox-top-left\n  pad_value: 114\n{extra}",
+            model.display()
+        );
+        let path = dir.join("yolox.yaml");
+        std::fs::write(&path, &text).unwrap();
+        LoadedRecipe::load(&path).unwrap()
+    }
+
+    #[test]
+    fn plans_the_real_yolox_model() {
+        let Some(model) = shared_model() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan(&recipe(dir.path(), &model, "precision: fp16\n")).unwrap();
+        assert_eq!(p.int8, Int8Source::None);
+        assert_eq!(p.qdq_nodes, 0);
+        assert_eq!(p.inputs, vec![("images".to_string(), vec![1, 3, 416, 416])]);
+        assert_eq!(
+            p.onnx_sha256,
+            crate::trt::manifest::sha256_hex(&std::fs::read(&model).unwrap())
+        );
+        assert!(p.engine.ends_with("yolox.engine"));
+    }
+
+    #[test]
+    fn int8_needs_calibration_or_qdq() {
+        let Some(model) = shared_model() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let e = plan(&recipe(dir.path(), &model, "precision: int8\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("calibration") && e.contains("yolox.yaml"), "{e}");
+        let e = plan(&recipe(
+            dir.path(),
+            &model,
+            "precision: int8\ntarget:\n  tensorrt: '11.0'\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no calibrator") && e.contains("Q/DQ"), "{e}");
+        let ok = plan(&recipe(
+            dir.path(),
+            &model,
+            "precision: int8\ncalibration:\n  images: imgs\n",
+        ))
+        .unwrap();
+        assert_eq!(ok.int8, Int8Source::Calibrator);
+    }
+
+    #[test]
+    fn wrong_input_name_names_the_field_and_the_real_inputs() {
+        let Some(model) = shared_model() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = recipe(dir.path(), &model, "");
+        r.recipe.input.tensor = "input.1".into();
+        let e = plan(&r).unwrap_err().to_string();
+        assert!(e.contains("input.tensor") && e.contains("images"), "{e}");
+    }
+}
