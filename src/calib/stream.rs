@@ -266,6 +266,8 @@ pub struct ImageStream {
     yielded: usize,
     skipped: Vec<Skipped>,
     finished: bool,
+    /// Most images ever submitted but not yet taken (the memory bound, observed).
+    peak_ahead: usize,
 }
 
 impl ImageStream {
@@ -317,6 +319,7 @@ impl ImageStream {
             yielded: 0,
             skipped: Vec::new(),
             finished: false,
+            peak_ahead: 0,
         })
     }
 
@@ -357,12 +360,19 @@ impl ImageStream {
         &self.skipped
     }
 
+    /// The most images that were ever decoded or queued ahead of the consumer at once;
+    /// never more than the prefetch window.
+    pub fn peak_ahead(&self) -> usize {
+        self.peak_ahead
+    }
+
     fn submit_ahead(&mut self) {
         while self.next_submit < self.paths.len()
             && self.next_submit - self.next_take < self.prefetch
         {
             let i = self.next_submit;
             self.next_submit += 1;
+            self.peak_ahead = self.peak_ahead.max(self.next_submit - self.next_take);
             let (paths, contract, tx) =
                 (self.paths.clone(), self.contract.clone(), self.tx.clone());
             self.pool.spawn(move || {
