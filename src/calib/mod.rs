@@ -1,7 +1,13 @@
-//! Calibration: the image stream and preprocessing (this issue), histograms, range
-//! algorithms and cache files (calibration issue).
+//! Calibration: the image stream and preprocessing, streaming histograms, range algorithms,
+//! TensorRT cache files with provenance, and the `calibrate` orchestration.
 
-// Calibration algorithms and artifacts (calibration issue).
+// Image stream and preprocessing.
+pub mod image;
+pub mod npy;
+pub mod preprocess;
+pub mod stream;
+
+// Calibration algorithms and artifacts.
 pub mod cache;
 pub mod histogram;
 pub mod provenance;
@@ -10,4 +16,6 @@ pub mod range;
 // Orchestration of `trtforge calibrate`, and progress display.
 pub mod calibrate;
 mod progress;
+
 pub use progress::progress_bar;
+pub use stream::{Batch, ImageSet, ImageStream};
