@@ -73,50 +73,33 @@ pub fn pycocotools(py: &Path, gt: &GroundTruth, dets: &[Vec<Detection>]) -> (f64
     )
 }
 
-/// OpenCV INTER_LINEAR resize (half-pixel centres, edge clamp, no antialiasing) of an
-/// interleaved 3-channel u8 image, in f32 (OpenCV rounds to u8 after; differences < 1 LSB).
-fn resize_linear(src: &[u8], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<f32> {
-    let taps = |dst: usize, src_n: usize| -> Vec<(usize, usize, f32)> {
-        let scale = src_n as f64 / dst as f64;
-        (0..dst)
-            .map(|d| {
-                let s = (d as f64 + 0.5) * scale - 0.5;
-                let mut i = s.floor() as isize;
-                let mut f = (s - i as f64) as f32;
-                if i < 0 {
-                    i = 0;
-                    f = 0.0;
-                }
-                if i as usize >= src_n - 1 {
-                    i = src_n as isize - 1;
-                    f = 0.0;
-                }
-                let i = i as usize;
-                (i, (i + 1).min(src_n - 1), f)
-            })
-            .collect()
-    };
-    let xt = taps(dw, sw);
-    let yt = taps(dh, sh);
-    let mut out = vec![0f32; dw * dh * 3];
-    for (y, &(y0, y1, fy)) in yt.iter().enumerate() {
-        for (x, &(x0, x1, fx)) in xt.iter().enumerate() {
-            for c in 0..3 {
-                let p = |yy: usize, xx: usize| src[(yy * sw + xx) * 3 + c] as f32;
-                let top = p(y0, x0) * (1.0 - fx) + p(y0, x1) * fx;
-                let bot = p(y1, x0) * (1.0 - fx) + p(y1, x1) * fx;
-                out[(y * dw + x) * 3 + c] = (top * (1.0 - fy) + bot * fy).round();
-            }
-        }
-    }
-    out
+/// OpenCV INTER_LINEAR taps (half-pixel centres, edge clamp, no antialiasing) along one axis.
+fn taps(dst: usize, src_n: usize) -> Vec<(usize, usize, f32)> {
+    let scale = src_n as f64 / dst as f64;
+    (0..dst)
+        .map(|d| {
+            let s = (d as f64 + 0.5) * scale - 0.5;
+            let i = s.floor();
+            let (i, f) = if i < 0.0 {
+                (0, 0.0)
+            } else if i as usize >= src_n - 1 {
+                (src_n - 1, 0.0)
+            } else {
+                (i as usize, (s - i) as f32)
+            };
+            (i, (i + 1).min(src_n - 1), f)
+        })
+        .collect()
 }
 
-/// Decode, resize per the contract (letterbox or stretch, linear), pad, order channels and
-/// normalise: a 1x3xHxW tensor and the placement for mapping boxes back.
-pub fn preprocess(path: &Path, c: &InputContract) -> (ArrayD<f32>, Letterbox) {
-    let img = image::open(path).unwrap().to_rgb8();
+/// Resize per the contract (letterbox or stretch; OpenCV INTER_LINEAR, rounded to u8
+/// like OpenCV's output, which differs from its fixed-point result by at most 1 LSB), pad,
+/// order channels and normalise: a 1x3xHxW tensor and the placement for mapping boxes back.
+/// Written as flat loops because tests run unoptimised.
+pub fn preprocess(img: &image::RgbImage, c: &InputContract) -> (ArrayD<f32>, Letterbox) {
     let (w, h) = img.dimensions();
+    let src = img.as_raw();
+    let sw = w as usize;
     let (in_h, in_w) = (c.shape[2], c.shape[3]);
     let lb = Letterbox::new(c.resize, w, h, in_w as u32, in_h as u32);
     let (nw, nh) = match c.resize {
@@ -126,26 +109,33 @@ pub fn preprocess(path: &Path, c: &InputContract) -> (ArrayD<f32>, Letterbox) {
             (a as usize, b as usize)
         }
     };
-    let resized = resize_linear(img.as_raw(), w as usize, h as usize, nw, nh);
     let (px, py) = (lb.pad_x as usize, lb.pad_y as usize);
-    let mut t = Array4::<f32>::zeros((1, 3, in_h, in_w));
+    let xt = taps(nw, sw);
+    let yt = taps(nh, h as usize);
+    let plane = in_h * in_w;
+    let mut t = vec![0f32; 3 * plane];
     for ch in 0..3 {
-        // Source channel in RGB order for output channel `ch`.
-        let src_c = match c.channel_order {
-            ChannelOrder::Rgb => ch,
-            ChannelOrder::Bgr => 2 - ch,
-        };
-        for y in 0..in_h {
-            for x in 0..in_w {
-                let inside = x >= px && x < px + nw && y >= py && y < py + nh;
-                let v = if inside {
-                    resized[((y - py) * nw + (x - px)) * 3 + src_c]
-                } else {
-                    c.pad_value
-                };
-                t[[0, ch, y, x]] = (v * c.scale - c.mean[ch]) / c.std[ch];
+        let pad = (c.pad_value * c.scale - c.mean[ch]) / c.std[ch];
+        t[ch * plane..(ch + 1) * plane].fill(pad);
+    }
+    // Output channel k takes source (RGB) channel src_c[k].
+    let src_c = match c.channel_order {
+        ChannelOrder::Rgb => [0, 1, 2],
+        ChannelOrder::Bgr => [2, 1, 0],
+    };
+    for (y, &(y0, y1, fy)) in yt.iter().enumerate() {
+        let (r0, r1) = (y0 * sw * 3, y1 * sw * 3);
+        let out_row = (y + py) * in_w + px;
+        for (x, &(x0, x1, fx)) in xt.iter().enumerate() {
+            for (k, &sc) in src_c.iter().enumerate() {
+                let (a, b) = (x0 * 3 + sc, x1 * 3 + sc);
+                let top = src[r0 + a] as f32 * (1.0 - fx) + src[r0 + b] as f32 * fx;
+                let bot = src[r1 + a] as f32 * (1.0 - fx) + src[r1 + b] as f32 * fx;
+                let v = (top * (1.0 - fy) + bot * fy).round();
+                t[k * plane + out_row + x] = (v * c.scale - c.mean[k]) / c.std[k];
             }
         }
     }
+    let t = Array4::from_shape_vec((1, 3, in_h, in_w), t).unwrap();
     (t.into_dyn(), lb)
 }
