@@ -8,8 +8,9 @@ use rayon::prelude::*;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
+use trtforge::eval::labels::read_class_names;
 use trtforge::eval::labels::{default_labels_dir, list_images};
-use trtforge::eval::{evaluate, DecodeParams, Detection, EvalResult, GroundTruth};
+use trtforge::eval::{DecodeParams, EvalReport, Evaluator, GroundTruth, Timing};
 use trtforge::exec::OrtSession;
 use trtforge::recipe::{
     ChannelOrder, Decoder, InputContract, InputDtype, Interpolation, ResizeMode,
@@ -61,7 +62,7 @@ fn run(
     model: &str,
     decoder: Decoder,
     c: &InputContract,
-) -> Option<(EvalResult, f64, f64)> {
+) -> Option<(EvalReport, f64, f64)> {
     let py = eval_support::python()?;
     let (gt, decoded) = dataset(shared);
     let mut session = match OrtSession::open(&shared.join("models").join(model), &[]) {
@@ -71,37 +72,26 @@ fn run(
             return None;
         }
     };
-    let params = DecodeParams::default();
-    let mut dets: Vec<Vec<Detection>> = Vec::new();
-    let mut secs = [0f64; 3];
+    let mut ev = Evaluator::new(decoder, DecodeParams::default(), (c.shape[2], c.shape[3]));
+    let mut timing = Timing::default();
     for img in decoded {
         let t0 = Instant::now();
         let (x, lb) = eval_support::preprocess(img, c);
         let t1 = Instant::now();
         let outs = session.run(&[(c.tensor.as_str(), x.view())]).unwrap();
-        let t2 = Instant::now();
-        dets.push(
-            decoder
-                .decode(&outs, (c.shape[2], c.shape[3]), &lb, &params)
-                .unwrap(),
-        );
-        secs[0] += (t1 - t0).as_secs_f64();
-        secs[1] += (t2 - t1).as_secs_f64();
-        secs[2] += t2.elapsed().as_secs_f64();
-        assert!(dets.last().unwrap().len() <= params.max_detections);
+        timing.preprocess_s += (t1 - t0).as_secs_f64();
+        timing.inference_s += t1.elapsed().as_secs_f64();
+        ev.push_batch(&outs, &[lb]).unwrap();
+        assert!(ev.detections().last().unwrap().len() <= 100);
     }
-    println!(
-        "{model}: seconds resize/normalise {:.1}, inference {:.1}, decode+NMS {:.1}",
-        secs[0], secs[1], secs[2]
-    );
-    let ours = evaluate(&gt, &dets).unwrap();
-    let (r50, r5095) = eval_support::pycocotools(&py, &gt, &dets);
+    let dets = ev.detections().to_vec();
+    let names = read_class_names(&shared.join("datasets/coco128-train/classes.txt")).unwrap();
+    let ours = ev.finish(model, gt, Some(&names), timing).unwrap();
+    print!("{}", ours.table());
+    let (r50, r5095) = eval_support::pycocotools(&py, gt, &dets);
     println!(
         "{model}: {} images, {} detections; ours map50 {:.4} map50_95 {:.4}; pycocotools map50 {r50:.4} map50_95 {r5095:.4}",
-        ours.images,
-        dets.iter().map(Vec::len).sum::<usize>(),
-        ours.map50,
-        ours.map50_95
+        ours.images, ours.detections, ours.map50, ours.map50_95
     );
     assert!(
         (ours.map50 - r50).abs() < 0.002,
@@ -112,6 +102,19 @@ fn run(
         (ours.map50_95 - r5095).abs() < 0.002,
         "{model}: map50_95 {} vs pycocotools {r5095}",
         ours.map50_95
+    );
+    // Per-class figures exist for exactly the classes with ground truth.
+    let with_gt: std::collections::BTreeSet<u32> = gt
+        .images
+        .iter()
+        .flat_map(|i| i.boxes.iter().map(|b| b.1))
+        .collect();
+    assert_eq!(
+        ours.per_class
+            .iter()
+            .map(|c| c.ap.class)
+            .collect::<std::collections::BTreeSet<_>>(),
+        with_gt
     );
     Some((ours, r50, r5095))
 }

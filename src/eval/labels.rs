@@ -166,3 +166,14 @@ mod tests {
         assert!(msg.contains("a/b.txt:2"), "{msg}");
     }
 }
+
+/// Class names, one per line (`classes.txt`, `coco.names`); blank lines are skipped.
+pub fn read_class_names(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
