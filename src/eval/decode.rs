@@ -238,7 +238,16 @@ fn nanodet(
             .expect("rank checked");
         let nc = cls.shape()[1];
         for i in 0..n {
-            let scores = cls.row(i);
+            let row = cls.row(i);
+            // A plain slice: ndarray indexing per class is slow in unoptimised test builds.
+            let owned;
+            let scores: &[f32] = match row.as_slice() {
+                Some(s) => s,
+                None => {
+                    owned = row.to_vec();
+                    &owned
+                }
+            };
             if scores.iter().all(|&v| v <= params.score_threshold) {
                 continue;
             }
