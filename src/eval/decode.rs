@@ -238,7 +238,16 @@ fn nanodet(
             .expect("rank checked");
         let nc = cls.shape()[1];
         for i in 0..n {
-            let scores = cls.row(i);
+            let row = cls.row(i);
+            // A plain slice: ndarray indexing per class is slow in unoptimised test builds.
+            let owned;
+            let scores: &[f32] = match row.as_slice() {
+                Some(s) => s,
+                None => {
+                    owned = row.to_vec();
+                    &owned
+                }
+            };
             if scores.iter().all(|&v| v <= params.score_threshold) {
                 continue;
             }
@@ -350,4 +359,120 @@ fn yolov8(
         push_classes(&mut out, bbox, nc, params, |c| col[4 + c]);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::ResizeMode;
+    use ndarray::{Array2, Array3, Array4};
+
+    fn identity(w: u32, h: u32) -> Letterbox {
+        Letterbox::new(ResizeMode::Stretch, w, h, w, h)
+    }
+
+    fn close(a: [f32; 4], b: [f32; 4]) -> bool {
+        a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-3)
+    }
+
+    #[test]
+    fn yolox_cell_decodes_to_box() {
+        // 64x64 input: 8x8 + 4x4 + 2x2 = 84 cells; set cell (x=2, y=1) of stride 16.
+        let mut o = Array3::<f32>::zeros((1, 84, 85));
+        let row = 64 + 4 + 2;
+        o[[0, row, 0]] = 0.5; // dx
+        o[[0, row, 1]] = 0.25; // dy
+        o[[0, row, 2]] = 0.0; // log w -> w = 16
+        o[[0, row, 3]] = 1f32.ln(); // h = 16
+        o[[0, row, 4]] = 0.8; // obj
+        o[[0, row, 5 + 7]] = 0.5; // class 7
+        let outs = vec![("output".to_string(), o.into_dyn())];
+        let d = Decoder::Yolox
+            .decode(&outs, (64, 64), &identity(64, 64), &DecodeParams::default())
+            .unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].class, 7);
+        assert!((d[0].score - 0.4).abs() < 1e-6);
+        // centre ((2.5) * 16, (1.25) * 16) = (40, 20), size 16.
+        assert!(
+            close(d[0].bbox, [32.0, 12.0, 48.0, 28.0]),
+            "{:?}",
+            d[0].bbox
+        );
+    }
+
+    #[test]
+    fn yolov8_reads_channels_first_and_maps_letterbox() {
+        let mut o = Array3::<f32>::zeros((1, 4 + 3, 10));
+        for (k, v) in [100.0, 80.0, 40.0, 20.0].into_iter().enumerate() {
+            o[[0, k, 4]] = v;
+        }
+        o[[0, 4 + 2, 4]] = 0.9;
+        // 320x240 image in a 160x160 centre letterbox: r = 0.5, pad_y = 20.
+        let lb = Letterbox::new(ResizeMode::LetterboxCentre, 320, 240, 160, 160);
+        let outs = vec![("output0".to_string(), o.into_dyn())];
+        let d = Decoder::Yolov8
+            .decode(&outs, (160, 160), &lb, &DecodeParams::default())
+            .unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].class, 2);
+        assert!(
+            close(d[0].bbox, [160.0, 100.0, 240.0, 140.0]),
+            "{:?}",
+            d[0].bbox
+        );
+    }
+
+    #[test]
+    fn fastestdet_centre_is_cell_plus_tanh() {
+        let mut o = Array4::<f32>::zeros((1, 85, 4, 4));
+        o[[0, 0, 1, 2]] = 1.0; // obj
+        o[[0, 3, 1, 2]] = 0.0; // sigmoid(0) = 0.5 of the width
+        o[[0, 4, 1, 2]] = 0.0;
+        o[[0, 5 + 3, 1, 2]] = 0.5;
+        let outs = vec![("758".to_string(), o.into_dyn())];
+        let lb = Letterbox::new(ResizeMode::Stretch, 200, 100, 64, 64);
+        let d = Decoder::Fastestdet
+            .decode(&outs, (64, 64), &lb, &DecodeParams::default())
+            .unwrap();
+        assert_eq!(d.len(), 1);
+        assert!((d[0].score - 0.5f32.powf(0.4)).abs() < 1e-6);
+        // centre (2/4, 1/4) of the 200x100 image = (100, 25), size (100, 50).
+        assert!(
+            close(d[0].bbox, [50.0, 0.0, 150.0, 50.0]),
+            "{:?}",
+            d[0].bbox
+        );
+    }
+
+    #[test]
+    fn nanodet_matches_outputs_by_shape_not_name() {
+        // 32x32 input: levels of 16, 4 and 1 cells; names deliberately misleading.
+        let cls = |n| Array2::<f32>::zeros((n, 80));
+        let reg = |n| Array2::<f32>::zeros((n, 32));
+        let mut c0 = cls(16);
+        c0[[5, 9]] = 0.7; // cell (x=1, y=1) of stride 8, class 9
+        let outs = vec![
+            ("cls_score0".to_string(), c0.into_dyn()),
+            ("bbox_pred0".to_string(), cls(4).into_dyn()),
+            ("cls_score1".to_string(), cls(1).into_dyn()),
+            ("bbox_pred1".to_string(), reg(16).into_dyn()),
+            ("cls_score2".to_string(), reg(4).into_dyn()),
+            ("bbox_pred2".to_string(), reg(1).into_dyn()),
+        ];
+        let d = Decoder::Nanodet
+            .decode(&outs, (32, 32), &identity(32, 32), &DecodeParams::default())
+            .unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].class, 9);
+        // Uniform bins: expected distance 3.5 strides = 28 px from centre (12, 12).
+        assert!(close(d[0].bbox, [0.0, 0.0, 32.0, 32.0]), "{:?}", d[0].bbox);
+        let missing = Decoder::Nanodet.decode(
+            &outs[..5],
+            (32, 32),
+            &identity(32, 32),
+            &DecodeParams::default(),
+        );
+        assert!(missing.unwrap_err().to_string().contains("stride 32"));
+    }
 }

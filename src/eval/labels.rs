@@ -143,6 +143,17 @@ impl GroundTruth {
     }
 }
 
+/// Class names, one per line (`classes.txt`, `coco.names`); blank lines are skipped.
+pub fn read_class_names(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
