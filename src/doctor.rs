@@ -19,14 +19,18 @@ pub fn onnxruntime() -> LibStatus {
         Ok((v, _)) => LibStatus {
             available: true,
             version: Some(v),
-            detail: crate::exec::ort_library_path().map(|p| p.display().to_string()).unwrap_or_default(),
+            detail: crate::exec::ort_library_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             fix: None,
         },
         Err(e) => LibStatus {
             available: false,
             version: None,
             detail: e.to_string(),
-            fix: Some("bash scripts/setup.sh && source scripts/env.sh (or set ORT_DYLIB_PATH)".into()),
+            fix: Some(
+                "bash scripts/setup.sh && source scripts/env.sh (or set ORT_DYLIB_PATH)".into(),
+            ),
         },
     }
 }

@@ -10,11 +10,15 @@ fn pruned_convs_are_flagged_with_wasted_macs() {
     let mut m = synth::tiny_detector(32);
     m.path = dir.path().join("pruned.onnx");
     m.save(&m.path).unwrap();
-    let ins = onnx::inspect_with_shapes(&Model::load(&m.path).unwrap(), &Default::default()).unwrap();
+    let ins =
+        onnx::inspect_with_shapes(&Model::load(&m.path).unwrap(), &Default::default()).unwrap();
     // stem: 16 ch (multiple of 8, not of 32), pruned: 27, head: 45.
     let by_node = |n: &str| ins.alignment.iter().find(|f| f.node == n).cloned();
     let pruned = by_node("pruned").expect("27-channel conv flagged");
-    assert_eq!((pruned.out_channels, pruned.fp16_padded, pruned.int8_padded), (27, 32, 32));
+    assert_eq!(
+        (pruned.out_channels, pruned.fp16_padded, pruned.int8_padded),
+        (27, 32, 32)
+    );
     let head = by_node("head").expect("45-channel conv flagged");
     assert_eq!((head.fp16_padded, head.int8_padded), (48, 64));
     let stem = by_node("stem").expect("16 channels is not a multiple of 32");
@@ -35,8 +39,21 @@ fn shared_models_inspect_with_macs() {
         let (code, out, err) = common::trtforge(&["inspect", path.to_str().unwrap(), "--json"]);
         assert_eq!(code, 0, "{err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        for key in ["opset", "ir_version", "params", "macs", "inputs", "outputs", "ops", "alignment"] {
-            assert!(v.get(key).is_some(), "{}: missing key {key}", path.display());
+        for key in [
+            "opset",
+            "ir_version",
+            "params",
+            "macs",
+            "inputs",
+            "outputs",
+            "ops",
+            "alignment",
+        ] {
+            assert!(
+                v.get(key).is_some(),
+                "{}: missing key {key}",
+                path.display()
+            );
         }
         let macs = v["macs"].as_u64().unwrap();
         let name = path.file_name().unwrap().to_str().unwrap();
@@ -55,20 +72,48 @@ fn shared_models_inspect_with_macs() {
 #[test]
 fn unsupported_ops_are_warnings_and_dynamic_inputs_need_shape() {
     let mut m = synth::tiny_detector(16);
-    m.proto.graph.node.push(synth::node("Unique", "uniq", &["scores"], &["u"], vec![]));
+    m.proto.graph.mut_or_insert_default().node.push(synth::node(
+        "Unique",
+        "uniq",
+        &["scores"],
+        &["u"],
+        vec![],
+    ));
     let ins = onnx::inspect(&m);
-    assert!(ins.warnings.iter().any(|w| w.starts_with("Unique x1") && w.contains("TensorRT")), "{:?}", ins.warnings);
-    assert!(ins.warnings.iter().any(|w| w.contains("DLA") && w.contains("Unique")), "{:?}", ins.warnings);
+    assert!(
+        ins.warnings
+            .iter()
+            .any(|w| w.starts_with("Unique x1") && w.contains("TensorRT")),
+        "{:?}",
+        ins.warnings
+    );
+    assert!(
+        ins.warnings
+            .iter()
+            .any(|w| w.contains("DLA") && w.contains("Unique")),
+        "{:?}",
+        ins.warnings
+    );
 
     // A dynamic batch dimension: MACs need --shape.
     let mut d = synth::tiny_detector(16);
-    let dim = &mut d.proto.graph.input[0].type_.mut_or_insert_default().mut_tensor_type().shape.mut_or_insert_default().dim[0];
+    let dim = &mut d.proto.graph.mut_or_insert_default().input[0]
+        .type_
+        .mut_or_insert_default()
+        .mut_tensor_type()
+        .shape
+        .mut_or_insert_default()
+        .dim[0];
     dim.set_dim_param("batch".into());
-    let err = onnx::inspect_with_shapes(&d, &Default::default()).unwrap_err().to_string();
+    let err = onnx::inspect_with_shapes(&d, &Default::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--shape images:"), "{err}");
     let ins = onnx::inspect(&d);
     assert!(ins.inputs[0].dynamic);
-    let shapes = [("images".to_string(), vec![2, 3, 16, 16])].into_iter().collect();
+    let shapes = [("images".to_string(), vec![2, 3, 16, 16])]
+        .into_iter()
+        .collect();
     let with = onnx::inspect_with_shapes(&d, &shapes).unwrap();
     let single = onnx::inspect_with_shapes(&synth::tiny_detector(16), &Default::default()).unwrap();
     assert_eq!(with.macs.unwrap(), 2 * single.macs.unwrap());

@@ -23,7 +23,12 @@ fn round_trip_of_every_shared_model_is_lossless() {
         assert_eq!(original.doc_string, reparsed.proto.doc_string);
         assert!(!g.node.is_empty());
         // ... and, as these files were written by protobuf's canonical serializer, the same bytes.
-        assert_eq!(bytes, written, "{}: bytes differ after round trip", path.display());
+        assert_eq!(
+            bytes,
+            written,
+            "{}: bytes differ after round trip",
+            path.display()
+        );
     }
 }
 
@@ -34,7 +39,12 @@ fn round_trip_gives_bit_identical_onnx_runtime_outputs() {
         let model = Model::load(&path).unwrap();
         let copy = dir.path().join(path.file_name().unwrap());
         model.save(&copy).unwrap();
-        let shape = onnx::input_shape(&model, &onnx::real_inputs(&model)[0].name, &Default::default()).unwrap();
+        let shape = onnx::input_shape(
+            &model,
+            &onnx::real_inputs(&model)[0].name,
+            &Default::default(),
+        )
+        .unwrap();
         let input_name = onnx::real_inputs(&model)[0].name.clone();
         let x = common::real_input(&path, &shape);
         let mut a = OrtSession::open(&path, &[]).unwrap();
@@ -46,8 +56,15 @@ fn round_trip_gives_bit_identical_onnx_runtime_outputs() {
         for ((na, ta), (nb, tb)) in ya.iter().zip(&yb) {
             assert_eq!(na, nb);
             assert_eq!(ta.shape(), tb.shape());
-            let same = ta.iter().zip(tb.iter()).all(|(p, q)| p.to_bits() == q.to_bits());
-            assert!(same, "{}: output {na} differs after round trip", path.display());
+            let same = ta
+                .iter()
+                .zip(tb.iter())
+                .all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(
+                same,
+                "{}: output {na} differs after round trip",
+                path.display()
+            );
         }
     }
 }
@@ -59,7 +76,12 @@ fn initializers_listed_as_inputs_and_constant_weights_are_handled() {
         let ins = onnx::inspect(&model);
         // Only real inputs are reported, whatever IR version listed initializers as inputs.
         assert_eq!(ins.inputs.len(), 1, "{}", path.display());
-        assert!(ins.params > 100_000, "{}: params {}", path.display(), ins.params);
+        assert!(
+            ins.params > 100_000,
+            "{}: params {}",
+            path.display(),
+            ins.params
+        );
         assert!((6..=8).contains(&ins.ir_version), "{}", path.display());
         assert!((11..=12).contains(&ins.opset), "{}", path.display());
     }
@@ -71,7 +93,14 @@ fn external_data_inside_the_folder_loads_and_traversal_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = onnx::synth::tiny_detector(16);
     // Move the stem weight to an external file.
-    let t = m.proto.graph.initializer.iter_mut().find(|t| t.name == "stem.weight").unwrap();
+    let t = m
+        .proto
+        .graph
+        .mut_or_insert_default()
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == "stem.weight")
+        .unwrap();
     let values = t.float_data.clone();
     let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     t.float_data.clear();
@@ -85,34 +114,57 @@ fn external_data_inside_the_folder_loads_and_traversal_is_refused() {
     let mut padded = vec![0u8; 16];
     padded.extend_from_slice(&raw);
     std::fs::write(dir.path().join("weights.bin"), &padded).unwrap();
-    t.external_data = vec![kv("location", "weights.bin"), kv("offset", "16"), kv("length", &raw.len().to_string())];
+    t.external_data = vec![
+        kv("location", "weights.bin"),
+        kv("offset", "16"),
+        kv("length", &raw.len().to_string()),
+    ];
     let good = dir.path().join("model.onnx");
     std::fs::write(&good, m.proto.write_to_bytes().unwrap()).unwrap();
     let loaded = Model::load(&good).unwrap();
-    let t = loaded.proto.graph.initializer.iter().find(|t| t.name == "stem.weight").unwrap();
+    let t = loaded
+        .proto
+        .graph
+        .initializer
+        .iter()
+        .find(|t| t.name == "stem.weight")
+        .unwrap();
     assert_eq!(t.raw_data, raw);
     assert!(t.external_data.is_empty());
 
     // The same model pointing outside its folder is refused, naming the tensor and the location.
     for bad in ["../weights.bin", "/etc/passwd", "sub/../../weights.bin"] {
         let mut m2 = m.clone();
-        let t = m2.proto.graph.initializer.iter_mut().find(|t| t.name == "stem.weight").unwrap();
+        let t = m2
+            .proto
+            .graph
+            .mut_or_insert_default()
+            .initializer
+            .iter_mut()
+            .find(|t| t.name == "stem.weight")
+            .unwrap();
         t.external_data[0] = kv("location", bad);
         let sub = dir.path().join("sub");
         std::fs::create_dir_all(&sub).unwrap();
         let p = sub.join("model.onnx");
         std::fs::write(&p, m2.proto.write_to_bytes().unwrap()).unwrap();
         let err = Model::load(&p).unwrap_err().to_string();
-        assert!(err.contains("stem.weight") && err.contains("outside the model's folder"), "{err}");
+        assert!(
+            err.contains("stem.weight") && err.contains("outside the model's folder"),
+            "{err}"
+        );
     }
     // A symlink that escapes is refused too.
     #[cfg(unix)]
     {
         let sub = dir.path().join("linked");
         std::fs::create_dir_all(&sub).unwrap();
-        std::os::unix::fs::symlink(dir.path().join("weights.bin"), sub.join("weights.bin")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("weights.bin"), sub.join("weights.bin"))
+            .unwrap();
         std::fs::write(sub.join("model.onnx"), m.proto.write_to_bytes().unwrap()).unwrap();
-        let err = Model::load(&sub.join("model.onnx")).unwrap_err().to_string();
+        let err = Model::load(&sub.join("model.onnx"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("outside the model's folder"), "{err}");
     }
 }
@@ -132,13 +184,21 @@ fn corrupt_truncated_and_non_onnx_files_are_clear_errors() {
         std::fs::write(&p, bytes).unwrap();
         let err = Model::load(&p).unwrap_err().to_string();
         assert!(err.contains(name), "{err}");
-        assert!(err.contains("re-export") || err.contains("expected an ONNX model") || err.contains("not an ONNX model"), "{err}");
+        assert!(
+            err.contains("re-export")
+                || err.contains("expected an ONNX model")
+                || err.contains("not an ONNX model"),
+            "{err}"
+        );
         // The CLI: one line, non-zero exit, no panic.
         let (code, out, errout) = common::trtforge(&["inspect", p.to_str().unwrap()]);
         assert_eq!(code, 1, "{errout}");
         assert!(out.is_empty());
         assert_eq!(errout.trim().lines().count(), 1, "{errout}");
-        assert!(errout.starts_with("error: ") && errout.contains(name), "{errout}");
+        assert!(
+            errout.starts_with("error: ") && errout.contains(name),
+            "{errout}"
+        );
     }
     let (code, _, errout) = common::trtforge(&["inspect", "/nonexistent/model.onnx"]);
     assert_eq!(code, 1);

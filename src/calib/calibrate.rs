@@ -62,17 +62,20 @@ pub struct CalibrationReport {
 }
 
 /// The recipe's calibration section with the command-line overrides applied.
-pub fn effective_calibration(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calibration> {
+pub fn effective_calibration(
+    recipe: &LoadedRecipe,
+    opts: &CalibrateOptions,
+) -> Result<Calibration> {
     let mut c = match (&recipe.recipe.calibration, &opts.images) {
         (Some(c), _) => c.clone(),
-        (None, Some(images)) => serde_yaml_ng::from_str::<Calibration>(&format!("images: {}", images.display()))
-            .map_err(|e| Error::Invalid(e.to_string()))?,
-        (None, None) => {
-            return Err(recipe.field_error(
-                "calibration",
-                "no calibration section: add one (images, batch_size, algorithm) or pass --images DIR",
-            ))
+        (None, Some(images)) => {
+            serde_yaml_ng::from_str::<Calibration>(&format!("images: {}", images.display()))
+                .map_err(|e| Error::Invalid(e.to_string()))?
         }
+        (None, None) => return Err(recipe.field_error(
+            "calibration",
+            "no calibration section: add one (images, batch_size, algorithm) or pass --images DIR",
+        )),
     };
     if let Some(i) = &opts.images {
         c.images = i.clone();
@@ -89,9 +92,18 @@ pub fn effective_calibration(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> 
 }
 
 /// Provenance of a calibration with these inputs (hashes every file; cheap next to inference).
-pub fn current_provenance(recipe: &LoadedRecipe, cal: &Calibration, set: &ImageSet, trt: TrtVersion) -> Result<Provenance> {
+pub fn current_provenance(
+    recipe: &LoadedRecipe,
+    cal: &Calibration,
+    set: &ImageSet,
+    trt: TrtVersion,
+) -> Result<Provenance> {
     let params = RangeParams::from_recipe(Some(cal));
-    let images = set.paths().par_iter().map(|p| FileRecord::of(p)).collect::<Result<Vec<_>>>()?;
+    let images = set
+        .paths()
+        .par_iter()
+        .map(|p| FileRecord::of(p))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Provenance {
         tool_version: crate::TOOL_VERSION.to_string(),
         tensorrt: trt.to_string(),
@@ -151,12 +163,27 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
 
     let input = &recipe.recipe.input;
     let names = activation_names(&model);
-    let graph_inputs: Vec<String> = crate::onnx::real_inputs(&model).iter().map(|v| v.name.clone()).collect();
-    let extra: Vec<String> = names.iter().filter(|n| !graph_inputs.contains(n)).cloned().collect();
+    let graph_inputs: Vec<String> = crate::onnx::real_inputs(&model)
+        .iter()
+        .map(|v| v.name.clone())
+        .collect();
+    let extra: Vec<String> = names
+        .iter()
+        .filter(|n| !graph_inputs.contains(n))
+        .cloned()
+        .collect();
     let mut session = OrtSession::from_model(&model, &extra)?;
-    let policy = if cal.drop_nonfinite { NonFinitePolicy::Drop } else { NonFinitePolicy::Error };
+    let policy = if cal.drop_nonfinite {
+        NonFinitePolicy::Drop
+    } else {
+        NonFinitePolicy::Error
+    };
     let mut hists = HistogramSet::new(names.clone(), policy);
-    let index: std::collections::HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let index: std::collections::HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let mut images = ImageStream::new(set, input, cal.batch_size, cal.on_unreadable, opts.workers)?;
     if let Some(d) = &opts.dump_inputs {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
@@ -184,7 +211,9 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
                 for (name, v) in outs {
                     if let Some(&i) = index.get(name) {
                         is_float[i] = true;
-                        values[i] = v.as_slice().ok_or_else(|| Error::Ort(format!("output {name} is not contiguous")))?;
+                        values[i] = v.as_slice().ok_or_else(|| {
+                            Error::Ort(format!("output {name} is not contiguous"))
+                        })?;
                     }
                 }
                 hists.add_all(&values, &item.path)
@@ -210,7 +239,12 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
         cache.push_amax(name.clone(), r.amax);
         plain.push((name.clone(), r.amax));
         if r.flagged {
-            flagged.push(FlaggedTensor { tensor: name.clone(), amax: r.amax, max_abs: r.max_abs, clip_share: r.clip_share });
+            flagged.push(FlaggedTensor {
+                tensor: name.clone(),
+                amax: r.amax,
+                max_abs: r.max_abs,
+                clip_share: r.clip_share,
+            });
         }
     }
     let dropped: u64 = hists.hists.iter().map(|h| h.nan() + h.inf()).sum();
@@ -221,7 +255,10 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
         std::fs::remove_file(&prov_path).map_err(|e| Error::io(&prov_path, e))?;
     }
     crate::util::write_atomic(&out.join(RANGES_FILE), ranges_json(&plain).as_bytes())?;
-    crate::util::write_atomic(&out.join(DYNAMIC_RANGE_FILE), dynamic_range_txt(&plain).as_bytes())?;
+    crate::util::write_atomic(
+        &out.join(DYNAMIC_RANGE_FILE),
+        dynamic_range_txt(&plain).as_bytes(),
+    )?;
     crate::util::write_atomic(&out.join(CACHE_FILE), cache.to_text()?.as_bytes())?;
     crate::util::write_atomic(&prov_path, now.to_json().as_bytes())?;
     Ok(CalibrationReport {
@@ -232,7 +269,11 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
         tensorrt: trt.to_string(),
         algorithm: cal.algorithm,
         images: seq,
-        skipped: images.skipped().iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect(),
+        skipped: images
+            .skipped()
+            .iter()
+            .map(|s| format!("{}: {}", s.path.display(), s.reason))
+            .collect(),
         tensors: plain.len(),
         flagged,
         nonfinite_dropped: dropped,

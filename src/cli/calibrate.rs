@@ -66,7 +66,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} {} ({})", report.status, report.cache, report.cache_header);
+    println!(
+        "{} {} ({})",
+        report.status, report.cache, report.cache_header
+    );
     println!(
         "{} images, {} tensors, {:?}, TensorRT {}, {:.1} s",
         report.images, report.tensors, report.algorithm, report.tensorrt, report.seconds
@@ -75,12 +78,21 @@ pub fn run(a: Args) -> Result<ExitCode> {
         eprintln!("warning: skipped unreadable image {s}");
     }
     if report.nonfinite_dropped > 0 {
-        eprintln!("warning: dropped {} NaN/Inf activation values", report.nonfinite_dropped);
+        eprintln!(
+            "warning: dropped {} NaN/Inf activation values",
+            report.nonfinite_dropped
+        );
     }
     if !report.flagged.is_empty() {
         println!("tensors clipping more than the recipe's max_clip_share:");
         for f in &report.flagged {
-            println!("  {:<48} amax {:>10.4} max {:>10.4} clips {:.4}%", f.tensor, f.amax, f.max_abs, 100.0 * f.clip_share);
+            println!(
+                "  {:<48} amax {:>10.4} max {:>10.4} clips {:.4}%",
+                f.tensor,
+                f.amax,
+                f.max_abs,
+                100.0 * f.clip_share
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

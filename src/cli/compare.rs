@@ -32,7 +32,10 @@ fn pct(s: &str) -> anyhow::Result<f64> {
         .trim_end_matches('%')
         .parse()
         .with_context(|| format!("'{s}' is not a percentage (example: 5%)"))?;
-    anyhow::ensure!(v >= 0.0 && v.is_finite(), "'{s}': the threshold must be 0% or more");
+    anyhow::ensure!(
+        v >= 0.0 && v.is_finite(),
+        "'{s}': the threshold must be 0% or more"
+    );
     Ok(v)
 }
 

@@ -49,28 +49,58 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     println!("model      {}", ins.model);
     println!("producer   {}", ins.producer);
-    println!("ir_version {}   opset {}   nodes {}", ins.ir_version, ins.opset, ins.nodes);
+    println!(
+        "ir_version {}   opset {}   nodes {}",
+        ins.ir_version, ins.opset, ins.nodes
+    );
     for (kind, list) in [("input ", &ins.inputs), ("output", &ins.outputs)] {
         for t in list {
-            let dims: Vec<String> = t.shape.iter().map(|d| d.to_string().replace('"', "")).collect();
-            println!("{kind}     {} {} [{}]{}", t.name, t.dtype, dims.join(", "), if t.dynamic { " (dynamic)" } else { "" });
+            let dims: Vec<String> = t
+                .shape
+                .iter()
+                .map(|d| d.to_string().replace('"', ""))
+                .collect();
+            println!(
+                "{kind}     {} {} [{}]{}",
+                t.name,
+                t.dtype,
+                dims.join(", "),
+                if t.dynamic { " (dynamic)" } else { "" }
+            );
         }
     }
-    println!("params     {} ({:.2} MiB)", ins.params, ins.param_bytes as f64 / (1 << 20) as f64);
+    println!(
+        "params     {} ({:.2} MiB)",
+        ins.params,
+        ins.param_bytes as f64 / (1 << 20) as f64
+    );
     match ins.macs {
-        Some(m) => println!("MACs       {} ({:.3} G) at {:?}", m, m as f64 / 1e9, ins.input_shapes),
+        Some(m) => println!(
+            "MACs       {} ({:.3} G) at {:?}",
+            m,
+            m as f64 / 1e9,
+            ins.input_shapes
+        ),
         None => println!("MACs       not computed ({})", ins.shape_source),
     }
     let ops: Vec<String> = ins.ops.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("ops        {}", ops.join(", "));
     if !ins.alignment.is_empty() {
         println!("\nchannel alignment (Conv outputs not a multiple of 8 for FP16 / 32 for INT8 tensor cores):");
-        println!("  {:<40} {:>6} {:>6} {:>6} {:>14} {:>14}", "node", "Cout", "fp16", "int8", "waste fp16", "waste int8");
+        println!(
+            "  {:<40} {:>6} {:>6} {:>6} {:>14} {:>14}",
+            "node", "Cout", "fp16", "int8", "waste fp16", "waste int8"
+        );
         for f in &ins.alignment {
             let w = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
             println!(
                 "  {:<40} {:>6} {:>6} {:>6} {:>14} {:>14}",
-                f.node, f.out_channels, f.fp16_padded, f.int8_padded, w(f.wasted_macs_fp16), w(f.wasted_macs_int8)
+                f.node,
+                f.out_channels,
+                f.fp16_padded,
+                f.int8_padded,
+                w(f.wasted_macs_fp16),
+                w(f.wasted_macs_int8)
             );
         }
     }

@@ -1,10 +1,8 @@
 //! Subcommands, one file each. Exit codes: 0 ok, 1 failure, 2 usage error (clap),
 //! 3 a step needs something this machine lacks (TensorRT, CUDA) after doing every step it could.
 
-
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +25,7 @@ mod calibrate;
 mod check;
 mod compare;
 mod doctor;
+mod eval;
 mod inspect;
 mod power;
 mod run;
@@ -51,6 +50,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Execute the model with ONNX Runtime on CPU over images; save outputs as .npy.
     Run(run::Args),
+    /// Detection mAP@0.5 and mAP@0.5:0.95 with ONNX Runtime against YOLO-format labels.
+    Eval(eval::Args),
     /// INT8 calibration on CPU: TensorRT cache, range files, provenance.
     Calibrate(calibrate::Args),
     /// Decode or compare TensorRT calibration caches.
@@ -82,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Power(c) => power::run(c),
         Command::Compare(a) => compare::run(a),
         Command::Run(a) => run::run(a),
+        Command::Eval(a) => eval::run(a),
         Command::Calibrate(a) => calibrate::run(a),
         Command::Cache(a) => cache::run(a),
         Command::Build(a) => build::run(a),

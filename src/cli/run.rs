@@ -47,7 +47,13 @@ struct Summary {
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -71,9 +77,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
         ),
     };
     let set = ImageSet::from_path(&images, Order::Sorted, 0, a.limit)?;
-    let policy = if a.skip_unreadable { OnUnreadable::Skip } else { OnUnreadable::Fail };
+    let policy = if a.skip_unreadable {
+        OnUnreadable::Skip
+    } else {
+        OnUnreadable::Fail
+    };
     let mut images_stream = ImageStream::new(set, &r.input, r.input.shape[0], policy, 0)?;
-    let out = a.out.clone().unwrap_or_else(|| loaded.output_dir().join("run"));
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| loaded.output_dir().join("run"));
     let mut session = OrtSession::open(&model_path, &[])?;
     let started = std::time::Instant::now();
     let (mut seq, mut shapes) = (0usize, Vec::new());
@@ -87,12 +100,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
             std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
             for (name, t) in &outputs {
                 // Outputs keep the batch axis; split it when the model ran a batch.
-                let one = if t.ndim() > 0 && t.shape()[0] == batch.items.len() && batch.items.len() > 1 {
-                    t.index_axis(Axis(0), k).insert_axis(Axis(0)).to_owned()
-                } else {
-                    t.clone()
-                };
-                trtforge::calib::npy::write_npy(&dir.join(format!("{}.npy", sanitize(name))), &one.view())?;
+                let one =
+                    if t.ndim() > 0 && t.shape()[0] == batch.items.len() && batch.items.len() > 1 {
+                        t.index_axis(Axis(0), k).insert_axis(Axis(0)).to_owned()
+                    } else {
+                        t.clone()
+                    };
+                trtforge::calib::npy::write_npy(
+                    &dir.join(format!("{}.npy", sanitize(name))),
+                    &one.view(),
+                )?;
                 if seq == 0 {
                     shapes.push((name.clone(), one.shape().to_vec()));
                 }
@@ -109,7 +126,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let summary = Summary {
         model: model_path.display().to_string(),
         images: seq,
-        skipped: images_stream.skipped().iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect(),
+        skipped: images_stream
+            .skipped()
+            .iter()
+            .map(|s| format!("{}: {}", s.path.display(), s.reason))
+            .collect(),
         outputs: shapes,
         out: out.display().to_string(),
         dump_inputs: a.dump_inputs.as_ref().map(|d| d.display().to_string()),
@@ -118,7 +139,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!("ran {} on {} images in {:.2} s -> {}", summary.model, summary.images, summary.seconds, summary.out);
+        println!(
+            "ran {} on {} images in {:.2} s -> {}",
+            summary.model, summary.images, summary.seconds, summary.out
+        );
         for (n, s) in &summary.outputs {
             println!("  output {n} {s:?}");
         }

@@ -15,7 +15,10 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    anyhow::ensure!(a.size >= 8 && a.size % 4 == 0, "--size must be a multiple of 4, at least 8");
+    anyhow::ensure!(
+        a.size >= 8 && a.size % 4 == 0,
+        "--size must be a multiple of 4, at least 8"
+    );
     let mut m = trtforge::onnx::synth::tiny_detector(a.size);
     m.path = a.out.clone();
     m.save(&a.out)?;

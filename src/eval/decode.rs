@@ -4,8 +4,8 @@
 //! back through the [`Letterbox`] and clipped to the image. [`Decoder::decode`] adds class-aware
 //! NMS and the per-image top-k cut. Decoders handle batch size 1 (what `eval` runs).
 
-use super::letterbox::Letterbox;
 use super::nms::{nms_class_aware, top_k};
+use crate::calib::preprocess::Letterbox;
 use crate::error::{Error, Result};
 use crate::recipe::Decoder;
 use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, Ix3};
@@ -193,7 +193,8 @@ fn yolox(
                 let cy = (r[1] + gy as f32) * s as f32;
                 let w = r[2].exp() * s as f32;
                 let h = r[3].exp() * s as f32;
-                let bbox = lb.to_original([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]);
+                let bbox =
+                    lb.box_to_original([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]);
                 push_classes(&mut out, bbox, nc, params, |c| obj * r[5 + c]);
             }
         }
@@ -263,7 +264,7 @@ fn nanodet(
                 let bins: [f32; NANODET_BINS] = std::array::from_fn(|k| r[side * NANODET_BINS + k]);
                 *dist = softmax_expectation(&bins) * s as f32;
             }
-            let bbox = lb.to_original([cx - d[0], cy - d[1], cx + d[2], cy + d[3]]);
+            let bbox = lb.box_to_original([cx - d[0], cy - d[1], cx + d[2], cy + d[3]]);
             push_classes(&mut out, bbox, nc, params, |c| scores[c]);
         }
     }
@@ -317,7 +318,7 @@ fn fastestdet(
             let cy = (gy as f32 + o[[2, gy, gx]].tanh()) / gh as f32 * in_h;
             let w = sigmoid(o[[3, gy, gx]]) * in_w;
             let h = sigmoid(o[[4, gy, gx]]) * in_h;
-            let bbox = lb.to_original([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]);
+            let bbox = lb.box_to_original([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]);
             push_classes(&mut out, bbox, nc, params, |c| {
                 objw * o[[5 + c, gy, gx]].max(0.0).powf(0.4)
             });
@@ -355,7 +356,7 @@ fn yolov8(
     for i in 0..n {
         let col = o.column(i);
         let (cx, cy, w, h) = (col[0], col[1], col[2], col[3]);
-        let bbox = lb.to_original([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]);
+        let bbox = lb.box_to_original([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]);
         push_classes(&mut out, bbox, nc, params, |c| col[4 + c]);
     }
     Ok(out)
@@ -368,7 +369,7 @@ mod tests {
     use ndarray::{Array2, Array3, Array4};
 
     fn identity(w: u32, h: u32) -> Letterbox {
-        Letterbox::new(ResizeMode::Stretch, w, h, w, h)
+        Letterbox::compute(ResizeMode::Stretch, w, h, w, h)
     }
 
     fn close(a: [f32; 4], b: [f32; 4]) -> bool {
@@ -409,7 +410,7 @@ mod tests {
         }
         o[[0, 4 + 2, 4]] = 0.9;
         // 320x240 image in a 160x160 centre letterbox: r = 0.5, pad_y = 20.
-        let lb = Letterbox::new(ResizeMode::LetterboxCentre, 320, 240, 160, 160);
+        let lb = Letterbox::compute(ResizeMode::LetterboxCentre, 320, 240, 160, 160);
         let outs = vec![("output0".to_string(), o.into_dyn())];
         let d = Decoder::Yolov8
             .decode(&outs, (160, 160), &lb, &DecodeParams::default())
@@ -431,7 +432,7 @@ mod tests {
         o[[0, 4, 1, 2]] = 0.0;
         o[[0, 5 + 3, 1, 2]] = 0.5;
         let outs = vec![("758".to_string(), o.into_dyn())];
-        let lb = Letterbox::new(ResizeMode::Stretch, 200, 100, 64, 64);
+        let lb = Letterbox::compute(ResizeMode::Stretch, 200, 100, 64, 64);
         let d = Decoder::Fastestdet
             .decode(&outs, (64, 64), &lb, &DecodeParams::default())
             .unwrap();

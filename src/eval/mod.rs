@@ -12,14 +12,14 @@
 
 pub mod decode;
 pub mod labels;
-pub mod letterbox;
 pub mod map;
 pub mod nms;
 pub mod report;
+pub mod run;
 
+pub use crate::calib::preprocess::Letterbox;
 pub use decode::{DecodeParams, Detection};
 pub use labels::{GroundTruth, ImageTruth};
-pub use letterbox::Letterbox;
 pub use map::{evaluate, ClassAp, EvalResult};
 pub use nms::{nms_class_aware, top_k};
 pub use report::{EvalReport, Evaluator, Timing};

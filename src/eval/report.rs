@@ -3,8 +3,8 @@
 
 use super::decode::{DecodeParams, Detection};
 use super::labels::GroundTruth;
-use super::letterbox::Letterbox;
 use super::map::{evaluate, ClassAp};
+use crate::calib::preprocess::Letterbox;
 use crate::error::{Error, Result};
 use crate::recipe::{Decoder, EvalSet};
 use ndarray::{ArrayD, Axis};

@@ -222,7 +222,8 @@ impl OrtSession {
     ) -> Result<R> {
         let mut values = Vec::with_capacity(inputs.len());
         for (name, view) in inputs {
-            let t = TensorRef::from_array_view(view.view()).map_err(|e| Error::Ort(e.to_string()))?;
+            let t =
+                TensorRef::from_array_view(view.view()).map_err(|e| Error::Ort(e.to_string()))?;
             values.push((name.to_string(), t));
         }
         let outputs = self

@@ -477,9 +477,8 @@ fn support_warnings(model: &Model) -> Vec<String> {
     let mut dla = BTreeMap::<&str, usize>::new();
     for n in &model.proto.graph.node {
         let op = n.op_type.as_str();
-        if !n.domain.is_empty() && n.domain != "ai.onnx" {
-            *trt.entry(op).or_default() += 1;
-        } else if TRT_UNSUPPORTED.contains(&op) {
+        let custom_domain = !n.domain.is_empty() && n.domain != "ai.onnx";
+        if custom_domain || TRT_UNSUPPORTED.contains(&op) {
             *trt.entry(op).or_default() += 1;
         }
         if !DLA_OPS.contains(&op) {

@@ -32,19 +32,33 @@ pub fn check_model(recipe: &LoadedRecipe) -> Result<Model> {
         let names: Vec<&str> = ins.inputs.iter().map(|t| t.name.as_str()).collect();
         return Err(recipe.field_error(
             "input.tensor",
-            format!("the model {} has no input '{}'; its inputs are: {}", path.display(), input.tensor, names.join(", ")),
+            format!(
+                "the model {} has no input '{}'; its inputs are: {}",
+                path.display(),
+                input.tensor,
+                names.join(", ")
+            ),
         ));
     };
     if t.shape.len() != 4 {
         return Err(recipe.field_error(
             "input.shape",
-            format!("input '{}' of {} has rank {}, expected NCHW (rank 4)", t.name, path.display(), t.shape.len()),
+            format!(
+                "input '{}' of {} has rank {}, expected NCHW (rank 4)",
+                t.name,
+                path.display(),
+                t.shape.len()
+            ),
         ));
     }
     for (axis, (want, have)) in input.shape.iter().zip(&t.shape).enumerate() {
         if let Some(h) = have.as_u64() {
             if h as usize != *want {
-                let model_shape: Vec<String> = t.shape.iter().map(|d| d.to_string().replace('"', "")).collect();
+                let model_shape: Vec<String> = t
+                    .shape
+                    .iter()
+                    .map(|d| d.to_string().replace('"', ""))
+                    .collect();
                 return Err(recipe.field_error(
                     "input.shape",
                     format!(
@@ -75,8 +89,13 @@ pub fn check(recipe: &LoadedRecipe) -> Result<CheckReport> {
     let mut warnings = onnx::inspect(&model).warnings;
     let calibration_images = match &r.calibration {
         Some(c) => {
-            let set = crate::calib::ImageSet::from_path(&recipe.resolve(&c.images), c.order, c.seed, c.limit)
-                .map_err(|e| recipe.field_error("calibration.images", e.to_string()))?;
+            let set = crate::calib::ImageSet::from_path(
+                &recipe.resolve(&c.images),
+                c.order,
+                c.seed,
+                c.limit,
+            )
+            .map_err(|e| recipe.field_error("calibration.images", e.to_string()))?;
             Some(set.len())
         }
         None => {

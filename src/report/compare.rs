@@ -137,7 +137,10 @@ pub fn mismatches(old: &BenchReport, new: &BenchReport) -> Vec<String> {
         ));
     }
     if old.settings.batch != new.settings.batch {
-        m.push(format!("batch: {} vs {}", old.settings.batch, new.settings.batch));
+        m.push(format!(
+            "batch: {} vs {}",
+            old.settings.batch, new.settings.batch
+        ));
     }
     m
 }
@@ -159,27 +162,126 @@ pub fn compare(
     let mut regs = Vec::new();
     let (o, n) = (&old.latency, &new.latency);
     let lat = Some(th.latency_pct);
-    judge(&mut rows, &mut regs, "latency min", "ms", Some(o.min_ms), Some(n.min_ms), None, true);
-    judge(&mut rows, &mut regs, "latency mean", "ms", Some(o.mean_ms), Some(n.mean_ms), lat, true);
-    judge(&mut rows, &mut regs, "latency median", "ms", Some(o.median_ms), Some(n.median_ms), lat, true);
+    judge(
+        &mut rows,
+        &mut regs,
+        "latency min",
+        "ms",
+        Some(o.min_ms),
+        Some(n.min_ms),
+        None,
+        true,
+    );
+    judge(
+        &mut rows,
+        &mut regs,
+        "latency mean",
+        "ms",
+        Some(o.mean_ms),
+        Some(n.mean_ms),
+        lat,
+        true,
+    );
+    judge(
+        &mut rows,
+        &mut regs,
+        "latency median",
+        "ms",
+        Some(o.median_ms),
+        Some(n.median_ms),
+        lat,
+        true,
+    );
     for p in &o.percentiles {
         if let Some(nv) = n.percentile(p.p) {
-            judge(&mut rows, &mut regs, &format!("latency p{}", p.p), "ms", Some(p.value_ms), Some(nv), lat, true);
+            judge(
+                &mut rows,
+                &mut regs,
+                &format!("latency p{}", p.p),
+                "ms",
+                Some(p.value_ms),
+                Some(nv),
+                lat,
+                true,
+            );
         }
     }
-    judge(&mut rows, &mut regs, "latency max", "ms", Some(o.max_ms), Some(n.max_ms), None, true);
-    judge(&mut rows, &mut regs, "latency std", "ms", Some(o.std_ms), Some(n.std_ms), None, true);
-    judge(&mut rows, &mut regs, "throughput", "inf/s", old.throughput_ips, new.throughput_ips, lat, false);
-    judge(&mut rows, &mut regs, "first run", "ms", Some(old.first_run_ms), Some(new.first_run_ms), None, true);
+    judge(
+        &mut rows,
+        &mut regs,
+        "latency max",
+        "ms",
+        Some(o.max_ms),
+        Some(n.max_ms),
+        None,
+        true,
+    );
+    judge(
+        &mut rows,
+        &mut regs,
+        "latency std",
+        "ms",
+        Some(o.std_ms),
+        Some(n.std_ms),
+        None,
+        true,
+    );
+    judge(
+        &mut rows,
+        &mut regs,
+        "throughput",
+        "inf/s",
+        old.throughput_ips,
+        new.throughput_ips,
+        lat,
+        false,
+    );
+    judge(
+        &mut rows,
+        &mut regs,
+        "first run",
+        "ms",
+        Some(old.first_run_ms),
+        Some(new.first_run_ms),
+        None,
+        true,
+    );
     let (oe, ne) = (
         old.power.as_ref().map(|p| &p.energy),
         new.power.as_ref().map(|p| &p.energy),
     );
     if oe.is_some() || ne.is_some() {
         let en = Some(th.energy_pct);
-        judge(&mut rows, &mut regs, "average power", "W", oe.map(|e| e.avg_w), ne.map(|e| e.avg_w), None, true);
-        judge(&mut rows, &mut regs, "J/inference gross", "J", oe.map(|e| e.j_per_inference_gross), ne.map(|e| e.j_per_inference_gross), en, true);
-        judge(&mut rows, &mut regs, "J/inference net", "J", oe.and_then(|e| e.j_per_inference_net), ne.and_then(|e| e.j_per_inference_net), en, true);
+        judge(
+            &mut rows,
+            &mut regs,
+            "average power",
+            "W",
+            oe.map(|e| e.avg_w),
+            ne.map(|e| e.avg_w),
+            None,
+            true,
+        );
+        judge(
+            &mut rows,
+            &mut regs,
+            "J/inference gross",
+            "J",
+            oe.map(|e| e.j_per_inference_gross),
+            ne.map(|e| e.j_per_inference_gross),
+            en,
+            true,
+        );
+        judge(
+            &mut rows,
+            &mut regs,
+            "J/inference net",
+            "J",
+            oe.and_then(|e| e.j_per_inference_net),
+            ne.and_then(|e| e.j_per_inference_net),
+            en,
+            true,
+        );
     }
     Ok(Comparison {
         rows,

@@ -16,7 +16,10 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
         return Some(p);
     }
     if matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1")) {
-        panic!("{} is missing; under CI the shared data must be present", p.display());
+        panic!(
+            "{} is missing; under CI the shared data must be present",
+            p.display()
+        );
     }
     eprintln!("SKIP: {} not found (shared data absent)", p.display());
     None
@@ -62,4 +65,27 @@ pub fn trtforge(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The committed recipe whose model is `model` (by file name).
+pub fn recipe_for(model: &Path) -> trtforge::recipe::LoadedRecipe {
+    let name = model.file_name().unwrap().to_str().unwrap();
+    let recipe = match name {
+        "yolox_nano.onnx" => "engines/yolox-nano-int8.yaml",
+        "nanodet_m_320.onnx" => "engines/nanodet-m-320-int8.yaml",
+        "FastestDet.onnx" => "engines/fastestdet-dla-fp16.yaml",
+        other => panic!("no recipe for {other}"),
+    };
+    trtforge::recipe::LoadedRecipe::load(&crate_root().join(recipe)).unwrap()
+}
+
+/// A real COCO image preprocessed with the model's recipe, as a 1xCxHxW tensor of `shape`.
+pub fn real_input(model: &Path, shape: &[usize]) -> ndarray::ArrayD<f32> {
+    let recipe = recipe_for(model);
+    let image = shared("datasets/coco128-train/images/000000000009.jpg").expect("coco128 image");
+    let (t, _) =
+        trtforge::calib::preprocess::preprocess_image(&image, &recipe.recipe.input).unwrap();
+    let x = t.insert_axis(ndarray::Axis(0)).into_dyn();
+    assert_eq!(x.shape(), shape);
+    x
 }
