@@ -12,32 +12,15 @@ use trtforge::eval::labels::read_class_names;
 use trtforge::eval::labels::{default_labels_dir, list_images};
 use trtforge::eval::{DecodeParams, EvalReport, Evaluator, GroundTruth, Timing};
 use trtforge::exec::OrtSession;
-use trtforge::recipe::{
-    ChannelOrder, Decoder, InputContract, InputDtype, Interpolation, ResizeMode,
-};
+use trtforge::recipe::{Decoder, InputContract};
 
-fn contract(
-    tensor: &str,
-    size: usize,
-    order: ChannelOrder,
-    scale: f32,
-    mean: [f32; 3],
-    std: [f32; 3],
-    resize: ResizeMode,
-    pad: f32,
-) -> InputContract {
-    InputContract {
-        tensor: tensor.into(),
-        shape: [1, 3, size, size],
-        dtype: InputDtype::Float32,
-        channel_order: order,
-        scale,
-        mean,
-        std,
-        resize,
-        pad_value: pad,
-        interpolation: Interpolation::Linear,
-    }
+/// The input contract of a committed recipe (the tests exercise the recipes users run).
+fn contract(recipe: &str) -> InputContract {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    trtforge::recipe::LoadedRecipe::load(&root.join("engines").join(recipe))
+        .unwrap()
+        .recipe
+        .input
 }
 
 /// coco128-train's ground truth and decoded images, read once for all tests (decoding
@@ -124,16 +107,7 @@ fn yolox_nano_fp32_coco128() {
     let Some(shared) = eval_support::shared() else {
         return;
     };
-    let c = contract(
-        "images",
-        416,
-        ChannelOrder::Bgr,
-        1.0,
-        [0.0; 3],
-        [1.0; 3],
-        ResizeMode::LetterboxTopLeft,
-        114.0,
-    );
+    let c = contract("yolox-nano-int8.yaml");
     let Some((r, _, _)) = run(&shared, "yolox_nano/yolox_nano.onnx", Decoder::Yolox, &c) else {
         return;
     };
@@ -151,16 +125,7 @@ fn nanodet_m_320_fp32_coco128() {
     let Some(shared) = eval_support::shared() else {
         return;
     };
-    let c = contract(
-        "image",
-        320,
-        ChannelOrder::Bgr,
-        1.0,
-        [103.53, 116.28, 123.675],
-        [57.375, 57.12, 58.395],
-        ResizeMode::LetterboxCentre,
-        0.0,
-    );
+    let c = contract("nanodet-m-320-int8.yaml");
     let Some((r, _, _)) = run(
         &shared,
         "nanodet_m_320/nanodet_m_320.onnx",
@@ -177,16 +142,7 @@ fn fastestdet_fp32_coco128() {
     let Some(shared) = eval_support::shared() else {
         return;
     };
-    let c = contract(
-        "input.1",
-        352,
-        ChannelOrder::Bgr,
-        1.0 / 255.0,
-        [0.0; 3],
-        [1.0; 3],
-        ResizeMode::Stretch,
-        0.0,
-    );
+    let c = contract("fastestdet-dla-fp16.yaml");
     let Some((r, _, _)) = run(
         &shared,
         "fastestdet/FastestDet.onnx",

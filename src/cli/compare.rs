@@ -60,8 +60,8 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
             println!("warning: runs differ ({m}); compared because of --force");
         }
         println!(
-            "{:<20} {:>12} {:>12} {:>9}  {}",
-            "metric", "old", "new", "change", ""
+            "{:<20} {:>12} {:>12} {:>9}",
+            "metric", "old", "new", "change"
         );
         let f = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "n/a".into());
         for r in &c.rows {

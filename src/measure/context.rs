@@ -83,7 +83,6 @@ pub fn parse_l4t(text: &str) -> Option<String> {
     let first = text.lines().next()?;
     let rel = first
         .trim_start_matches('#')
-        .trim()
         .split_whitespace()
         .next()?
         .to_string();

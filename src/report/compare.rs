@@ -59,6 +59,8 @@ impl Comparison {
 }
 
 /// `higher_is_worse`: latency and energy; throughput is the other way round.
+// One row of the comparison table: the metric, both values and its threshold.
+#[allow(clippy::too_many_arguments)]
 fn judge(
     rows: &mut Vec<Row>,
     regs: &mut Vec<String>,
