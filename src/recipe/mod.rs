@@ -68,7 +68,7 @@ impl LoadedRecipe {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
-            self.dir().join(p)
+            normalize(&self.dir().join(p))
         }
     }
 
@@ -197,6 +197,27 @@ impl LoadedRecipe {
     }
 }
 
+/// Remove `.` and `name/..` pairs without touching the file system, so messages show
+/// `../shared/models/x.onnx` rather than `engines/../../shared/models/x.onnx`.
+pub fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
 /// A TensorRT version as recipes and manifests name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct TrtVersion {
@@ -288,6 +309,13 @@ mod tests {
         assert_eq!(TrtVersion::parse("10.3").unwrap().cache_number(), 100300);
         assert!(TrtVersion::parse("7.1").is_none());
         assert!(TrtVersion::parse("ten").is_none());
+    }
+
+    #[test]
+    fn normalize_is_lexical() {
+        assert_eq!(normalize(Path::new("engines/../../shared/m.onnx")), PathBuf::from("../shared/m.onnx"));
+        assert_eq!(normalize(Path::new("./a/./b/../c")), PathBuf::from("a/c"));
+        assert_eq!(normalize(Path::new("/x/../y")), PathBuf::from("/y"));
     }
 
     #[test]
