@@ -9,7 +9,7 @@
 //! therefore equals the one built in a single pass with the final range `2^K`, whatever the
 //! order, and [`TensorHistogram::merge`] is exact for the same reason.
 //!
-//! Memory: `FINE_BINS * 8` bytes = 256 KiB per tensor plus a few counters, fixed whatever the
+//! Memory: `FINE_BINS * 8` bytes = 512 KiB per tensor plus a few counters, fixed whatever the
 //! number of images (a few hundred tensors: well under 100 MiB). Accumulate in parallel across
 //! tensors with [`HistogramSet::add_all`] (each tensor's histogram is touched by one thread at a
 //! time), so no per-thread copies are needed.
@@ -20,7 +20,7 @@ use std::path::Path;
 
 /// Fine bins per tensor histogram (a power of two).
 pub const FINE_BINS: usize = 1 << LOG2_FINE;
-const LOG2_FINE: i32 = 15;
+const LOG2_FINE: i32 = 16;
 /// Smallest range exponent: values below 2^-100 all share bin 0 (keeps the bin scale a normal f32).
 const K_MIN: i32 = -100;
 const ABS_MASK: u32 = 0x7fff_ffff;
