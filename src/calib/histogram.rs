@@ -72,6 +72,21 @@ impl std::fmt::Debug for TensorHistogram {
     }
 }
 
+/// Values per scan-then-bin block (64 KiB of f32).
+const BLOCK: usize = 16 * 1024;
+
+/// Largest |x| bit pattern and zero count of a block (vectorises). NaN and Inf have the largest
+/// bit patterns, so `max_bits >= INF_BITS` detects them.
+fn scan(xs: &[f32]) -> (u32, u64) {
+    let (mut m, mut z) = (0u32, 0u32);
+    for &x in xs {
+        let b = x.to_bits() & ABS_MASK;
+        m = m.max(b);
+        z += (b == 0) as u32;
+    }
+    (m, z as u64)
+}
+
 /// 2^e as f32, for e in the normal exponent range.
 fn pow2(e: i32) -> f32 {
     debug_assert!((-126..=127).contains(&e));
@@ -102,60 +117,58 @@ impl TensorHistogram {
     pub const HEAP_BYTES: usize = FINE_BINS * std::mem::size_of::<u64>();
 
     /// Add a chunk of values. Under [`NonFinitePolicy::Error`] a chunk holding NaN or Inf is
-    /// refused whole (the histogram is unchanged) and the counts are returned.
+    /// refused and the counts are returned: the bins and counters are as before the call (only
+    /// the range may have widened; a run stops on this error anyway).
     pub fn add(&mut self, xs: &[f32]) -> std::result::Result<(), NonFinite> {
-        // Pass 1 (vectorises): largest |x| bit pattern and zero count. NaN and Inf have the
-        // largest bit patterns, so one comparison with INF_BITS detects them.
-        let (mut max_bits, mut zeros) = (0u32, 0u64);
-        for c in xs.chunks(4096) {
-            let mut m = 0u32;
-            let mut z = 0u32;
-            for &x in c {
-                let b = x.to_bits() & ABS_MASK;
-                m = m.max(b);
-                z += (b == 0) as u32;
+        let saved = (self.count, self.zeros, self.max_bits);
+        // Blocks small enough to stay in L1/L2 between the scan and the binning pass.
+        for (n, block) in xs.chunks(BLOCK).enumerate() {
+            let (max_bits, zeros) = scan(block);
+            if max_bits < INF_BITS {
+                self.add_finite(block, max_bits, zeros);
+                continue;
             }
-            max_bits = max_bits.max(m);
-            zeros += z as u64;
+            if self.policy == NonFinitePolicy::Error {
+                self.unbin(&xs[..n * BLOCK]);
+                (self.count, self.zeros, self.max_bits) = saved;
+                let nan = xs.iter().filter(|x| x.is_nan()).count() as u64;
+                let inf = xs.iter().filter(|x| x.is_infinite()).count() as u64;
+                return Err(NonFinite { nan, inf });
+            }
+            self.nan += block.iter().filter(|x| x.is_nan()).count() as u64;
+            self.inf += block.iter().filter(|x| x.is_infinite()).count() as u64;
+            let finite: Vec<f32> = block.iter().copied().filter(|x| x.is_finite()).collect();
+            let (max_bits, zeros) = scan(&finite);
+            self.add_finite(&finite, max_bits, zeros);
         }
-        if max_bits >= INF_BITS {
-            return self.add_with_nonfinite(xs);
-        }
+        Ok(())
+    }
+
+    /// Bin finite values whose largest |x| bit pattern is `max_bits`.
+    fn add_finite(&mut self, xs: &[f32], max_bits: u32, zeros: u64) {
         self.grow_to(max_bits);
         self.max_bits = self.max_bits.max(max_bits);
         self.zeros += zeros;
         self.count += xs.len() as u64;
         let scale = pow2(LOG2_FINE - self.k);
         let bins = &mut self.bins[..];
-        // Two interleaved streams hide part of the increment latency when neighbours share a bin.
-        let mut it = xs.chunks_exact(2);
-        for p in &mut it {
-            let a =
-                ((f32::from_bits(p[0].to_bits() & ABS_MASK) * scale) as usize).min(FINE_BINS - 1);
-            let b =
-                ((f32::from_bits(p[1].to_bits() & ABS_MASK) * scale) as usize).min(FINE_BINS - 1);
-            bins[a] += 1;
-            bins[b] += 1;
+        for &x in xs {
+            let v = f32::from_bits(x.to_bits() & ABS_MASK) * scale;
+            // SAFETY: x is finite (scanned) and |x| < 2^k after grow_to; v = |x| * 2^(LOG2_FINE-k)
+            // is exact (or rounds towards 0 when subnormal), so 0 <= v < FINE_BINS fits a u32.
+            let i = unsafe { v.to_int_unchecked::<u32>() } as usize;
+            bins[i & (FINE_BINS - 1)] += 1;
         }
-        for &x in it.remainder() {
-            let a = ((f32::from_bits(x.to_bits() & ABS_MASK) * scale) as usize).min(FINE_BINS - 1);
-            bins[a] += 1;
-        }
-        Ok(())
     }
 
-    /// Slow path for chunks with NaN/Inf: refuse (Error) or add the finite values (Drop).
-    fn add_with_nonfinite(&mut self, xs: &[f32]) -> std::result::Result<(), NonFinite> {
-        let nan = xs.iter().filter(|x| x.is_nan()).count() as u64;
-        let inf = xs.iter().filter(|x| x.is_infinite()).count() as u64;
-        if self.policy == NonFinitePolicy::Error {
-            return Err(NonFinite { nan, inf });
+    /// Take back finite values added at the current range (for a refused chunk). Exact: a value
+    /// binned at an older, smaller range was merged into the bin it has at the current one.
+    fn unbin(&mut self, xs: &[f32]) {
+        let scale = pow2(LOG2_FINE - self.k);
+        for &x in xs {
+            let v = f32::from_bits(x.to_bits() & ABS_MASK) * scale;
+            self.bins[(v as usize).min(FINE_BINS - 1)] -= 1;
         }
-        self.nan += nan;
-        self.inf += inf;
-        let finite: Vec<f32> = xs.iter().copied().filter(|x| x.is_finite()).collect();
-        self.add(&finite).expect("only finite values remain");
-        Ok(())
     }
 
     /// [`add`](Self::add) with the error a calibration run reports: names the tensor and the image.
