@@ -148,7 +148,7 @@ pub fn percentile(h: &TensorHistogram, pct: f64) -> f32 {
     let target = (pct / 100.0).clamp(0.0, 1.0) * n as f64;
     let w = h.bin_width();
     let mut cum = 0f64;
-    for (i, &c) in h.bins().iter().enumerate() {
+    for (i, &c) in h.counts().iter().enumerate() {
         if c == 0 {
             continue;
         }
