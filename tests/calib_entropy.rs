@@ -125,6 +125,8 @@ struct Ref {
     amax: f64,
     bin_width: f64,
     index: usize,
+    /// The reference's KL per candidate (128 + j), None when not finite.
+    kl: Vec<Option<f64>>,
 }
 
 /// Run the numpy reference on each sample set (written as raw little-endian f32).
@@ -157,6 +159,12 @@ fn reference(py: &Path, sets: &[(&str, &[f32])]) -> Vec<Ref> {
                 amax: v["amax"].as_f64().unwrap(),
                 bin_width: v["bin_width"].as_f64().unwrap(),
                 index: v["index"].as_u64().unwrap() as usize,
+                kl: v["kl"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k.as_f64())
+                    .collect(),
             }
         })
         .collect()
@@ -180,9 +188,12 @@ fn entropy_within_one_bin_of_reference() {
     for ((name, xs), r) in sets.iter().zip(&refs) {
         let e = range::entropy(&hist(xs), 2048);
         let delta = (e.amax as f64 - r.amax) / r.bin_width;
+        // How much worse our pick is by the reference's own KL (0 when we pick its minimum).
+        let kl_at = |i: usize| r.kl[i - 128].unwrap_or(f64::INFINITY);
+        let kl_gap = kl_at(e.index) / kl_at(r.index) - 1.0;
         eprintln!(
-            "{name:>20}: ours {:.6} (bin {}), reference {:.6} (bin {}), delta {delta:+.3} bins",
-            e.amax, e.index, r.amax, r.index
+            "{name:>20}: ours {:.6} (bin {}), reference {:.6} (bin {}), delta {delta:+.3} bins, reference KL {:+.2}% worse",
+            e.amax, e.index, r.amax, r.index, kl_gap * 100.0
         );
         assert!(
             e.spikes.is_empty(),

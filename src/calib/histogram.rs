@@ -9,18 +9,20 @@
 //! therefore equals the one built in a single pass with the final range `2^K`, whatever the
 //! order, and [`TensorHistogram::merge`] is exact for the same reason.
 //!
-//! Memory: `FINE_BINS * 8` bytes = 256 KiB per tensor plus a few counters, fixed whatever the
+//! Memory: `FINE_BINS * 4` bytes = 256 KiB per tensor (u32 low words; the rare bins past 2^32
+//! counts keep their high words in a small map) plus a few counters, fixed whatever the
 //! number of images (a few hundred tensors: well under 100 MiB). Accumulate in parallel across
 //! tensors with [`HistogramSet::add_all`] (each tensor's histogram is touched by one thread at a
 //! time), so no per-thread copies are needed.
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Fine bins per tensor histogram (a power of two).
 pub const FINE_BINS: usize = 1 << LOG2_FINE;
-const LOG2_FINE: i32 = 15;
+const LOG2_FINE: i32 = 16;
 /// Smallest range exponent: values below 2^-100 all share bin 0 (keeps the bin scale a normal f32).
 const K_MIN: i32 = -100;
 const ABS_MASK: u32 = 0x7fff_ffff;
@@ -47,7 +49,10 @@ pub struct NonFinite {
 /// Histogram of |x| for one tensor. See the module docs for the invariants.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TensorHistogram {
-    bins: Box<[u64]>,
+    /// Low 32 bits of each bin's count; `hi` holds the rest (bin -> count >> 32) for the rare
+    /// bins past 2^32, so the hot array is 4 bytes a bin and stays cache-resident.
+    lo: Box<[u32]>,
+    hi: BTreeMap<u32, u64>,
     /// Range exponent: bins cover [0, 2^k).
     k: i32,
     /// Bit pattern of the largest finite |x| (bit order equals numeric order for |x|).
@@ -72,6 +77,21 @@ impl std::fmt::Debug for TensorHistogram {
     }
 }
 
+/// Values per scan-then-bin block (64 KiB of f32).
+const BLOCK: usize = 16 * 1024;
+
+/// Largest |x| bit pattern and zero count of a block (vectorises). NaN and Inf have the largest
+/// bit patterns, so `max_bits >= INF_BITS` detects them.
+fn scan(xs: &[f32]) -> (u32, u64) {
+    let (mut m, mut z) = (0u32, 0u32);
+    for &x in xs {
+        let b = x.to_bits() & ABS_MASK;
+        m = m.max(b);
+        z += (b == 0) as u32;
+    }
+    (m, z as u64)
+}
+
 /// 2^e as f32, for e in the normal exponent range.
 fn pow2(e: i32) -> f32 {
     debug_assert!((-126..=127).contains(&e));
@@ -87,7 +107,8 @@ fn exponent_above(bits: u32) -> i32 {
 impl TensorHistogram {
     pub fn new(policy: NonFinitePolicy) -> Self {
         TensorHistogram {
-            bins: vec![0u64; FINE_BINS].into_boxed_slice(),
+            lo: vec![0u32; FINE_BINS].into_boxed_slice(),
+            hi: BTreeMap::new(),
             k: K_MIN,
             max_bits: 0,
             count: 0,
@@ -99,63 +120,68 @@ impl TensorHistogram {
     }
 
     /// Bytes of heap memory held (the bound stated in the module docs).
-    pub const HEAP_BYTES: usize = FINE_BINS * std::mem::size_of::<u64>();
+    pub const HEAP_BYTES: usize = FINE_BINS * std::mem::size_of::<u32>();
 
     /// Add a chunk of values. Under [`NonFinitePolicy::Error`] a chunk holding NaN or Inf is
-    /// refused whole (the histogram is unchanged) and the counts are returned.
+    /// refused and the counts are returned: the bins and counters are as before the call (only
+    /// the range may have widened; a run stops on this error anyway).
     pub fn add(&mut self, xs: &[f32]) -> std::result::Result<(), NonFinite> {
-        // Pass 1 (vectorises): largest |x| bit pattern and zero count. NaN and Inf have the
-        // largest bit patterns, so one comparison with INF_BITS detects them.
-        let (mut max_bits, mut zeros) = (0u32, 0u64);
-        for c in xs.chunks(4096) {
-            let mut m = 0u32;
-            let mut z = 0u32;
-            for &x in c {
-                let b = x.to_bits() & ABS_MASK;
-                m = m.max(b);
-                z += (b == 0) as u32;
+        let saved = (self.count, self.zeros, self.max_bits);
+        // Blocks small enough to stay in L1/L2 between the scan and the binning pass.
+        for (n, block) in xs.chunks(BLOCK).enumerate() {
+            let (max_bits, zeros) = scan(block);
+            if max_bits < INF_BITS {
+                self.add_finite(block, max_bits, zeros);
+                continue;
             }
-            max_bits = max_bits.max(m);
-            zeros += z as u64;
+            if self.policy == NonFinitePolicy::Error {
+                self.unbin(&xs[..n * BLOCK]);
+                (self.count, self.zeros, self.max_bits) = saved;
+                let nan = xs.iter().filter(|x| x.is_nan()).count() as u64;
+                let inf = xs.iter().filter(|x| x.is_infinite()).count() as u64;
+                return Err(NonFinite { nan, inf });
+            }
+            self.nan += block.iter().filter(|x| x.is_nan()).count() as u64;
+            self.inf += block.iter().filter(|x| x.is_infinite()).count() as u64;
+            let finite: Vec<f32> = block.iter().copied().filter(|x| x.is_finite()).collect();
+            let (max_bits, zeros) = scan(&finite);
+            self.add_finite(&finite, max_bits, zeros);
         }
-        if max_bits >= INF_BITS {
-            return self.add_with_nonfinite(xs);
-        }
+        Ok(())
+    }
+
+    /// Bin finite values whose largest |x| bit pattern is `max_bits`.
+    fn add_finite(&mut self, xs: &[f32], max_bits: u32, zeros: u64) {
         self.grow_to(max_bits);
         self.max_bits = self.max_bits.max(max_bits);
         self.zeros += zeros;
         self.count += xs.len() as u64;
         let scale = pow2(LOG2_FINE - self.k);
-        let bins = &mut self.bins[..];
-        // Two interleaved streams hide part of the increment latency when neighbours share a bin.
-        let mut it = xs.chunks_exact(2);
-        for p in &mut it {
-            let a =
-                ((f32::from_bits(p[0].to_bits() & ABS_MASK) * scale) as usize).min(FINE_BINS - 1);
-            let b =
-                ((f32::from_bits(p[1].to_bits() & ABS_MASK) * scale) as usize).min(FINE_BINS - 1);
-            bins[a] += 1;
-            bins[b] += 1;
+        let (lo, hi) = (&mut self.lo[..], &mut self.hi);
+        for &x in xs {
+            let v = f32::from_bits(x.to_bits() & ABS_MASK) * scale;
+            // SAFETY: x is finite (scanned) and |x| < 2^k after grow_to; v = |x| * 2^(LOG2_FINE-k)
+            // is exact (or rounds towards 0 when subnormal), so 0 <= v < FINE_BINS fits a u32.
+            let i = unsafe { v.to_int_unchecked::<u32>() } as usize;
+            let i = i & (FINE_BINS - 1);
+            let (v, carry) = lo[i].overflowing_add(1);
+            lo[i] = v;
+            if carry {
+                *hi.entry(i as u32).or_insert(0) += 1;
+            }
         }
-        for &x in it.remainder() {
-            let a = ((f32::from_bits(x.to_bits() & ABS_MASK) * scale) as usize).min(FINE_BINS - 1);
-            bins[a] += 1;
-        }
-        Ok(())
     }
 
-    /// Slow path for chunks with NaN/Inf: refuse (Error) or add the finite values (Drop).
-    fn add_with_nonfinite(&mut self, xs: &[f32]) -> std::result::Result<(), NonFinite> {
-        let nan = xs.iter().filter(|x| x.is_nan()).count() as u64;
-        let inf = xs.iter().filter(|x| x.is_infinite()).count() as u64;
-        if self.policy == NonFinitePolicy::Error {
-            return Err(NonFinite { nan, inf });
+    /// Take back finite values added at the current range (for a refused chunk). Exact: a value
+    /// binned at an older, smaller range was merged into the bin it has at the current one.
+    fn unbin(&mut self, xs: &[f32]) {
+        let scale = pow2(LOG2_FINE - self.k);
+        let mut c = self.counts();
+        for &x in xs {
+            let v = f32::from_bits(x.to_bits() & ABS_MASK) * scale;
+            c[(v as usize).min(FINE_BINS - 1)] -= 1;
         }
-        self.nan += nan;
-        self.inf += inf;
-        let finite: Vec<f32> = xs.iter().copied().filter(|x| x.is_finite()).collect();
-        self.add(&finite).expect("only finite values remain");
-        Ok(())
+        self.store(&c);
     }
 
     /// [`add`](Self::add) with the error a calibration run reports: names the tensor and the image.
@@ -171,19 +197,21 @@ impl TensorHistogram {
         }
         let d = (k - self.k) as u32;
         self.k = k;
+        let mut c = self.counts();
         if d >= LOG2_FINE as u32 {
-            let total: u64 = self.bins.iter().sum();
-            self.bins.fill(0);
-            self.bins[0] = total;
+            let total: u64 = c.iter().sum();
+            c.fill(0);
+            c[0] = total;
+            self.store(&c);
             return;
         }
         // New bin j gathers old bins [j << d, (j + 1) << d): exact, see the module docs.
         let group = 1usize << d;
         for j in 0..FINE_BINS >> d {
-            let s: u64 = self.bins[j * group..(j + 1) * group].iter().sum();
-            self.bins[j] = s;
+            c[j] = c[j * group..(j + 1) * group].iter().sum();
         }
-        self.bins[FINE_BINS >> d..].fill(0);
+        c[FINE_BINS >> d..].fill(0);
+        self.store(&c);
     }
 
     /// Merge another histogram (same policy) into this one; exact and commutative.
@@ -196,9 +224,11 @@ impl TensorHistogram {
         } else if o.k > self.k {
             self.grow_k(o.k);
         }
-        for (a, b) in self.bins.iter_mut().zip(o.bins.iter()) {
-            *a += *b;
+        let mut c = self.counts();
+        for (a, b) in c.iter_mut().zip(o.counts()) {
+            *a += b;
         }
+        self.store(&c);
         self.max_bits = self.max_bits.max(o.max_bits);
         self.count += o.count;
         self.zeros += o.zeros;
@@ -241,9 +271,24 @@ impl TensorHistogram {
     pub fn bin_width(&self) -> f64 {
         2f64.powi(self.k - LOG2_FINE)
     }
-    /// The fine bins: bin i counts |x| in [i, i+1) * bin_width().
-    pub fn bins(&self) -> &[u64] {
-        &self.bins
+    /// The fine bins' counts: bin i counts |x| in [i, i+1) * bin_width().
+    pub fn counts(&self) -> Vec<u64> {
+        let mut c: Vec<u64> = self.lo.iter().map(|&v| v as u64).collect();
+        for (&i, &h) in &self.hi {
+            c[i as usize] += h << 32;
+        }
+        c
+    }
+
+    /// Set all counts (canonical split: `hi` only holds non-zero high parts).
+    fn store(&mut self, c: &[u64]) {
+        self.hi.clear();
+        for (i, (&v, l)) in c.iter().zip(self.lo.iter_mut()).enumerate() {
+            *l = v as u32;
+            if v >> 32 != 0 {
+                self.hi.insert(i as u32, v >> 32);
+            }
+        }
     }
     pub fn policy(&self) -> NonFinitePolicy {
         self.policy
@@ -266,7 +311,8 @@ impl TensorHistogram {
         let cw = max / n as f64;
         // The fine bin holding max_abs ends at or beyond max: its values lie in [lo, max].
         let last_fine = ((max / w) as usize).min(FINE_BINS - 1);
-        for (i, &c) in self.bins[..=last_fine].iter().enumerate() {
+        let bins = self.counts();
+        for (i, &c) in bins[..=last_fine].iter().enumerate() {
             if c == 0 {
                 continue;
             }
@@ -310,8 +356,9 @@ impl TensorHistogram {
             return 0.0;
         }
         let frac_in = (t - i as f64 * w) / w;
-        let mut above: f64 = self.bins[i] as f64 * (1.0 - frac_in);
-        above += self.bins[i + 1..].iter().map(|&c| c as f64).sum::<f64>();
+        let bins = self.counts();
+        let mut above: f64 = bins[i] as f64 * (1.0 - frac_in);
+        above += bins[i + 1..].iter().map(|&c| c as f64).sum::<f64>();
         above / self.count as f64
     }
 }
@@ -419,8 +466,22 @@ mod tests {
         assert_eq!(h.range(), 8.0);
         assert_eq!(h.max_abs(), 4.0);
         assert_eq!(h.zeros(), 1);
-        assert_eq!(h.bins()[FINE_BINS / 2], 1);
+        assert_eq!(h.counts()[FINE_BINS / 2], 1);
         assert_eq!(h.coarse(4), vec![1.0, 1.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn counts_carry_past_u32() {
+        let mut h = TensorHistogram::new(NonFinitePolicy::Error);
+        h.add(&[1.0]).unwrap();
+        let i = h.counts().iter().position(|&c| c == 1).unwrap();
+        let mut c = h.counts();
+        c[i] = u32::MAX as u64;
+        h.store(&c);
+        h.add(&[1.0, 1.0]).unwrap();
+        assert_eq!(h.counts()[i], u32::MAX as u64 + 2);
+        h.add(&[3.0]).unwrap(); // range doubles: the big bin moves, high word included
+        assert_eq!(h.counts()[i / 2], u32::MAX as u64 + 2);
     }
 
     #[test]

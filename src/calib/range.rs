@@ -148,7 +148,7 @@ pub fn percentile(h: &TensorHistogram, pct: f64) -> f32 {
     let target = (pct / 100.0).clamp(0.0, 1.0) * n as f64;
     let w = h.bin_width();
     let mut cum = 0f64;
-    for (i, &c) in h.bins().iter().enumerate() {
+    for (i, &c) in h.counts().iter().enumerate() {
         if c == 0 {
             continue;
         }
@@ -245,48 +245,57 @@ pub fn entropy(h: &TensorHistogram, bins: usize) -> Entropy {
     }
     c[0] = c[1];
     let total: f64 = c.iter().sum();
-    // Suffix sums for the folded tail.
-    let mut tail = vec![0f64; bins + 1];
-    for b in (0..bins).rev() {
-        tail[b] = tail[b + 1] + c[b];
+    // Prefix sums make each candidate O(LEVELS): counts, non-empty bins, and sum of c*ln(c).
+    // KL(P||Q) = sum_b p_b ln p_b - sum_b p_b ln q_b, with p_b = c_b / total for b < i-1 and
+    // q_b = (level mean over non-empty bins) / (sum of the first i bins) wherever c_b > 0.
+    let mut s = vec![0f64; bins + 1];
+    let mut nz = vec![0u32; bins + 1];
+    let mut a = vec![0f64; bins + 1];
+    for b in 0..bins {
+        s[b + 1] = s[b] + c[b];
+        nz[b + 1] = nz[b] + (c[b] != 0.0) as u32;
+        a[b + 1] = a[b] + if c[b] > 0.0 { c[b] * c[b].ln() } else { 0.0 };
     }
+    let ln_total = total.ln();
     let mut best: Option<(f64, usize)> = None;
-    let mut sums = [0f64; LEVELS];
-    let mut nonempty = [0u32; LEVELS];
     for i in START_BIN..=bins {
+        let tail = total - s[i];
         // Fix 1b: never clip more than half the values.
-        if tail[i] > 0.5 * total {
+        if tail > 0.5 * total {
             continue;
         }
-        sums.fill(0.0);
-        nonempty.fill(0);
-        for (b, &v) in c[..i].iter().enumerate() {
-            if v != 0.0 {
-                let l = b * LEVELS / i;
-                sums[l] += v;
-                nonempty[l] += 1;
-            }
-        }
-        let q_total = total - tail[i];
+        let q_total = s[i];
         // Fix 1a: an all-empty Q carries no information (the reference's NaN).
         if q_total <= 0.0 {
             continue;
         }
-        let p_total = total;
-        let mut kl = 0f64;
-        for (b, &v) in c[..i].iter().enumerate() {
-            let pv = if b == i - 1 { v + tail[i] } else { v };
-            if pv == 0.0 {
+        let last = c[i - 1];
+        let p_last = last + tail;
+        if p_last > 0.0 && last == 0.0 {
+            continue; // P > 0 where Q = 0: infinite divergence
+        }
+        let ln_q_total = q_total.ln();
+        // Bins [0, i-1): sum p ln p - sum p ln q.
+        let mut kl = (a[i - 1] - ln_total * s[i - 1]) / total;
+        let mut ln_q_last = 0.0;
+        for l in 0..LEVELS {
+            let start = (l * i).div_ceil(LEVELS);
+            let end = ((l + 1) * i).div_ceil(LEVELS);
+            let n = nz[end] - nz[start];
+            if n == 0 {
                 continue;
             }
-            if v == 0.0 {
-                kl = f64::INFINITY; // P > 0 where Q = 0
-                break;
+            let sum = s[end] - s[start];
+            let ln_q = (sum / n as f64).ln() - ln_q_total;
+            let own = if end == i { sum - last } else { sum };
+            kl -= own * ln_q / total;
+            if end == i {
+                ln_q_last = ln_q;
             }
-            let l = b * LEVELS / i;
-            let q = sums[l] / nonempty[l] as f64 / q_total;
-            let p = pv / p_total;
-            kl += p * (p / q).ln();
+        }
+        if p_last > 0.0 {
+            let p = p_last / total;
+            kl += p * (p.ln() - ln_q_last);
         }
         if kl.is_nan() {
             continue;

@@ -4,7 +4,8 @@ description for trtforge's tests.
 
 Usage: entropy_ref.py FILE.f32 [FILE.f32 ...]
 Each file holds raw little-endian float32 samples. Prints one JSON object per file:
-{"file", "amax", "max", "bin_width", "index"}.
+{"file", "amax", "max", "bin_width", "index", "kl"}, kl[j] being the
+divergence of candidate 128 + j (null when not finite).
 
 Method: 2048-bin histogram of |x| over [0, max|x|]; bin 0 takes bin 1's count; for every
 candidate i in 128..=2048: P = the first i bins with all counts beyond folded into bin i-1;
@@ -54,14 +55,16 @@ def entropy_amax(x):
     divs = np.array(divs)
     last = len(divs) - 1 - int(np.argmin(divs[::-1]))
     i = last + START
-    return float(edges[i]), float(mx), i
+    return float(edges[i]), float(mx), i, divs
 
 
 def main():
     for f in sys.argv[1:]:
         x = np.fromfile(f, dtype="<f4")
-        amax, mx, i = entropy_amax(x)
-        print(json.dumps({"file": f, "amax": amax, "max": mx, "bin_width": mx / NUM_BINS, "index": i}))
+        amax, mx, i, divs = entropy_amax(x)
+        kl = [None if not np.isfinite(d) else float(d) for d in divs]
+        print(json.dumps({"file": f, "amax": amax, "max": mx, "bin_width": mx / NUM_BINS,
+                          "index": i, "kl": kl}))
 
 
 if __name__ == "__main__":
