@@ -54,11 +54,21 @@ fn main() {
         best_bare = best_bare.min(t.elapsed().as_secs_f64() / N as f64);
     }
     let overhead = best_harness - best_bare;
-    println!("harness with no-op executor: {:.1} ns/iteration (best of 5 x {N})", best_harness * 1e9);
-    println!("bare loop, same executor:    {:.1} ns/iteration", best_bare * 1e9);
+    println!(
+        "harness with no-op executor: {:.1} ns/iteration (best of 5 x {N})",
+        best_harness * 1e9
+    );
+    println!(
+        "bare loop, same executor:    {:.1} ns/iteration",
+        best_bare * 1e9
+    );
     println!(
         "harness overhead:            {:.1} ns/iteration ({})",
         overhead * 1e9,
-        if overhead < 2e-6 { "under the 2 us target" } else { "OVER the 2 us target" }
+        if overhead < 2e-6 {
+            "under the 2 us target"
+        } else {
+            "OVER the 2 us target"
+        }
     );
 }

@@ -75,7 +75,13 @@ fn piecewise_linear_trace_with_steps_known_integral() {
     t.sort_by(f64::total_cmp);
     t.dedup();
     let y: Vec<f64> = t.iter().map(|&x| pwl(&knots, x)).collect();
-    for (a, b) in [(1.0, 3.1), (0.5, 3.5), (1.02, 1.04), (0.0, 4.0), (2.2222, 3.05)] {
+    for (a, b) in [
+        (1.0, 3.1),
+        (0.5, 3.5),
+        (1.02, 1.04),
+        (0.0, 4.0),
+        (2.2222, 3.05),
+    ] {
         let want = pwl_integral(&knots, a, b);
         let got = integrate(&t, &y, a, b).unwrap();
         assert!(rel(got, want) < 1e-9, "[{a}, {b}]: {got} vs {want}");
@@ -96,10 +102,15 @@ fn window_not_covered_is_none() {
 #[test]
 fn report_gross_net_idle_and_rails() {
     // AGX Orin rails: the total is the three module rails; VDDQ is not added.
-    let rails: Vec<String> = ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let rails: Vec<String> = [
+        "VDD_GPU_SOC",
+        "VDD_CPU_CV",
+        "VIN_SYS_5V0",
+        "VDDQ_VDD2_1V8AO",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let mut tr = PowerTrace::new("ina3221", rails, Duration::from_millis(10));
     // Idle [0, 1) at 1+1+3 W, then from t=1 the GPU rail steps to 10 W (sampled exactly at
     // the step so the signal is a clean step between samples 1.0 and 1.0+).

@@ -18,22 +18,39 @@ fn yolox_nano_ort_cpu_full_report() {
     let out = Command::new(env!("CARGO_BIN_EXE_trtforge"))
         .arg("bench")
         .arg(&model)
-        .args(["--iterations", "6", "--warmup", "1", "--idle", "300ms", "--period", "10ms"])
+        .args([
+            "--iterations",
+            "6",
+            "--warmup",
+            "1",
+            "--idle",
+            "300ms",
+            "--period",
+            "10ms",
+        ])
         .args(["--power", "ina3221", "--json", "--sysfs-root"])
         .arg(&sys)
         .arg("--out")
         .arg(&out_dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("bench.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("bench.json")).unwrap())
+            .unwrap();
     assert_eq!(v, file);
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["executor"]["backend"], "ort-cpu");
     assert_eq!(v["executor"]["input_name"], "images");
-    assert_eq!(v["executor"]["input_shape"], serde_json::json!([1, 3, 416, 416]));
+    assert_eq!(
+        v["executor"]["input_shape"],
+        serde_json::json!([1, 3, 416, 416])
+    );
     assert_eq!(v["executor"]["artifact_sha256"].as_str().unwrap().len(), 64);
     let lat = &v["latency"];
     assert_eq!(lat["count"], 6);
@@ -57,7 +74,13 @@ fn yolox_nano_ort_cpu_full_report() {
     assert!((gross - 5.2116 * window / 6.0).abs() / gross < 1e-9);
 
     let md = std::fs::read_to_string(out_dir.join("bench.md")).unwrap();
-    for needle in ["## Latency (ms)", "p99", "## Power and energy", "VDD_IN", "latency_histogram.svg"] {
+    for needle in [
+        "## Latency (ms)",
+        "p99",
+        "## Power and energy",
+        "VDD_IN",
+        "latency_histogram.svg",
+    ] {
         assert!(md.contains(needle), "bench.md lacks {needle}");
     }
     let svg = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();

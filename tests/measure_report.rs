@@ -87,7 +87,12 @@ fn report_files_and_compare() {
     assert!(!c.has_regression());
     let old = files.json.to_str().unwrap().to_string();
     let out = trtforge(&["compare", &old, &old]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // 20 % slower and 10 % more energy: regression, exit 1.
     let mut v: serde_json::Value =
@@ -98,19 +103,28 @@ fn report_files_and_compare() {
     for p in v["latency"]["percentiles"].as_array_mut().unwrap() {
         p["value_ms"] = (p["value_ms"].as_f64().unwrap() * 1.2).into();
     }
-    let g = v["power"]["energy"]["j_per_inference_gross"].as_f64().unwrap();
+    let g = v["power"]["energy"]["j_per_inference_gross"]
+        .as_f64()
+        .unwrap();
     v["power"]["energy"]["j_per_inference_gross"] = (g * 1.1).into();
     let slower = t.path().join("slower.json");
     std::fs::write(&slower, serde_json::to_string(&v).unwrap()).unwrap();
     let out = trtforge(&["compare", &old, slower.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("REGRESSION") && stdout.contains("latency median"), "{stdout}");
+    assert!(
+        stdout.contains("REGRESSION") && stdout.contains("latency median"),
+        "{stdout}"
+    );
     assert!(stdout.contains("J/inference gross"), "{stdout}");
     // A looser threshold lets the latency pass; energy (10 %) still fails at 5 %.
     let out = trtforge(&[
-        "compare", &old, slower.to_str().unwrap(),
-        "--max-latency-regression", "25%", "--json",
+        "compare",
+        &old,
+        slower.to_str().unwrap(),
+        "--max-latency-regression",
+        "25%",
+        "--json",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

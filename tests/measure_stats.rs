@@ -8,7 +8,10 @@ use trtforge::measure::stats::{median, percentile, summarize, throughput};
 fn five_values() {
     let s = summarize(&[5.0, 1.0, 4.0, 2.0, 3.0], &[0.0, 50.0, 90.0, 100.0]).unwrap();
     assert_eq!(s.count, 5);
-    assert_eq!((s.min_ms, s.max_ms, s.mean_ms, s.median_ms), (1.0, 5.0, 3.0, 3.0));
+    assert_eq!(
+        (s.min_ms, s.max_ms, s.mean_ms, s.median_ms),
+        (1.0, 5.0, 3.0, 3.0)
+    );
     // p0: exclude 5 -> index max(-1, 0) = 0. p50: exclude floor(2.5) = 2 -> index 2.
     // p90: exclude floor(0.1f32 * 5) = 0 -> index 4. p100: index 4.
     let ps: Vec<f64> = s.percentiles.iter().map(|p| p.value_ms).collect();
@@ -53,7 +56,10 @@ fn thousand_values_p99_and_p999() {
 fn edge_cases() {
     assert!(summarize(&[], &[50.0]).is_none());
     let one = summarize(&[0.25], &[0.0, 99.0]).unwrap();
-    assert_eq!((one.min_ms, one.median_ms, one.max_ms, one.std_ms), (0.25, 0.25, 0.25, 0.0));
+    assert_eq!(
+        (one.min_ms, one.median_ms, one.max_ms, one.std_ms),
+        (0.25, 0.25, 0.25, 0.0)
+    );
     assert!(one.percentiles.iter().all(|p| p.value_ms == 0.25));
     assert_eq!(throughput(100, 4, 0.5), Some(800.0));
     assert_eq!(throughput(100, 1, 0.0), None);

@@ -49,12 +49,20 @@ fn agx_orin_skips_nc_and_enodata_and_sums_three_rails() {
     let mut s = Ina3221::discover_with(t.path(), enodata_reader()).unwrap();
     assert_eq!(
         rails(&s),
-        ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO"]
+        [
+            "VDD_GPU_SOC",
+            "VDD_CPU_CV",
+            "VIN_SYS_5V0",
+            "VDDQ_VDD2_1V8AO"
+        ]
     );
     assert_eq!(s.channels()[3].chip, "1-0041");
     let skipped = s.skipped().join("\n");
     assert_eq!(s.skipped().len(), 2, "{skipped}");
-    assert!(skipped.contains("in1_label") && skipped.contains("in3_label"), "{skipped}");
+    assert!(
+        skipped.contains("in1_label") && skipped.contains("in3_label"),
+        "{skipped}"
+    );
     // VDDQ_VDD2_1V8AO is fed from VIN_SYS_5V0: not part of the total.
     assert_eq!(
         trtforge::measure::power::total_rails(&s.rails()),
@@ -140,10 +148,17 @@ fn sampler_thread_on_fixture_integrates_constant_power() {
     let trace = s.stop().unwrap();
     assert!(trace.t_s.len() >= 5, "{} samples", trace.t_s.len());
     assert!(trace.t_s.windows(2).all(|w| w[1] >= w[0]));
-    assert!(*trace.t_s.last().unwrap() >= b, "last sample after the window");
+    assert!(
+        *trace.t_s.last().unwrap() >= b,
+        "last sample after the window"
+    );
     let e = energy::compute(&trace, (a, b), None, 10).unwrap();
     let want = 5.2116 * (b - a);
-    assert!((e.energy_j - want).abs() / want < 1e-9, "{} vs {want}", e.energy_j);
+    assert!(
+        (e.energy_j - want).abs() / want < 1e-9,
+        "{} vs {want}",
+        e.energy_j
+    );
     assert_eq!(e.rails_summed, ["VDD_IN"]);
 }
 
@@ -154,11 +169,24 @@ fn power_sample_cli_on_fixture() {
     // The real reader sees the ENODATA marker as a non-number: those NC channels are skipped
     // by their label first, so the CLI works on this tree too.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_trtforge"))
-        .args(["power", "sample", "--duration", "100ms", "--period", "10ms", "--json", "--sysfs-root"])
+        .args([
+            "power",
+            "sample",
+            "--duration",
+            "100ms",
+            "--period",
+            "10ms",
+            "--json",
+            "--sysfs-root",
+        ])
         .arg(t.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["energy"]["source"], "ina3221");
     let summed: Vec<&str> = v["energy"]["rails_summed"]

@@ -181,7 +181,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         info.backend,
         info.input_shape
     );
-    let measured = match session::measure(exec.as_mut(), &cfg, &plan, &Roots::with_sysfs(&a.sysfs_root)) {
+    let measured = match session::measure(
+        exec.as_mut(),
+        &cfg,
+        &plan,
+        &Roots::with_sysfs(&a.sysfs_root),
+    ) {
         Ok(m) => m,
         Err(e @ trtforge::Error::Unavailable { .. }) => return unavailable(e.to_string()),
         Err(e) => return Err(e.into()),

@@ -32,7 +32,10 @@ fn pct(s: &str) -> anyhow::Result<f64> {
         .trim_end_matches('%')
         .parse()
         .with_context(|| format!("'{s}' is not a percentage (example: 5%)"))?;
-    anyhow::ensure!(v >= 0.0 && v.is_finite(), "'{s}': the threshold must be 0% or more");
+    anyhow::ensure!(
+        v >= 0.0 && v.is_finite(),
+        "'{s}': the threshold must be 0% or more"
+    );
     Ok(v)
 }
 
@@ -57,8 +60,8 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
             println!("warning: runs differ ({m}); compared because of --force");
         }
         println!(
-            "{:<20} {:>12} {:>12} {:>9}  {}",
-            "metric", "old", "new", "change", ""
+            "{:<20} {:>12} {:>12} {:>9}",
+            "metric", "old", "new", "change"
         );
         let f = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "n/a".into());
         for r in &c.rows {

@@ -72,7 +72,10 @@ pub fn run(cmd: PowerCmd) -> anyhow::Result<ExitCode> {
                 })
                 .collect();
             if lines.is_empty() {
-                bail!("{}: no tegrastats lines found (is it a tegrastats log?)", file.display());
+                bail!(
+                    "{}: no tegrastats lines found (is it a tegrastats log?)",
+                    file.display()
+                );
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&lines)?);
@@ -136,13 +139,22 @@ pub fn run(cmd: PowerCmd) -> anyhow::Result<ExitCode> {
                     energy: &'a energy::EnergyReport,
                     trace: &'a power::PowerTrace,
                 }
-                println!("{}", serde_json::to_string_pretty(&Out { energy: &rep, trace: &trace })?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&Out {
+                        energy: &rep,
+                        trace: &trace
+                    })?
+                );
             } else {
                 println!(
                     "{} over {:.3} s: {} samples, period {:.2} ms achieved ({:.1} requested), {} dropped",
                     rep.source, rep.window_s, rep.samples_total, rep.period_achieved_ms, rep.period_requested_ms, rep.samples_dropped
                 );
-                println!("{:<20} {:>9} {:>9} {:>9} {:>10}", "rail", "mean W", "min W", "max W", "energy J");
+                println!(
+                    "{:<20} {:>9} {:>9} {:>9} {:>10}",
+                    "rail", "mean W", "min W", "max W", "energy J"
+                );
                 for r in &rep.rails {
                     println!(
                         "{:<20} {:>9.3} {:>9.3} {:>9.3} {:>10.4}",
@@ -151,7 +163,12 @@ pub fn run(cmd: PowerCmd) -> anyhow::Result<ExitCode> {
                 }
                 println!(
                     "{:<20} {:>9.3} {:>9} {:>9} {:>10.4}  ({})",
-                    "total", rep.avg_w, "", "", rep.energy_j, rep.rails_summed.join(" + ")
+                    "total",
+                    rep.avg_w,
+                    "",
+                    "",
+                    rep.energy_j,
+                    rep.rails_summed.join(" + ")
                 );
             }
             Ok(ExitCode::SUCCESS)

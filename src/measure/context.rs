@@ -83,7 +83,6 @@ pub fn parse_l4t(text: &str) -> Option<String> {
     let first = text.lines().next()?;
     let rel = first
         .trim_start_matches('#')
-        .trim()
         .split_whitespace()
         .next()?
         .to_string();
@@ -133,7 +132,8 @@ pub fn temperatures(roots: &Roots) -> BTreeMap<String, f64> {
         if !name.starts_with("thermal_zone") {
             continue;
         }
-        let (Some(ty), Some(milli)) = (read_trim(&z.join("type")), read_num(&z.join("temp"))) else {
+        let (Some(ty), Some(milli)) = (read_trim(&z.join("type")), read_num(&z.join("temp")))
+        else {
             continue;
         };
         let c = milli / 1000.0;
@@ -152,7 +152,10 @@ pub fn collect(roots: &Roots) -> DeviceContext {
         std::fs::read_to_string(roots.proc.join("cpuinfo"))
             .ok()?
             .lines()
-            .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()))
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+            })
     };
     let device_model = dt_model
         .or_else(cpu_model)
@@ -167,14 +170,23 @@ pub fn collect(roots: &Roots) -> DeviceContext {
     let mut gpu_freq_mhz = None;
     let mut locked: Option<bool> = None;
     for d in list(&roots.sysfs.join("class/devfreq")) {
-        let name = d.file_name().unwrap_or_default().to_string_lossy().to_string();
-        if !(name.contains("gpu") || name.contains("ga10b") || name.contains("gv11b") || name.contains("gp10b")) {
+        let name = d
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        if !(name.contains("gpu")
+            || name.contains("ga10b")
+            || name.contains("gv11b")
+            || name.contains("gp10b"))
+        {
             continue;
         }
         if let Some(hz) = read_num(&d.join("cur_freq")) {
             gpu_freq_mhz = Some(hz / 1e6);
         }
-        if let (Some(lo), Some(hi)) = (read_num(&d.join("min_freq")), read_num(&d.join("max_freq"))) {
+        if let (Some(lo), Some(hi)) = (read_num(&d.join("min_freq")), read_num(&d.join("max_freq")))
+        {
             locked = Some(locked.unwrap_or(true) && lo == hi);
         }
     }
@@ -247,7 +259,13 @@ mod tests {
         let t = "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025\n# KERNEL_VARIANT: oot";
         assert_eq!(parse_l4t(t).as_deref(), Some("R36.4.3"));
         let conf = "< POWER_MODEL ID=0 NAME=MAXN >\nCPU_ONLINE CORE_0 1\n< POWER_MODEL ID=2 NAME=MODE_30W >\n< PM_CONFIG DEFAULT=2 >";
-        assert_eq!(parse_nvpmodel("pmode:0002\n", Some(conf)).as_deref(), Some("MODE_30W (2)"));
-        assert_eq!(parse_nvpmodel("pmode:0001", None).as_deref(), Some("mode 1"));
+        assert_eq!(
+            parse_nvpmodel("pmode:0002\n", Some(conf)).as_deref(),
+            Some("MODE_30W (2)")
+        );
+        assert_eq!(
+            parse_nvpmodel("pmode:0001", None).as_deref(),
+            Some("mode 1")
+        );
     }
 }

@@ -114,8 +114,10 @@ pub fn compute(
     let t_len = b - a;
     let (method, energy_j) = match &trace.energy_mj {
         Some(e) => {
-            let ea = interpolate(t, e, a).ok_or_else(|| uncovered("measured window", a, b, trace))?;
-            let eb = interpolate(t, e, b).ok_or_else(|| uncovered("measured window", a, b, trace))?;
+            let ea =
+                interpolate(t, e, a).ok_or_else(|| uncovered("measured window", a, b, trace))?;
+            let eb =
+                interpolate(t, e, b).ok_or_else(|| uncovered("measured window", a, b, trace))?;
             ("energy_counter", (eb - ea) / 1e3)
         }
         None => (
@@ -124,7 +126,11 @@ pub fn compute(
                 / 1e3,
         ),
     };
-    let avg_w = if t_len > 0.0 { energy_j / t_len } else { f64::NAN };
+    let avg_w = if t_len > 0.0 {
+        energy_j / t_len
+    } else {
+        f64::NAN
+    };
     let idle_w = match idle {
         Some((ia, ib)) if ib > ia => {
             let e = match &trace.energy_mj {

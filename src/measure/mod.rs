@@ -18,4 +18,6 @@ pub mod power;
 pub mod session;
 pub mod stats;
 
-pub use harness::{BenchConfig, BenchRun, Executor, ExecutorInfo, IterRecord, Stop, Timing, Warmup};
+pub use harness::{
+    BenchConfig, BenchRun, Executor, ExecutorInfo, IterRecord, Stop, Timing, Warmup,
+};

@@ -26,7 +26,11 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// Resolve a concrete input shape: symbolic dims take `batch` for dim 0 and are otherwise an
 /// error naming the fix; a fixed batch that differs from `batch` is an error.
-pub fn resolve_shape(model: &Path, dims: &[Option<usize>], batch: Option<usize>) -> Result<Vec<usize>> {
+pub fn resolve_shape(
+    model: &Path,
+    dims: &[Option<usize>],
+    batch: Option<usize>,
+) -> Result<Vec<usize>> {
     let mut out = Vec::with_capacity(dims.len());
     for (i, d) in dims.iter().enumerate() {
         out.push(match (i, d, batch) {
@@ -113,26 +117,39 @@ impl OrtExecutor {
     /// the model (a symbolic batch becomes `batch`, default 1).
     pub fn open_model(model: &Path, batch: Option<usize>, seed: u64) -> Result<Self> {
         let session = OrtSession::open(model, &[])?;
-        let name = session.input_names().into_iter().next().ok_or_else(|| Error::Onnx {
-            path: model.to_path_buf(),
-            msg: "the model has no input".into(),
-        })?;
+        let name = session
+            .input_names()
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Onnx {
+                path: model.to_path_buf(),
+                msg: "the model has no input".into(),
+            })?;
         let dims: Vec<Option<usize>> = session
             .input_shape(&name)
-            .ok_or_else(|| Error::Contract(format!("{}: input '{name}' is not a tensor", model.display())))?
+            .ok_or_else(|| {
+                Error::Contract(format!(
+                    "{}: input '{name}' is not a tensor",
+                    model.display()
+                ))
+            })?
             .iter()
             .map(|&d| (d > 0).then_some(d as usize))
             .collect();
         let shape = resolve_shape(model, &dims, batch)?;
         let mut e = Self::with_session(session, model, &name, seeded_input(&shape, seed))?;
-        e.info.notes.push(format!("input: uniform [0, 255) values, seed {seed}"));
+        e.info
+            .notes
+            .push(format!("input: uniform [0, 255) values, seed {seed}"));
         Ok(e)
     }
 
     /// Open with seeded random input of `shape`.
     pub fn open_seeded(model: &Path, input_name: &str, shape: &[usize], seed: u64) -> Result<Self> {
         let mut e = Self::open(model, input_name, seeded_input(shape, seed))?;
-        e.info.notes.push(format!("input: uniform [0, 255) values, seed {seed}"));
+        e.info
+            .notes
+            .push(format!("input: uniform [0, 255) values, seed {seed}"));
         Ok(e)
     }
 }

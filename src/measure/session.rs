@@ -90,12 +90,7 @@ pub fn measure<E: Executor + ?Sized>(
         Some(s) => {
             let trace = s.stop()?;
             let n = run.iterations.len() as u64 * cfg.batch as u64;
-            let e = energy::compute(
-                &trace,
-                (run.window_start_s, run.window_end_s),
-                idle_span,
-                n,
-            )?;
+            let e = energy::compute(&trace, (run.window_start_s, run.window_end_s), idle_span, n)?;
             (
                 Some(PowerResult {
                     energy: e,

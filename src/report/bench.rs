@@ -78,7 +78,11 @@ pub struct ReportFiles {
     pub svgs: Vec<PathBuf>,
 }
 
-fn split(its: &[IterRecord], f: impl Fn(&IterRecord) -> Option<f64>, ps: &[f64]) -> Option<Summary> {
+fn split(
+    its: &[IterRecord],
+    f: impl Fn(&IterRecord) -> Option<f64>,
+    ps: &[f64],
+) -> Option<Summary> {
     let v: Option<Vec<f64>> = its.iter().map(f).collect();
     stats::summarize(&v?, ps)
 }

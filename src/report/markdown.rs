@@ -35,18 +35,41 @@ pub fn render(r: &BenchReport, svgs: &[String]) -> String {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "n/a".into());
     let _ = writeln!(o, "| L4T | {} |", opt(&c.l4t_release));
     let _ = writeln!(o, "| power mode | {} |", opt(&c.nvpmodel));
-    let f = |v: Option<f64>| v.map(|x| format!("{x:.0} MHz")).unwrap_or_else(|| "n/a".into());
-    let _ = writeln!(o, "| GPU / EMC clock | {} / {} |", f(c.gpu_freq_mhz), f(c.emc_freq_mhz));
+    let f = |v: Option<f64>| {
+        v.map(|x| format!("{x:.0} MHz"))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let _ = writeln!(
+        o,
+        "| GPU / EMC clock | {} / {} |",
+        f(c.gpu_freq_mhz),
+        f(c.emc_freq_mhz)
+    );
     let _ = writeln!(
         o,
         "| clocks locked | {} |",
-        c.clocks_locked.map(|b| b.to_string()).unwrap_or_else(|| "unknown".into())
+        c.clocks_locked
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "unknown".into())
     );
-    let _ = writeln!(o, "| trtforge | {} (report schema {}) |\n", r.tool_version, r.schema_version);
+    let _ = writeln!(
+        o,
+        "| trtforge | {} (report schema {}) |\n",
+        r.tool_version, r.schema_version
+    );
 
     let _ = writeln!(o, "## Latency (ms)\n");
-    let heads: Vec<String> = r.latency.percentiles.iter().map(|p| format!("p{}", p.p)).collect();
-    let _ = writeln!(o, "| | min | mean | median | {} | max | std |", heads.join(" | "));
+    let heads: Vec<String> = r
+        .latency
+        .percentiles
+        .iter()
+        .map(|p| format!("p{}", p.p))
+        .collect();
+    let _ = writeln!(
+        o,
+        "| | min | mean | median | {} | max | std |",
+        heads.join(" | ")
+    );
     let _ = writeln!(o, "|---|---|---|---|{}---|---|", "---|".repeat(heads.len()));
     row(&mut o, "latency", &r.latency);
     for (n, s) in [("H2D", &r.h2d), ("compute", &r.compute), ("D2H", &r.d2h)] {
@@ -84,7 +107,11 @@ pub fn render(r: &BenchReport, svgs: &[String]) -> String {
                     .unwrap_or_else(|| "not measured".into())
             );
             let _ = writeln!(o, "| energy in window | {:.4} J |", en.energy_j);
-            let _ = writeln!(o, "| J / inference (gross) | {:.6} |", en.j_per_inference_gross);
+            let _ = writeln!(
+                o,
+                "| J / inference (gross) | {:.6} |",
+                en.j_per_inference_gross
+            );
             let _ = writeln!(
                 o,
                 "| J / inference (net of idle) | {} |",
@@ -102,7 +129,10 @@ pub fn render(r: &BenchReport, svgs: &[String]) -> String {
                 en.period_achieved_ms,
                 en.period_max_ms
             );
-            let _ = writeln!(o, "| rail | mean W | min W | max W | energy J |\n|---|---|---|---|---|");
+            let _ = writeln!(
+                o,
+                "| rail | mean W | min W | max W | energy J |\n|---|---|---|---|---|"
+            );
             for rl in &en.rails {
                 let _ = writeln!(
                     o,

@@ -75,7 +75,10 @@ pub fn histogram(r: &BenchReport) -> Result<String> {
         chart
             .draw_series(counts.iter().enumerate().map(|(i, &c)| {
                 let x0 = lo + i as f64 * w;
-                Rectangle::new([(x0, 0.0), (x0 + w, c as f64)], PALETTE[0].mix(0.6).filled())
+                Rectangle::new(
+                    [(x0, 0.0), (x0 + w, c as f64)],
+                    PALETTE[0].mix(0.6).filled(),
+                )
             }))
             .map_err(perr)?;
         let mut marks: Vec<(String, f64)> = vec![
@@ -97,7 +100,9 @@ pub fn histogram(r: &BenchReport) -> Result<String> {
                 ))
                 .map_err(perr)?
                 .label(format!("{name} = {x:.3} ms"))
-                .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], color.stroke_width(2)));
+                .legend(move |(a, b)| {
+                    PathElement::new(vec![(a, b), (a + 20, b)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -138,7 +143,10 @@ pub fn timeline(r: &BenchReport) -> Result<String> {
             .draw()
             .map_err(perr)?;
         chart
-            .draw_series(LineSeries::new(pts.iter().copied(), PALETTE[0].stroke_width(1)))
+            .draw_series(LineSeries::new(
+                pts.iter().copied(),
+                PALETTE[0].stroke_width(1),
+            ))
             .map_err(perr)?
             .label("latency")
             .legend(|(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], PALETTE[0]));
@@ -184,7 +192,11 @@ pub fn power(r: &BenchReport, p: &PowerResult) -> Result<String> {
     if tr.rails.len() > 1 {
         series.push((
             format!("total ({})", tr.total_rails.join(" + ")),
-            tr.t_s.iter().zip(&total).map(|(t, y)| (*t, y / 1e3)).collect(),
+            tr.t_s
+                .iter()
+                .zip(&total)
+                .map(|(t, y)| (*t, y / 1e3))
+                .collect(),
         ));
     }
     let ys = series.iter().flat_map(|s| s.1.iter().map(|p| p.1));
@@ -222,7 +234,10 @@ pub fn power(r: &BenchReport, p: &PowerResult) -> Result<String> {
             .map_err(perr)?
             .label("measured window")
             .legend(|(a, b)| {
-                Rectangle::new([(a, b - 5), (a + 20, b + 5)], RGBColor(120, 170, 230).mix(0.5).filled())
+                Rectangle::new(
+                    [(a, b - 5), (a + 20, b + 5)],
+                    RGBColor(120, 170, 230).mix(0.5).filled(),
+                )
             });
         if let Some((ia, ib)) = p.idle_span_s {
             chart
@@ -233,7 +248,10 @@ pub fn power(r: &BenchReport, p: &PowerResult) -> Result<String> {
                 .map_err(perr)?
                 .label("idle baseline")
                 .legend(|(a, b)| {
-                    Rectangle::new([(a, b - 5), (a + 20, b + 5)], RGBColor(160, 160, 160).mix(0.5).filled())
+                    Rectangle::new(
+                        [(a, b - 5), (a + 20, b + 5)],
+                        RGBColor(160, 160, 160).mix(0.5).filled(),
+                    )
                 });
         }
         for (i, (name, pts)) in series.into_iter().enumerate() {
@@ -242,7 +260,9 @@ pub fn power(r: &BenchReport, p: &PowerResult) -> Result<String> {
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))
                 .map_err(perr)?
                 .label(name)
-                .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], color.stroke_width(2)));
+                .legend(move |(a, b)| {
+                    PathElement::new(vec![(a, b), (a + 20, b)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()

@@ -72,7 +72,9 @@ pub fn agx_orin(root: &Path) {
 
 /// Repo root's sibling `shared` folder, or None (skip) outside CI.
 pub fn shared(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel);
     if p.exists() {
         return Some(p);
     }

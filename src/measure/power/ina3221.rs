@@ -196,7 +196,10 @@ impl Ina3221 {
                     i2c.display()
                 )
             } else {
-                format!("every INA3221 channel was skipped: {}", me.skipped.join("; "))
+                format!(
+                    "every INA3221 channel was skipped: {}",
+                    me.skipped.join("; ")
+                )
             };
             return Err(Error::Unavailable {
                 what: "INA3221 power monitor".into(),
@@ -218,8 +221,11 @@ impl Ina3221 {
             Err(_) => return,
         };
         if label.is_empty() || label.eq_ignore_ascii_case("NC") {
-            self.skipped
-                .push(format!("{}: label {:?} (not connected)", label_file.display(), label));
+            self.skipped.push(format!(
+                "{}: label {:?} (not connected)",
+                label_file.display(),
+                label
+            ));
             return;
         }
         let ch = Channel {
@@ -228,7 +234,8 @@ impl Ina3221 {
             dir: dir.to_path_buf(),
             index: k,
             layout,
-            has_power_file: layout == Layout::Iio && dir.join(format!("in_power{k}_input")).exists(),
+            has_power_file: layout == Layout::Iio
+                && dir.join(format!("in_power{k}_input")).exists(),
         };
         // Probe once: a disabled channel answers ENODATA.
         match self.read_channel(&ch) {

@@ -242,7 +242,11 @@ impl std::str::FromStr for PowerChoice {
             "ina3221" => PowerChoice::Ina3221,
             "tegrastats" => PowerChoice::Tegrastats,
             "nvml" => PowerChoice::Nvml,
-            _ => return Err(format!("unknown power source '{s}' (auto, off, ina3221, tegrastats, nvml)")),
+            _ => {
+                return Err(format!(
+                    "unknown power source '{s}' (auto, off, ina3221, tegrastats, nvml)"
+                ))
+            }
         })
     }
 }
@@ -272,7 +276,9 @@ pub fn start(
     epoch: Instant,
 ) -> Result<Option<RunningSampler>> {
     let polled = |src: Box<dyn PowerSource>| -> Result<Option<RunningSampler>> {
-        Ok(Some(RunningSampler::Polled(Sampler::start(src, period, epoch)?)))
+        Ok(Some(RunningSampler::Polled(Sampler::start(
+            src, period, epoch,
+        )?)))
     };
     match choice {
         PowerChoice::Off => Ok(None),

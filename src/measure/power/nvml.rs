@@ -23,7 +23,8 @@ fn unavailable(why: String) -> Error {
     Error::Unavailable {
         what: "NVML power".into(),
         why,
-        fix: "install the NVIDIA driver (libnvidia-ml.so.1), or use --power ina3221|tegrastats|off".into(),
+        fix: "install the NVIDIA driver (libnvidia-ml.so.1), or use --power ina3221|tegrastats|off"
+            .into(),
     }
 }
 

@@ -184,13 +184,18 @@ impl TegrastatsSampler {
                         tr.dropped += 1;
                     }
                 }
-                trace.filter(|t| !t.rails.is_empty()).ok_or_else(|| Error::Unavailable {
-                    what: "tegrastats power rails".into(),
-                    why: "tegrastats printed no power fields".into(),
-                    fix: "this board has no INA3221 (e.g. Jetson Nano 2GB); use --power off".into(),
-                })
+                trace
+                    .filter(|t| !t.rails.is_empty())
+                    .ok_or_else(|| Error::Unavailable {
+                        what: "tegrastats power rails".into(),
+                        why: "tegrastats printed no power fields".into(),
+                        fix: "this board has no INA3221 (e.g. Jetson Nano 2GB); use --power off"
+                            .into(),
+                    })
             })
-            .map_err(|e| Error::Invalid(format!("cannot start the tegrastats reader thread: {e}")))?;
+            .map_err(|e| {
+                Error::Invalid(format!("cannot start the tegrastats reader thread: {e}"))
+            })?;
         Ok(TegrastatsSampler {
             period,
             child,
