@@ -53,6 +53,16 @@ fn main() {
         }
         best_bare = best_bare.min(t.elapsed().as_secs_f64() / N as f64);
     }
+    // The monotonic clock read itself, which dominates the overhead (its cost depends on the
+    // kernel clocksource: vDSO TSC is ~20 ns, a VM without it pays a syscall).
+    let mut best_clock = f64::INFINITY;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..N {
+            black_box(Instant::now());
+        }
+        best_clock = best_clock.min(t.elapsed().as_secs_f64() / N as f64);
+    }
     let overhead = best_harness - best_bare;
     println!(
         "harness with no-op executor: {:.1} ns/iteration (best of 5 x {N})",
@@ -62,6 +72,7 @@ fn main() {
         "bare loop, same executor:    {:.1} ns/iteration",
         best_bare * 1e9
     );
+    println!("one Instant::now() read:     {:.1} ns", best_clock * 1e9);
     println!(
         "harness overhead:            {:.1} ns/iteration ({})",
         overhead * 1e9,
