@@ -4,8 +4,10 @@
 //! Definitions (from TensorRT `samples/common/sampleReporting.cpp`, `findPercentile`,
 //! `findMedian`, `findCoeffOfVariance`):
 //! - percentile p of n ascending values: `exclude = floor((1 - p/100) * n)`, value at index
-//!   `max(n - 1 - exclude, 0)`. This is a nearest-rank style rule (no interpolation): p100 is
-//!   the max, p0 is the max too when n = 1, and p99 of 100 values is the 99th value (index 98).
+//!   `max(n - 1 - exclude, 0)`. A nearest-rank style rule (no interpolation), evaluated in
+//!   f32 exactly as trtexec's C++ does (`percentile` is a float there): so p90 of 100 values is
+//!   the 90th value, but p99 of 100 values is the maximum (1 - 0.99f32 is just below 0.01 and
+//!   the product truncates to 0). p100 is always the max, p0 the min.
 //! - median: the middle value, or the mean of the two middle values for even n (so the median
 //!   can differ from p50, exactly as in trtexec).
 //! - standard deviation: population form (divide by n), as trtexec's coefficient of variance.
@@ -51,8 +53,8 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
         return None;
     }
     let n = sorted.len();
-    // Same arithmetic as trtexec (float product truncated toward zero).
-    let exclude = ((1.0 - p / 100.0) * n as f64) as usize;
+    // Same arithmetic as trtexec: float (f32) product truncated toward zero.
+    let exclude = ((1.0f32 - p as f32 / 100.0f32) * n as f32) as usize;
     let idx = (n - 1).saturating_sub(exclude);
     Some(sorted[idx])
 }

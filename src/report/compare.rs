@@ -58,54 +58,59 @@ impl Comparison {
     }
 }
 
-/// `higher_is_worse`: latency and energy; throughput is the other way round.
-// One row of the comparison table: the metric, both values and its threshold.
-#[allow(clippy::too_many_arguments)]
-fn judge(
-    rows: &mut Vec<Row>,
-    regs: &mut Vec<String>,
-    metric: &str,
-    unit: &str,
-    old: Option<f64>,
-    new: Option<f64>,
-    limit: Option<f64>,
-    higher_is_worse: bool,
-) {
-    let change = match (old, new) {
-        (Some(o), Some(n)) if o != 0.0 && o.is_finite() && n.is_finite() => {
-            Some((n - o) / o.abs() * 100.0)
-        }
-        _ => None,
-    };
-    let regression = match (change, limit) {
-        (Some(c), Some(l)) => {
-            if higher_is_worse {
-                c > l
-            } else {
-                -c > l
+/// Collects rows and regressions.
+struct Judge {
+    rows: Vec<Row>,
+    regs: Vec<String>,
+}
+
+impl Judge {
+    /// `higher_is_worse`: latency and energy; throughput is the other way round. `limit`
+    /// `None` shows the row without judging it.
+    fn row(
+        &mut self,
+        metric: &str,
+        unit: &str,
+        (old, new): (Option<f64>, Option<f64>),
+        limit: Option<f64>,
+        higher_is_worse: bool,
+    ) {
+        let change = match (old, new) {
+            (Some(o), Some(n)) if o != 0.0 && o.is_finite() && n.is_finite() => {
+                Some((n - o) / o.abs() * 100.0)
             }
+            _ => None,
+        };
+        let regression = match (change, limit) {
+            (Some(c), Some(l)) => {
+                if higher_is_worse {
+                    c > l
+                } else {
+                    -c > l
+                }
+            }
+            _ => false,
+        };
+        if regression {
+            self.regs.push(format!(
+                "{metric}: {:.4} -> {:.4} {unit} ({:+.2} %, limit {}{:.2} %)",
+                old.unwrap_or(f64::NAN),
+                new.unwrap_or(f64::NAN),
+                change.unwrap_or(f64::NAN),
+                if higher_is_worse { "+" } else { "-" },
+                limit.unwrap_or(f64::NAN)
+            ));
         }
-        _ => false,
-    };
-    if regression {
-        regs.push(format!(
-            "{metric}: {:.4} -> {:.4} {unit} ({:+.2} %, limit {}{:.2} %)",
-            old.unwrap_or(f64::NAN),
-            new.unwrap_or(f64::NAN),
-            change.unwrap_or(f64::NAN),
-            if higher_is_worse { "+" } else { "-" },
-            limit.unwrap_or(f64::NAN)
-        ));
+        self.rows.push(Row {
+            metric: metric.to_string(),
+            unit: unit.to_string(),
+            old,
+            new,
+            change_pct: change,
+            limit_pct: limit,
+            regression,
+        });
     }
-    rows.push(Row {
-        metric: metric.to_string(),
-        unit: unit.to_string(),
-        old,
-        new,
-        change_pct: change,
-        limit_pct: limit,
-        regression,
-    });
 }
 
 /// What differs between the runs' identities.
@@ -160,91 +165,69 @@ pub fn compare(
             mismatches.join("; ")
         )));
     }
-    let mut rows = Vec::new();
-    let mut regs = Vec::new();
+    let mut j = Judge {
+        rows: Vec::new(),
+        regs: Vec::new(),
+    };
     let (o, n) = (&old.latency, &new.latency);
     let lat = Some(th.latency_pct);
-    judge(
-        &mut rows,
-        &mut regs,
+    j.row(
         "latency min",
         "ms",
-        Some(o.min_ms),
-        Some(n.min_ms),
+        (Some(o.min_ms), Some(n.min_ms)),
         None,
         true,
     );
-    judge(
-        &mut rows,
-        &mut regs,
+    j.row(
         "latency mean",
         "ms",
-        Some(o.mean_ms),
-        Some(n.mean_ms),
+        (Some(o.mean_ms), Some(n.mean_ms)),
         lat,
         true,
     );
-    judge(
-        &mut rows,
-        &mut regs,
+    j.row(
         "latency median",
         "ms",
-        Some(o.median_ms),
-        Some(n.median_ms),
+        (Some(o.median_ms), Some(n.median_ms)),
         lat,
         true,
     );
     for p in &o.percentiles {
         if let Some(nv) = n.percentile(p.p) {
-            judge(
-                &mut rows,
-                &mut regs,
+            j.row(
                 &format!("latency p{}", p.p),
                 "ms",
-                Some(p.value_ms),
-                Some(nv),
+                (Some(p.value_ms), Some(nv)),
                 lat,
                 true,
             );
         }
     }
-    judge(
-        &mut rows,
-        &mut regs,
+    j.row(
         "latency max",
         "ms",
-        Some(o.max_ms),
-        Some(n.max_ms),
+        (Some(o.max_ms), Some(n.max_ms)),
         None,
         true,
     );
-    judge(
-        &mut rows,
-        &mut regs,
+    j.row(
         "latency std",
         "ms",
-        Some(o.std_ms),
-        Some(n.std_ms),
+        (Some(o.std_ms), Some(n.std_ms)),
         None,
         true,
     );
-    judge(
-        &mut rows,
-        &mut regs,
+    j.row(
         "throughput",
         "inf/s",
-        old.throughput_ips,
-        new.throughput_ips,
+        (old.throughput_ips, new.throughput_ips),
         lat,
         false,
     );
-    judge(
-        &mut rows,
-        &mut regs,
+    j.row(
         "first run",
         "ms",
-        Some(old.first_run_ms),
-        Some(new.first_run_ms),
+        (Some(old.first_run_ms), Some(new.first_run_ms)),
         None,
         true,
     );
@@ -254,40 +237,27 @@ pub fn compare(
     );
     if oe.is_some() || ne.is_some() {
         let en = Some(th.energy_pct);
-        judge(
-            &mut rows,
-            &mut regs,
+        j.row(
             "average power",
             "W",
-            oe.map(|e| e.avg_w),
-            ne.map(|e| e.avg_w),
+            (oe.map(|e| e.avg_w), ne.map(|e| e.avg_w)),
             None,
             true,
         );
-        judge(
-            &mut rows,
-            &mut regs,
-            "J/inference gross",
-            "J",
+        let gross = (
             oe.map(|e| e.j_per_inference_gross),
             ne.map(|e| e.j_per_inference_gross),
-            en,
-            true,
         );
-        judge(
-            &mut rows,
-            &mut regs,
-            "J/inference net",
-            "J",
+        j.row("J/inference gross", "J", gross, en, true);
+        let net = (
             oe.and_then(|e| e.j_per_inference_net),
             ne.and_then(|e| e.j_per_inference_net),
-            en,
-            true,
         );
+        j.row("J/inference net", "J", net, en, true);
     }
     Ok(Comparison {
-        rows,
-        regressions: regs,
+        rows: j.rows,
+        regressions: j.regs,
         mismatches,
     })
 }
