@@ -248,4 +248,90 @@ mod tests {
         );
         assert_eq!(state.finish().unwrap().batches, 3);
     }
+
+    /// Work queued on one stream runs in order: H2D, D2D, memset, then D2H sees each result.
+    #[test]
+    fn stream_orders_copies_and_memset() {
+        let Some(g) = gpu() else { return };
+        let s = g.stream();
+        let host: Vec<f32> = (0..1 << 20).map(|i| i as f32).collect();
+        let mut a = s.clone_htod(&host).unwrap();
+        let mut b = s.alloc_zeros::<f32>(host.len()).unwrap();
+        s.memcpy_dtod(&a, &mut b).unwrap();
+        s.memset_zeros(&mut a).unwrap();
+        assert_eq!(g.download(&b).unwrap(), host);
+        assert!(g.download(&a).unwrap().iter().all(|v| *v == 0.0));
+    }
+
+    /// The calibrator bridge over the real calibration stream (calib_data/, 5 images, batch 1)
+    /// leaves each preprocessed image in device memory, bound by input name.
+    #[test]
+    fn bridge_feeds_real_stream_batches_into_device_memory() {
+        use crate::calib::{ImageSet, ImageStream};
+        use crate::recipe::{InputContract, OnUnreadable, Order};
+        use crate::trt::bridge::CalibratorState;
+        use crate::trt::calib_io::StreamSource;
+        let Some(g) = gpu() else { return };
+        // The binary may run from another checkout (the device machine): try both.
+        let data = [
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("calib_data"),
+            std::path::PathBuf::from("calib_data"),
+        ]
+        .into_iter()
+        .find(|p| p.is_dir())
+        .expect("calib_data/ (in the repository) not found");
+        let contract: InputContract = serde_yaml_ng::from_str(
+            "tensor: images\nshape: [1, 3, 96, 96]\nchannel_order: bgr\nscale: 0.00392156862745098\n\
+             resize: letterbox-centre\npad_value: 114\n",
+        )
+        .unwrap();
+        let set = || ImageSet::from_path(&data, Order::Sorted, 0, None).unwrap();
+        let chw = 3 * 96 * 96;
+        let mut all = ImageStream::new(set(), &contract, 5, OnUnreadable::Fail, 2).unwrap();
+        let all = all.next().unwrap().unwrap().tensor;
+        let all = all.as_slice().unwrap();
+        let stream = ImageStream::new(set(), &contract, 1, OnUnreadable::Fail, 2).unwrap();
+        let src = StreamSource::new(stream, "images", 1).unwrap();
+        let mut state = CalibratorState::new(
+            Box::new(src),
+            None,
+            Box::new(DeviceBindings::new(g.clone())),
+        );
+        let cb = state.callbacks();
+        let name = std::ffi::CString::new("images").unwrap();
+        let names = [name.as_ptr()];
+        let mut first = None;
+        for b in 0..5 {
+            let mut bindings = [std::ptr::null_mut::<c_void>()];
+            // SAFETY: one-element arrays, live state.
+            let rc =
+                unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
+            assert_eq!(rc, 1, "batch {b}");
+            assert_eq!(
+                *first.get_or_insert(bindings[0]),
+                bindings[0],
+                "one buffer, reused"
+            );
+            let mut host = vec![0f32; chw];
+            g.ctx.bind_to_thread().unwrap();
+            // SAFETY: `bindings[0]` is a live device allocation of `chw` floats owned by the state.
+            unsafe {
+                cudarc::driver::result::memcpy_dtoh_sync(&mut host, bindings[0] as usize as u64)
+            }
+            .unwrap();
+            assert_eq!(&host[..], &all[b * chw..(b + 1) * chw], "batch {b}");
+        }
+        let mut end = [std::ptr::null_mut::<c_void>()];
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { cb.get_batch.unwrap()(cb.user, end.as_mut_ptr(), names.as_ptr(), 1) },
+            0
+        );
+        let sum = state.finish().unwrap();
+        println!(
+            "bridge: {} calib_data batches went through device memory",
+            sum.batches
+        );
+        assert_eq!(sum.batches, 5);
+    }
 }

@@ -2,9 +2,11 @@
 //! pure Rust), and the safe wrapper over the `sys/` C ABI shim (feature `tensorrt`).
 //!
 //! The calibration stream plugs in through [`bridge::BatchSource`], the provenance-checked
-//! calibration cache through [`bridge::CacheStore`].
+//! calibration cache through [`bridge::CacheStore`]; [`calib_io`] implements both over the
+//! calibration issue's `ImageStream` and provenance-checked cache files.
 
 pub mod bridge;
+pub mod calib_io;
 pub mod manifest;
 pub mod plan;
 pub mod probe;
@@ -38,5 +40,6 @@ mod engine;
 pub use engine::{build_engine, summarize_layers, CalibrationInputs};
 
 pub use bridge::{BatchSource, BindingMemory, CacheStore, CalibratorState, HostTensor};
+pub use calib_io::{ProvenanceCache, StreamSource};
 pub use manifest::{load_checked_engine, manifest_path, write_atomic, Manifest, Runtime};
 pub use probe::{probe, TensorRtStatus};

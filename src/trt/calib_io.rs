@@ -1,0 +1,623 @@
+//! What feeds the calibrator bridge in a real build (always compiled, pure Rust):
+//!
+//! - [`StreamSource`]: a [`BatchSource`] over the SAME [`ImageStream`] `trtforge calibrate`
+//!   reads (same image set, order, contract and unreadable-image policy). It regroups the
+//!   stream's images into batches of the network's calibration batch size.
+//! - [`ProvenanceCache`]: a [`CacheStore`] over the calibration issue's files in the recipe's
+//!   output folder (`calibration.cache` guarded by `provenance.json`): a fresh cache is handed
+//!   to TensorRT, a stale one is refused naming the field that changed, and the cache TensorRT
+//!   writes is stored with the current provenance and the two range files.
+//! - [`prepare`]: the CPU-side decision `trtforge build` makes before any TensorRT call.
+
+use super::bridge::{BatchSource, CacheStore, HostTensor};
+use super::plan::BuildPlan;
+use crate::calib::cache::{dynamic_range_txt, ranges_json, CalibrationCache};
+use crate::calib::calibrate::{
+    check_existing, current_provenance, effective_calibration, CalibrateOptions, CACHE_FILE,
+    DYNAMIC_RANGE_FILE, PROVENANCE_FILE, RANGES_FILE,
+};
+use crate::calib::provenance::Provenance;
+use crate::calib::{ImageSet, ImageStream};
+use crate::error::{Error, Result};
+use crate::recipe::{Calibration, LoadedRecipe, TrtVersion};
+use std::path::{Path, PathBuf};
+
+/// A [`BatchSource`] pulling preprocessed images from an [`ImageStream`].
+///
+/// TensorRT needs every calibration batch to have the network's batch size, while the stream's
+/// batches follow `calibration.batch_size` (and its last one may be short), so images are
+/// regrouped. A final group smaller than the batch size cannot be given to TensorRT: it is
+/// dropped and counted in [`StreamSource::dropped_tail`].
+pub struct StreamSource {
+    stream: ImageStream,
+    input: String,
+    batch: usize,
+    /// Images taken from the stream but not yet served (flattened CHW each).
+    pending: Vec<f32>,
+    pending_images: usize,
+    /// CHW of one image, fixed by the first image seen.
+    image_shape: Option<[usize; 3]>,
+    served: usize,
+    dropped_tail: usize,
+}
+
+impl StreamSource {
+    /// Serve `stream`'s images as input `input`, `batch` images per batch.
+    pub fn new(stream: ImageStream, input: impl Into<String>, batch: usize) -> Result<Self> {
+        if batch == 0 {
+            return Err(Error::Invalid(
+                "calibration batch size 0: set calibration.batch_size to at least 1".into(),
+            ));
+        }
+        Ok(StreamSource {
+            stream,
+            input: input.into(),
+            batch,
+            pending: Vec::new(),
+            pending_images: 0,
+            image_shape: None,
+            served: 0,
+            dropped_tail: 0,
+        })
+    }
+
+    /// Batches served so far.
+    pub fn served(&self) -> usize {
+        self.served
+    }
+
+    /// Images left over at the end of the stream (fewer than one batch), not calibrated on.
+    pub fn dropped_tail(&self) -> usize {
+        self.dropped_tail
+    }
+
+    /// Images the stream skipped as unreadable (with `on_unreadable: skip`).
+    pub fn skipped(&self) -> usize {
+        self.stream.skipped().len()
+    }
+
+    /// Pull one stream batch into `pending`; `false` at the end of the stream.
+    fn pull(&mut self) -> Result<bool> {
+        let Some(b) = self.stream.next() else {
+            return Ok(false);
+        };
+        let b = b?;
+        let (n, c, h, w) = b.tensor.dim();
+        let shape = [c, h, w];
+        match self.image_shape {
+            None => self.image_shape = Some(shape),
+            Some(s) if s != shape => {
+                return Err(Error::Contract(format!(
+                    "calibration images changed shape from {s:?} to {shape:?} (at {})",
+                    b.items
+                        .first()
+                        .map_or_else(String::new, |i| i.path.display().to_string())
+                )))
+            }
+            Some(_) => {}
+        }
+        let t = b.tensor.as_standard_layout();
+        self.pending
+            .extend_from_slice(t.as_slice().expect("standard layout"));
+        self.pending_images += n;
+        Ok(true)
+    }
+}
+
+impl BatchSource for StreamSource {
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    fn input_names(&self) -> Vec<String> {
+        vec![self.input.clone()]
+    }
+
+    fn next_batch(&mut self) -> Result<Option<Vec<HostTensor>>> {
+        while self.pending_images < self.batch {
+            if !self.pull()? {
+                if self.pending_images > 0 {
+                    log::warn!(
+                        "calibration: the last {} image(s) do not fill a batch of {} and are not used",
+                        self.pending_images,
+                        self.batch
+                    );
+                    self.dropped_tail = self.pending_images;
+                    self.pending.clear();
+                    self.pending_images = 0;
+                }
+                return Ok(None);
+            }
+        }
+        let [c, h, w] = self.image_shape.expect("set by pull");
+        let take = self.batch * c * h * w;
+        let rest = self.pending.split_off(take);
+        let data = std::mem::replace(&mut self.pending, rest);
+        self.pending_images -= self.batch;
+        self.served += 1;
+        Ok(Some(vec![HostTensor {
+            name: self.input.clone(),
+            data,
+            shape: vec![self.batch, c, h, w],
+        }]))
+    }
+}
+
+/// Rewrite the calibration module's "rerun with --force" advice for `trtforge build`.
+pub fn for_build(e: Error) -> Error {
+    match e {
+        Error::Stale { path, msg } => Error::Stale {
+            path,
+            msg: msg.replace(
+                "rerun with --force to recalibrate",
+                "rerun `trtforge build` with --force-calibration (or `trtforge calibrate --force`) to recalibrate",
+            ),
+        },
+        other => other,
+    }
+}
+
+/// The provenance-checked calibration cache in a recipe's output folder, as TensorRT sees it.
+pub struct ProvenanceCache {
+    out: PathBuf,
+    now: Provenance,
+    /// `--force-calibration`: ignore what is there (TensorRT calibrates, then overwrites it).
+    ignore_existing: bool,
+}
+
+impl ProvenanceCache {
+    /// `now` is the provenance of the current inputs ([`current_provenance`]).
+    pub fn new(out: impl Into<PathBuf>, now: Provenance, ignore_existing: bool) -> Self {
+        ProvenanceCache {
+            out: out.into(),
+            now,
+            ignore_existing,
+        }
+    }
+
+    pub fn cache_path(&self) -> PathBuf {
+        self.out.join(CACHE_FILE)
+    }
+}
+
+impl CacheStore for ProvenanceCache {
+    fn read(&mut self) -> Result<Option<Vec<u8>>> {
+        if self.ignore_existing {
+            return Ok(None);
+        }
+        match check_existing(&self.out, &self.now).map_err(for_build)? {
+            None => Ok(None),
+            Some(_) => crate::error::read_file(&self.cache_path()).map(Some),
+        }
+    }
+
+    /// Store TensorRT's cache: parse it (a cache we could not read back is refused), drop the
+    /// old provenance first (so a half-written set is "unknown", never "fresh"), then write
+    /// the range files, the cache and the provenance, each atomically.
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let path = self.cache_path();
+        let text = std::str::from_utf8(bytes).map_err(|_| {
+            Error::Invalid(format!(
+                "{}: TensorRT handed back a calibration cache that is not text; not stored",
+                path.display()
+            ))
+        })?;
+        let cache = CalibrationCache::parse(text, &path)?;
+        std::fs::create_dir_all(&self.out).map_err(|e| Error::io(&self.out, e))?;
+        let prov = self.out.join(PROVENANCE_FILE);
+        if prov.exists() {
+            std::fs::remove_file(&prov).map_err(|e| Error::io(&prov, e))?;
+        }
+        let plain: Vec<(String, f32)> = cache
+            .entries
+            .iter()
+            .map(|e| (e.tensor.clone(), e.amax()))
+            .collect();
+        crate::util::write_atomic(&self.out.join(RANGES_FILE), ranges_json(&plain).as_bytes())?;
+        crate::util::write_atomic(
+            &self.out.join(DYNAMIC_RANGE_FILE),
+            dynamic_range_txt(&plain).as_bytes(),
+        )?;
+        crate::util::write_atomic(&path, bytes)?;
+        crate::util::write_atomic(&prov, self.now.to_json().as_bytes())?;
+        Ok(())
+    }
+}
+
+/// The state of the calibration cache when `build` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheState {
+    /// A cache made from exactly these inputs: reused, no calibration.
+    Fresh,
+    /// No cache yet: calibrate.
+    Absent,
+    /// `--force-calibration`: calibrate whatever is there.
+    Forced,
+}
+
+/// Everything `build` needs to calibrate (or reuse a cache) for an INT8 calibrator plan.
+pub struct CalibrationPrep {
+    pub calibration: Calibration,
+    pub set: ImageSet,
+    pub provenance: Provenance,
+    pub out: PathBuf,
+    pub state: CacheState,
+    /// Images per TensorRT calibration batch.
+    pub network_batch: usize,
+}
+
+/// The batch TensorRT calibrates with: the model's static batch dimension, else the
+/// calibration profile's opt (the recipe's profile for the input), else `calibration.batch_size`.
+pub fn network_batch(loaded: &LoadedRecipe, plan: &BuildPlan, cal: &Calibration) -> usize {
+    let input = &loaded.recipe.input.tensor;
+    let dim0 = plan
+        .inputs
+        .iter()
+        .find(|(n, _)| n == input)
+        .and_then(|(_, d)| d.first().copied())
+        .unwrap_or(-1);
+    if dim0 > 0 {
+        return dim0 as usize;
+    }
+    loaded
+        .recipe
+        .builder
+        .profiles
+        .get(input)
+        .and_then(|p| p.opt.first().copied())
+        .filter(|b| *b > 0)
+        .map_or(cal.batch_size, |b| b as usize)
+}
+
+/// Check the cache in the recipe's output folder against the current inputs. A stale cache
+/// is an error (naming the differing field) unless `force`.
+pub fn prepare(loaded: &LoadedRecipe, plan: &BuildPlan, force: bool) -> Result<CalibrationPrep> {
+    let cal = effective_calibration(loaded, &CalibrateOptions::default())?;
+    let trt = TrtVersion::parse(&loaded.recipe.target.tensorrt)
+        .ok_or_else(|| loaded.field_error("target.tensorrt", "expected a version like 10.3"))?;
+    let set = ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit)?;
+    let out = loaded.output_dir();
+    let provenance = current_provenance(loaded, &cal, &set, trt)?;
+    let state = if force {
+        CacheState::Forced
+    } else {
+        match check_existing(&out, &provenance).map_err(for_build)? {
+            Some(_) => CacheState::Fresh,
+            None => CacheState::Absent,
+        }
+    };
+    let network_batch = network_batch(loaded, plan, &cal);
+    Ok(CalibrationPrep {
+        calibration: cal,
+        set,
+        provenance,
+        out,
+        state,
+        network_batch,
+    })
+}
+
+impl CalibrationPrep {
+    /// The bridge's inputs: the calibration stream (same set, contract and policy as
+    /// `trtforge calibrate`) and the provenance-checked cache.
+    pub fn bridge_inputs(
+        &self,
+        loaded: &LoadedRecipe,
+        workers: usize,
+    ) -> Result<(StreamSource, ProvenanceCache)> {
+        let stream = ImageStream::new(
+            self.set.clone(),
+            &loaded.recipe.input,
+            self.calibration.batch_size,
+            self.calibration.on_unreadable,
+            workers,
+        )?;
+        let source = StreamSource::new(stream, &loaded.recipe.input.tensor, self.network_batch)?;
+        let cache = ProvenanceCache::new(
+            &self.out,
+            self.provenance.clone(),
+            self.state == CacheState::Forced,
+        );
+        Ok((source, cache))
+    }
+
+    pub fn cache_path(&self) -> PathBuf {
+        self.out.join(CACHE_FILE)
+    }
+}
+
+/// `path` relative to the current folder when it is inside it (for messages).
+pub fn display_path(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| path.strip_prefix(d).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trt::bridge::testing::HostBindings;
+    use crate::trt::bridge::CalibratorState;
+    use std::ffi::{c_void, CString};
+
+    /// The bundled redistributable photos (5 images, in the repository).
+    fn calib_data() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("calib_data")
+    }
+
+    /// A recipe in `dir` over `images`, with a real (synthesised) 96x96 model.
+    fn recipe(dir: &Path, images: &Path, batch: usize, size: i64) -> LoadedRecipe {
+        let model = dir.join("tiny.onnx");
+        let mut m = crate::onnx::synth::tiny_detector(size);
+        m.path = model.clone();
+        m.save(&model).unwrap();
+        let text = format!(
+            "model: tiny.onnx\ninput:\n  tensor: images\n  shape: [1, 3, 96, 96]\n  channel_order: bgr\n  \
+             scale: 0.00392156862745098\n  resize: letterbox-centre\n  pad_value: 114\n\
+             calibration:\n  images: {}\n  batch_size: {batch}\nprecision: int8\noutput: out\n",
+            images.display()
+        );
+        let path = dir.join("tiny.yaml");
+        std::fs::write(&path, text).unwrap();
+        LoadedRecipe::load(&path).unwrap()
+    }
+
+    fn stream(r: &LoadedRecipe, batch: usize) -> ImageStream {
+        ImageStream::from_recipe(r, 2)
+            .map(|s| s.with_prefetch(batch.max(2)))
+            .unwrap()
+    }
+
+    /// All images of the set, preprocessed, in order (one stream batch holding everything).
+    fn reference(r: &LoadedRecipe) -> Vec<f32> {
+        let set = ImageSet::from_recipe(r).unwrap();
+        let n = set.len();
+        let cal = r.recipe.calibration.as_ref().unwrap();
+        let mut s = ImageStream::new(set, &r.recipe.input, n, cal.on_unreadable, 2).unwrap();
+        let b = s.next().unwrap().unwrap();
+        b.tensor.as_standard_layout().as_slice().unwrap().to_vec()
+    }
+
+    const CHW: usize = 3 * 96 * 96;
+
+    #[test]
+    fn serves_full_batches_of_the_stream_then_end_of_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        // Stream batches of 3 regrouped into network batches of 2: 5 images -> 2 batches,
+        // 1 image left over.
+        let r = recipe(dir.path(), &calib_data(), 3, 96);
+        let all = reference(&r);
+        assert_eq!(all.len(), 5 * CHW);
+        let mut src = StreamSource::new(stream(&r, 3), "images", 2).unwrap();
+        assert_eq!(src.batch_size(), 2);
+        assert_eq!(src.input_names(), vec!["images".to_string()]);
+        for b in 0..2 {
+            let t = src.next_batch().unwrap().expect("a full batch");
+            assert_eq!(t.len(), 1);
+            assert_eq!(t[0].name, "images");
+            assert_eq!(t[0].shape, vec![2, 3, 96, 96]);
+            assert_eq!(t[0].data, all[b * 2 * CHW..(b + 1) * 2 * CHW], "batch {b}");
+        }
+        assert!(src.next_batch().unwrap().is_none());
+        assert!(
+            src.next_batch().unwrap().is_none(),
+            "end of stream is sticky"
+        );
+        assert_eq!((src.served(), src.dropped_tail()), (2, 1));
+    }
+
+    /// The bridge fills the binding TensorRT names with the stream's batch (C ABI, host memory).
+    #[test]
+    fn bridge_binds_stream_batches_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = recipe(dir.path(), &calib_data(), 1, 96);
+        let all = reference(&r);
+        let src = StreamSource::new(stream(&r, 1), "images", 1).unwrap();
+        let mut state =
+            CalibratorState::new(Box::new(src), None, Box::new(HostBindings::default()));
+        let cb = state.callbacks();
+        // SAFETY: live state.
+        assert_eq!(unsafe { cb.batch_size.unwrap()(cb.user) }, 1);
+        let name = CString::new("images").unwrap();
+        let names = [name.as_ptr()];
+        for b in 0..5 {
+            let mut bindings = [std::ptr::null_mut::<c_void>()];
+            // SAFETY: one-element arrays, live state.
+            let rc =
+                unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
+            assert_eq!(rc, 1, "batch {b}");
+            // SAFETY: HostBindings keeps CHW floats alive at this address until the next call.
+            let got = unsafe { std::slice::from_raw_parts(bindings[0].cast::<f32>(), CHW) };
+            assert_eq!(got, &all[b * CHW..(b + 1) * CHW], "batch {b}");
+        }
+        let mut end = [std::ptr::null_mut::<c_void>()];
+        // SAFETY: as above.
+        let rc = unsafe { cb.get_batch.unwrap()(cb.user, end.as_mut_ptr(), names.as_ptr(), 1) };
+        assert_eq!(rc, 0);
+        let sum = state.finish().unwrap();
+        assert_eq!((sum.batches, sum.ended), (5, true));
+
+        // A binding name the stream does not provide: refused, naming both.
+        let src = StreamSource::new(stream(&r, 1), "images", 1).unwrap();
+        let mut state =
+            CalibratorState::new(Box::new(src), None, Box::new(HostBindings::default()));
+        let cb = state.callbacks();
+        let wrong = CString::new("input.1").unwrap();
+        let mut bindings = [std::ptr::null_mut::<c_void>()];
+        // SAFETY: as above.
+        let rc =
+            unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), &wrong.as_ptr(), 1) };
+        assert_eq!(rc, -1);
+        let e = state.finish().unwrap_err().to_string();
+        assert!(
+            e.contains("calibration batch 0") && e.contains("input.1") && e.contains("images"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unreadable_image_fails_the_batch_naming_it_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let imgs = dir.path().join("imgs");
+        std::fs::create_dir(&imgs).unwrap();
+        for (from, to) in [
+            ("astronaut.png", "a.png"),
+            ("chelsea.png", "b.png"),
+            ("coffee.png", "d.png"),
+        ] {
+            std::fs::copy(calib_data().join(from), imgs.join(to)).unwrap();
+        }
+        std::fs::write(imgs.join("c.jpg"), b"this is not a JPEG").unwrap();
+        let r = recipe(dir.path(), &imgs, 2, 96);
+        let src = StreamSource::new(stream(&r, 2), "images", 2).unwrap();
+        let mut state =
+            CalibratorState::new(Box::new(src), None, Box::new(HostBindings::default()));
+        let cb = state.callbacks();
+        let name = CString::new("images").unwrap();
+        let mut bindings = [std::ptr::null_mut::<c_void>()];
+        // SAFETY: one-element arrays, live state.
+        let mut get =
+            || unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), &name.as_ptr(), 1) };
+        assert_eq!(get(), 1, "a.png + b.png");
+        assert_eq!(get(), -1, "c.jpg is unreadable");
+        assert_eq!(get(), -1, "nothing after a failure");
+        let e = state.finish().unwrap_err().to_string();
+        assert!(e.contains("calibration batch 1 (getBatch) failed"), "{e}");
+        assert!(e.contains("c.jpg") && e.contains("unreadable image"), "{e}");
+    }
+
+    fn provenance(r: &LoadedRecipe) -> Provenance {
+        let cal = effective_calibration(r, &CalibrateOptions::default()).unwrap();
+        let set = ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit).unwrap();
+        current_provenance(r, &cal, &set, TrtVersion::parse("10.3").unwrap()).unwrap()
+    }
+
+    const TRT_CACHE: &[u8] =
+        b"TRT-100300-EntropyCalibration2\nimages: 3c010a14\n/conv1/Conv_output_0: 3d4ccccd\n";
+
+    #[test]
+    fn cache_store_absent_then_written_then_fresh_then_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = recipe(dir.path(), &calib_data(), 2, 96);
+        let out = r.output_dir();
+        let now = provenance(&r);
+
+        // Absent: TensorRT calibrates.
+        let mut store = ProvenanceCache::new(&out, now.clone(), false);
+        assert_eq!(store.read().unwrap(), None);
+        // TensorRT writes its cache: stored with provenance and range files.
+        store.write(TRT_CACHE).unwrap();
+        assert_eq!(std::fs::read(out.join(CACHE_FILE)).unwrap(), TRT_CACHE);
+        assert_eq!(Provenance::read(&out.join(PROVENANCE_FILE)).unwrap(), now);
+        let ranges: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(RANGES_FILE)).unwrap()).unwrap();
+        let amax = ranges["/conv1/Conv_output_0"].as_f64().unwrap();
+        assert!((amax - 0.05 * 127.0).abs() < 1e-4, "{ranges}");
+        assert!(std::fs::read_to_string(out.join(DYNAMIC_RANGE_FILE))
+            .unwrap()
+            .contains("images:"));
+
+        // Fresh: the same inputs read the bytes back.
+        let mut store = ProvenanceCache::new(&out, now.clone(), false);
+        assert_eq!(store.read().unwrap().as_deref(), Some(TRT_CACHE));
+        // Forced: ignored.
+        assert_eq!(ProvenanceCache::new(&out, now, true).read().unwrap(), None);
+
+        // Stale: another model (same file name, other weights/shape) is refused, naming the field.
+        let mut m = crate::onnx::synth::tiny_detector(64);
+        m.path = r.model_path();
+        m.save(&r.model_path()).unwrap();
+        let mut store = ProvenanceCache::new(&out, provenance(&r), false);
+        match store.read().unwrap_err() {
+            Error::Stale { path, msg } => {
+                assert!(path.ends_with(PROVENANCE_FILE), "{}", path.display());
+                assert!(msg.contains("model sha256 differs"), "{msg}");
+                assert!(msg.contains("--force-calibration"), "{msg}");
+            }
+            other => panic!("expected Stale, got {other}"),
+        }
+
+        // Through the bridge: readCalibrationCache refuses, and build gets the Stale error.
+        let src = StreamSource::new(stream(&r, 2), "images", 2).unwrap();
+        let mut state = CalibratorState::new(
+            Box::new(src),
+            Some(Box::new(store)),
+            Box::new(HostBindings::default()),
+        );
+        let cb = state.callbacks();
+        let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
+        // SAFETY: valid out-pointers, live state.
+        assert_eq!(
+            unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) },
+            -1
+        );
+        assert!(matches!(state.finish().unwrap_err(), Error::Stale { .. }));
+    }
+
+    #[test]
+    fn fresh_cache_goes_to_tensorrt_through_the_c_abi() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = recipe(dir.path(), &calib_data(), 2, 96);
+        let out = r.output_dir();
+        ProvenanceCache::new(&out, provenance(&r), false)
+            .write(TRT_CACHE)
+            .unwrap();
+        let src = StreamSource::new(stream(&r, 2), "images", 2).unwrap();
+        let store = ProvenanceCache::new(&out, provenance(&r), false);
+        let mut state = CalibratorState::new(
+            Box::new(src),
+            Some(Box::new(store)),
+            Box::new(HostBindings::default()),
+        );
+        let cb = state.callbacks();
+        let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
+        // SAFETY: valid out-pointers, live state.
+        assert_eq!(
+            unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) },
+            1
+        );
+        // SAFETY: the state keeps the bytes alive until the next call.
+        assert_eq!(
+            unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) },
+            TRT_CACHE
+        );
+        let sum = state.finish().unwrap();
+        assert!(sum.cache_used);
+        assert_eq!(
+            sum.cache_sha256.unwrap(),
+            crate::trt::manifest::sha256_hex(TRT_CACHE)
+        );
+    }
+
+    #[test]
+    fn a_cache_that_is_not_a_tensorrt_cache_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = recipe(dir.path(), &calib_data(), 2, 96);
+        let out = r.output_dir();
+        let e = ProvenanceCache::new(&out, provenance(&r), false)
+            .write(b"garbage\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(CACHE_FILE), "{e}");
+        assert!(!out.join(CACHE_FILE).exists() && !out.join(PROVENANCE_FILE).exists());
+    }
+
+    #[test]
+    fn network_batch_prefers_the_static_dimension() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = recipe(dir.path(), &calib_data(), 4, 96);
+        let mut plan = crate::trt::plan::plan(&r).unwrap();
+        let cal = r.recipe.calibration.clone().unwrap();
+        assert_eq!(network_batch(&r, &plan, &cal), 1, "the model's batch is 1");
+        plan.inputs[0].1[0] = -1;
+        assert_eq!(
+            network_batch(&r, &plan, &cal),
+            4,
+            "dynamic: calibration.batch_size"
+        );
+    }
+}
