@@ -313,7 +313,10 @@ mod tests {
 
     #[test]
     fn normalize_is_lexical() {
-        assert_eq!(normalize(Path::new("engines/../../shared/m.onnx")), PathBuf::from("../shared/m.onnx"));
+        assert_eq!(
+            normalize(Path::new("engines/../../shared/m.onnx")),
+            PathBuf::from("../shared/m.onnx")
+        );
         assert_eq!(normalize(Path::new("./a/./b/../c")), PathBuf::from("a/c"));
         assert_eq!(normalize(Path::new("/x/../y")), PathBuf::from("/y"));
     }
