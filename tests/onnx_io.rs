@@ -22,13 +22,9 @@ fn round_trip_of_every_shared_model_is_lossless() {
         assert_eq!(original.metadata_props, reparsed.proto.metadata_props);
         assert_eq!(original.doc_string, reparsed.proto.doc_string);
         assert!(!g.node.is_empty());
-        // ... and, as these files were written by protobuf's canonical serializer, the same bytes.
-        assert_eq!(
-            bytes,
-            written,
-            "{}: bytes differ after round trip",
-            path.display()
-        );
+        // ... and writing is a fixpoint (the exporters' field order may differ from protobuf's
+        // canonical one, so the first write need not equal the original bytes).
+        assert_eq!(reparsed.to_bytes().unwrap(), written, "{}", path.display());
     }
 }
 

@@ -48,6 +48,7 @@ impl Model {
         if proto.graph.node.is_empty() {
             return Err(err("the graph has no nodes; re-export the model".into()));
         }
+        check_connected(&proto).map_err(err)?;
         Ok(Model {
             proto,
             path: path.to_path_buf(),
@@ -102,6 +103,37 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// A truncated file can still parse (protobuf stops at a field boundary), but then tensors go
+/// missing: every node input and graph output must come from an input, an initializer or a node.
+fn check_connected(proto: &ModelProto) -> std::result::Result<(), String> {
+    use std::collections::HashSet;
+    let g = &proto.graph;
+    let mut known: HashSet<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
+    known.extend(g.initializer.iter().map(|t| t.name.as_str()));
+    known.extend(g.sparse_initializer.iter().filter_map(|t| t.values.as_ref()).map(|t| t.name.as_str()));
+    for n in &g.node {
+        known.extend(n.output.iter().map(String::as_str));
+    }
+    let missing = g
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().map(move |i| (n, i)))
+        .find(|(_, i)| !i.is_empty() && !known.contains(i.as_str()));
+    if let Some((n, i)) = missing {
+        return Err(format!(
+            "node '{}' ({}) reads '{i}', which no input, initializer or node provides: the file is truncated or corrupt; re-export it",
+            n.name, n.op_type
+        ));
+    }
+    if let Some(o) = g.output.iter().find(|o| !known.contains(o.name.as_str())) {
+        return Err(format!(
+            "graph output '{}' is produced by nothing: the file is truncated or corrupt; re-export it",
+            o.name
+        ));
+    }
+    Ok(())
 }
 
 /// Read one tensor's external data into `raw_data`, refusing paths outside `folder`.
