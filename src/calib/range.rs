@@ -250,52 +250,7 @@ pub fn entropy(h: &TensorHistogram, bins: usize) -> Entropy {
     for b in (0..bins).rev() {
         tail[b] = tail[b + 1] + c[b];
     }
-    let mut best: Option<(f64, usize)> = None;
-    let mut sums = [0f64; LEVELS];
-    let mut nonempty = [0u32; LEVELS];
-    for i in START_BIN..=bins {
-        // Fix 1b: never clip more than half the values.
-        if tail[i] > 0.5 * total {
-            continue;
-        }
-        sums.fill(0.0);
-        nonempty.fill(0);
-        for (b, &v) in c[..i].iter().enumerate() {
-            if v != 0.0 {
-                let l = b * LEVELS / i;
-                sums[l] += v;
-                nonempty[l] += 1;
-            }
-        }
-        let q_total = total - tail[i];
-        // Fix 1a: an all-empty Q carries no information (the reference's NaN).
-        if q_total <= 0.0 {
-            continue;
-        }
-        let p_total = total;
-        let mut kl = 0f64;
-        for (b, &v) in c[..i].iter().enumerate() {
-            let pv = if b == i - 1 { v + tail[i] } else { v };
-            if pv == 0.0 {
-                continue;
-            }
-            if v == 0.0 {
-                kl = f64::INFINITY; // P > 0 where Q = 0
-                break;
-            }
-            let l = b * LEVELS / i;
-            let q = sums[l] / nonempty[l] as f64 / q_total;
-            let p = pv / p_total;
-            kl += p * (p / q).ln();
-        }
-        if kl.is_nan() {
-            continue;
-        }
-        match best {
-            Some((k, _)) if kl > k => {}
-            _ => best = Some((kl, i)),
-        }
-    }
+    let best = kl_search(&c, total, &tail);
     let Some((_, index)) = best else {
         // Nothing usable (every candidate clips most values or sees no data): keep everything.
         return Entropy {
@@ -311,6 +266,72 @@ pub fn entropy(h: &TensorHistogram, bins: usize) -> Entropy {
         index: i,
         spikes,
     }
+}
+
+/// The KL search over candidates i = START_BIN..=bins: the best (KL, i), ties to the larger i.
+///
+/// Same quantity as summing p ln(p/q) bin by bin (kept as `kl_search_direct` in the tests),
+/// computed in O(LEVELS) per candidate instead of O(i) logarithms: within a level q is constant,
+/// so the sum splits into a prefix sum of p ln p (independent of i, as P's total is) minus
+/// ln q times the level's P mass, with the level sums and non-empty counts from prefix sums.
+/// About 15x fewer logarithms; this search dominated calibration time (hundreds of tensors).
+fn kl_search(c: &[f64], total: f64, tail: &[f64]) -> Option<(f64, usize)> {
+    let bins = c.len();
+    let (mut csum, mut nz, mut plnp) = (
+        vec![0f64; bins + 1],
+        vec![0u32; bins + 1],
+        vec![0f64; bins + 1],
+    );
+    for (b, &v) in c.iter().enumerate() {
+        csum[b + 1] = csum[b] + v;
+        nz[b + 1] = nz[b] + (v != 0.0) as u32;
+        let p = v / total;
+        plnp[b + 1] = plnp[b] + if v != 0.0 { p * p.ln() } else { 0.0 };
+    }
+    let mut best: Option<(f64, usize)> = None;
+    for i in START_BIN..=bins {
+        // Fix 1b: never clip more than half the values.
+        if tail[i] > 0.5 * total {
+            continue;
+        }
+        let q_total = total - tail[i];
+        // Fix 1a: an all-empty Q carries no information (the reference's NaN).
+        if q_total <= 0.0 {
+            continue;
+        }
+        let last = i - 1;
+        let (v_last, pv_last) = (c[last], c[last] + tail[i]);
+        let kl = if v_last == 0.0 && pv_last != 0.0 {
+            f64::INFINITY // P > 0 where Q = 0
+        } else {
+            let mut kl = plnp[last];
+            for l in 0..LEVELS {
+                let (lo, hi) = ((l * i).div_ceil(LEVELS), ((l + 1) * i).div_ceil(LEVELS));
+                let n = nz[hi] - nz[lo];
+                if n == 0 {
+                    continue;
+                }
+                let s = csum[hi] - csum[lo];
+                let lnq = (s / n as f64 / q_total).ln();
+                let has_last = lo <= last && last < hi;
+                let mass = if has_last { s - v_last } else { s };
+                kl -= mass / total * lnq;
+                if has_last && pv_last != 0.0 {
+                    let p = pv_last / total;
+                    kl += p * (p.ln() - lnq);
+                }
+            }
+            kl
+        };
+        if kl.is_nan() {
+            continue;
+        }
+        match best {
+            Some((k, _)) if kl > k => {}
+            _ => best = Some((kl, i)),
+        }
+    }
+    best
 }
 
 #[cfg(test)]
@@ -353,5 +374,89 @@ mod tests {
         // Uniform data has no clipping benefit: MSE keeps (almost) the whole range.
         let m = mse(&h, 2048);
         assert!(m > 0.99, "{m}");
+    }
+
+    /// The bin-by-bin KL search that [`kl_search`] replaces (reference for its test).
+    fn kl_search_direct(c: &[f64], total: f64, tail: &[f64]) -> Option<(f64, usize)> {
+        let bins = c.len();
+        let mut best: Option<(f64, usize)> = None;
+        let mut sums = [0f64; LEVELS];
+        let mut nonempty = [0u32; LEVELS];
+        for i in START_BIN..=bins {
+            // Fix 1b: never clip more than half the values.
+            if tail[i] > 0.5 * total {
+                continue;
+            }
+            sums.fill(0.0);
+            nonempty.fill(0);
+            for (b, &v) in c[..i].iter().enumerate() {
+                if v != 0.0 {
+                    let l = b * LEVELS / i;
+                    sums[l] += v;
+                    nonempty[l] += 1;
+                }
+            }
+            let q_total = total - tail[i];
+            // Fix 1a: an all-empty Q carries no information (the reference's NaN).
+            if q_total <= 0.0 {
+                continue;
+            }
+            let p_total = total;
+            let mut kl = 0f64;
+            for (b, &v) in c[..i].iter().enumerate() {
+                let pv = if b == i - 1 { v + tail[i] } else { v };
+                if pv == 0.0 {
+                    continue;
+                }
+                if v == 0.0 {
+                    kl = f64::INFINITY; // P > 0 where Q = 0
+                    break;
+                }
+                let l = b * LEVELS / i;
+                let q = sums[l] / nonempty[l] as f64 / q_total;
+                let p = pv / p_total;
+                kl += p * (p / q).ln();
+            }
+            if kl.is_nan() {
+                continue;
+            }
+            match best {
+                Some((k, _)) if kl > k => {}
+                _ => best = Some((kl, i)),
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn fast_kl_search_matches_direct() {
+        // Deterministic shapes: gaussian-like, exponential tail, sparse with gaps, spike.
+        let shapes: Vec<Vec<f64>> = vec![
+            (0..2048)
+                .map(|b| (-((b as f64) / 300.0).powi(2)).exp() * 1e6)
+                .collect(),
+            (0..2048)
+                .map(|b| ((-(b as f64) / 80.0).exp() * 1e5).floor())
+                .collect(),
+            (0..2048)
+                .map(|b| if b % 7 == 0 { (5000 - b) as f64 } else { 0.0 })
+                .collect(),
+            (0..2048)
+                .map(|b| if b == 900 { 1e6 } else { (2048 - b) as f64 })
+                .collect(),
+        ];
+        for (k, c) in shapes.iter().enumerate() {
+            let total: f64 = c.iter().sum();
+            let mut tail = vec![0f64; c.len() + 1];
+            for b in (0..c.len()).rev() {
+                tail[b] = tail[b + 1] + c[b];
+            }
+            let (f, d) = (
+                kl_search(c, total, &tail).unwrap(),
+                kl_search_direct(c, total, &tail).unwrap(),
+            );
+            assert_eq!(f.1, d.1, "shape {k}: fast {f:?} direct {d:?}");
+            assert!((f.0 - d.0).abs() <= 1e-12, "shape {k}: {f:?} {d:?}");
+        }
     }
 }
