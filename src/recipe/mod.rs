@@ -36,7 +36,14 @@ impl LoadedRecipe {
                 .unwrap_or((0, 0));
             // serde_yaml_ng appends " at line X column Y"; we print the location up front.
             let msg = inner.to_string();
-            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg);
+            // ... and prefixes the path of the mapping it was in ("input: unknown field"),
+            // which our `field` already says.
+            let msg = match msg.split_once(": ") {
+                Some((head, rest)) if !head.contains([' ', '`']) => rest,
+                _ => msg,
+            }
+            .to_string();
             Error::Recipe {
                 location: format!("{}:{line}:{col}", path.display()),
                 field: if field == "." {
