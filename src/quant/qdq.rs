@@ -223,7 +223,7 @@ pub fn quantize(model: &Model, ranges: &HashMap<String, f32>, opts: &QdqOptions)
         .graph
         .node
         .iter()
-        .flat_map(|n| n.output.iter().cloned())
+        .flat_map(|n| n.output.iter().cloned().chain(std::iter::once(n.name.clone())))
         .chain(m.proto.graph.initializer.iter().map(|t| t.name.clone()))
         .chain(m.proto.graph.input.iter().map(|v| v.name.clone()))
         .collect();
@@ -279,8 +279,9 @@ pub fn quantize(model: &Model, ranges: &HashMap<String, f32>, opts: &QdqOptions)
                 let (q, d) = (fresh(format!("{t}_quantized")), fresh(format!("{t}_dequantized")));
                 new_inits.push(scalar_f32(&s, amax / 127.0));
                 new_inits.push(int8_tensor(&z, &[], &[0]));
-                nodes.push(node("QuantizeLinear", &format!("{t}_QuantizeLinear"), &[&t, &s, &z], &[&q], vec![]));
-                nodes.push(node("DequantizeLinear", &format!("{t}_DequantizeLinear"), &[&q, &s, &z], &[&d], vec![]));
+                let (qn, dn) = (fresh(format!("{t}_QuantizeLinear")), fresh(format!("{t}_DequantizeLinear")));
+                nodes.push(node("QuantizeLinear", &qn, &[&t, &s, &z], &[&q], vec![]));
+                nodes.push(node("DequantizeLinear", &dn, &[&q, &s, &z], &[&d], vec![]));
                 summary.qdq_pairs += 1;
                 d
             });
@@ -304,7 +305,8 @@ pub fn quantize(model: &Model, ranges: &HashMap<String, f32>, opts: &QdqOptions)
                 st.float_data = scales;
                 new_inits.push(st);
                 new_inits.push(int8_tensor(&z, &[c], &vec![0; c as usize]));
-                nodes.push(node("DequantizeLinear", &format!("{wname}_DequantizeLinear"), &[&qn, &s, &z], &[&d], vec![int_attr("axis", axis as i64)]));
+                let dn = fresh(format!("{wname}_DequantizeLinear"));
+                nodes.push(node("DequantizeLinear", &dn, &[&qn, &s, &z], &[&d], vec![int_attr("axis", axis as i64)]));
                 d
             });
             n.input[1] = dq.clone();
