@@ -52,5 +52,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
         print!("{}", report.markdown());
         println!("\nwrote {}", report.qdq_model);
     }
-    Ok(if report.gate_met == Some(false) { ExitCode::from(super::EXIT_FAILURE) } else { ExitCode::SUCCESS })
+    Ok(if report.gate_met == Some(false) {
+        ExitCode::from(super::EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

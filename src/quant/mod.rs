@@ -55,10 +55,20 @@ pub fn validation_set(recipe: &LoadedRecipe) -> Result<(ImageSet, PathBuf)> {
     if v.skip >= all.len() {
         return Err(recipe.field_error(
             "quantize.validation.skip",
-            format!("skip {} leaves none of the {} images; lower it", v.skip, all.len()),
+            format!(
+                "skip {} leaves none of the {} images; lower it",
+                v.skip,
+                all.len()
+            ),
         ));
     }
-    let set = ImageSet::from_paths(all.paths()[v.skip..].to_vec(), &images, Order::Sorted, 0, v.limit)?;
+    let set = ImageSet::from_paths(
+        all.paths()[v.skip..].to_vec(),
+        &images,
+        Order::Sorted,
+        0,
+        v.limit,
+    )?;
     let labels = match &v.labels {
         Some(l) => recipe.resolve(l),
         None => crate::eval::labels::default_labels_dir(&images),
@@ -71,13 +81,19 @@ pub fn validation_set(recipe: &LoadedRecipe) -> Result<(ImageSet, PathBuf)> {
 pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport> {
     let started = Instant::now();
     let q = recipe.recipe.quantize.clone().unwrap_or_default();
-    let decoder = recipe
-        .recipe
-        .decoder
-        .ok_or_else(|| recipe.field_error("decoder", "quantize needs a decoder (yolox, nanodet, ...) to measure mAP"))?;
+    let decoder = recipe.recipe.decoder.ok_or_else(|| {
+        recipe.field_error(
+            "decoder",
+            "quantize needs a decoder (yolox, nanodet, ...) to measure mAP",
+        )
+    })?;
     let model = crate::recipe::check_model(recipe)?;
     let out = o.out.clone().unwrap_or_else(|| recipe.output_dir());
-    let mut copts = CalibrateOptions { algorithm: o.algorithm, out: Some(out.clone()), ..Default::default() };
+    let mut copts = CalibrateOptions {
+        algorithm: o.algorithm,
+        out: Some(out.clone()),
+        ..Default::default()
+    };
     let cal_report = match calibrate(recipe, &copts) {
         Err(Error::Stale { path, msg }) => {
             log::warn!("{}: stale ({msg}); recalibrating", path.display());
@@ -88,7 +104,9 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
     };
     let ranges_path = out.join(RANGES_FILE);
     let text = std::fs::read_to_string(&ranges_path).map_err(|e| Error::io(&ranges_path, e))?;
-    let ranges: HashMap<String, f32> = crate::calib::cache::parse_ranges_json(&text, &ranges_path)?.into_iter().collect();
+    let ranges: HashMap<String, f32> = crate::calib::cache::parse_ranges_json(&text, &ranges_path)?
+        .into_iter()
+        .collect();
 
     let cal = effective_calibration(recipe, &copts)?;
     let cal_set = ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit)?;
@@ -97,20 +115,28 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
     let val = Validation::load(&val_set, &labels, &recipe.recipe.input)?;
 
     let ins = crate::onnx::inspect_with_shapes(&model, &BTreeMap::new())?;
-    let macs: HashMap<String, u64> = ins.layers.iter().map(|l| (l.node.clone(), l.macs)).collect();
+    let macs: HashMap<String, u64> = ins
+        .layers
+        .iter()
+        .map(|l| (l.node.clone(), l.macs))
+        .collect();
     let total_macs = ins.macs.unwrap_or(0);
     let params = DecodeParams::from_eval_set(recipe.recipe.eval.as_ref());
 
     let fp_outs = plan::run_outputs(&model, &val, val.len())?;
     let fp32 = plan::map_of_outputs(&fp_outs, &val, decoder, &params)?;
-    let base = QdqOptions { ops: q.ops.iter().copied().collect(), keep_fp: Default::default() };
+    let base = QdqOptions {
+        ops: q.ops.iter().copied().collect(),
+        keep_fp: Default::default(),
+    };
     let (naive_model, naive_sum) = quantize(&model, &ranges, &base)?;
     let naive = plan::evaluate_map(&naive_model, &val, decoder, &params)?;
     let naive_share = plan::int8_mac_share(&naive_sum.quantized, &macs, total_macs);
     log::info!("FP32 mAP@0.5:0.95 {:.4}, naive INT8 {:.4}", fp32.1, naive.1);
 
     let gate = o.max_map_drop.or(q.max_map_drop);
-    let (mut keep, mut sensitivity, mut steps, mut out_of_time, mut gate_met) = (Default::default(), vec![], vec![], false, None);
+    let (mut keep, mut sensitivity, mut steps, mut out_of_time, mut gate_met) =
+        (Default::default(), vec![], vec![], false, None);
     let mut plan_out = None;
     if let Some(p) = &o.plan {
         keep = PrecisionPlan::read(p)?.keep_set();
@@ -123,12 +149,18 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
             decoder,
             params,
         };
-        let r = plan::search(&model, &ranges, &base, &val, &macs, total_macs, fp32.1, naive, &so)?;
+        let r = plan::search(
+            &model, &ranges, &base, &val, &macs, total_macs, fp32.1, naive, &so,
+        )?;
         keep = r.plan.keep_set();
-        (sensitivity, steps, out_of_time, gate_met) = (r.ranking, r.steps, r.out_of_time, Some(r.plan.gate_met));
+        (sensitivity, steps, out_of_time, gate_met) =
+            (r.ranking, r.steps, r.out_of_time, Some(r.plan.gate_met));
         plan_out = Some(r.plan);
     }
-    let opts = QdqOptions { keep_fp: keep.clone(), ..base };
+    let opts = QdqOptions {
+        keep_fp: keep.clone(),
+        ..base
+    };
     let (qmodel, sum) = quantize(&model, &ranges, &opts)?;
     let q_outs = plan::run_outputs(&qmodel, &val, val.len())?;
     let planned = plan::map_of_outputs(&q_outs, &val, decoder, &params)?;
@@ -155,9 +187,18 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
         opset_to: sum.opset_to,
         layers_quantized: sum.quantized.len(),
         qdq_pairs: sum.qdq_pairs,
-        fp32: report::MapPair { map50: fp32.0, map50_95: fp32.1 },
-        int8_naive: report::MapPair { map50: naive.0, map50_95: naive.1 },
-        int8_planned: report::MapPair { map50: planned.0, map50_95: planned.1 },
+        fp32: report::MapPair {
+            map50: fp32.0,
+            map50_95: fp32.1,
+        },
+        int8_naive: report::MapPair {
+            map50: naive.0,
+            map50_95: naive.1,
+        },
+        int8_planned: report::MapPair {
+            map50: planned.0,
+            map50_95: planned.1,
+        },
         max_map_drop: gate,
         gate_met,
         layers_kept: keep.into_iter().collect(),

@@ -19,6 +19,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Named outputs of a model, image by image.
+pub type Outputs = Vec<Vec<(String, ArrayD<f32>)>>;
+
 pub const PLAN_FILE: &str = "precision_plan.json";
 
 /// Preprocessed validation images and their ground truth.
@@ -44,7 +47,13 @@ impl Validation {
             })
             .collect::<Result<_>>()?;
         let (inputs, placements) = pre.into_iter().unzip();
-        Ok(Validation { paths, inputs, placements, gt, contract: contract.clone() })
+        Ok(Validation {
+            paths,
+            inputs,
+            placements,
+            gt,
+            contract: contract.clone(),
+        })
     }
     pub fn len(&self) -> usize {
         self.inputs.len()
@@ -57,10 +66,22 @@ impl Validation {
 /// Refuse a validation set that shares an image (by content) with the calibration set.
 pub fn check_disjoint(calibration: &ImageSet, validation: &ImageSet) -> Result<()> {
     let hash = |p: &PathBuf| -> Result<(String, PathBuf)> {
-        Ok((crate::util::sha256_hex(&crate::error::read_file(p)?), p.clone()))
+        Ok((
+            crate::util::sha256_hex(&crate::error::read_file(p)?),
+            p.clone(),
+        ))
     };
-    let cal: HashMap<String, PathBuf> = calibration.paths().par_iter().map(hash).collect::<Result<_>>()?;
-    for (h, p) in validation.paths().par_iter().map(hash).collect::<Result<Vec<_>>>()? {
+    let cal: HashMap<String, PathBuf> = calibration
+        .paths()
+        .par_iter()
+        .map(hash)
+        .collect::<Result<_>>()?;
+    for (h, p) in validation
+        .paths()
+        .par_iter()
+        .map(hash)
+        .collect::<Result<Vec<_>>>()?
+    {
         if let Some(c) = cal.get(&h) {
             return Err(Error::Invalid(format!(
                 "{}: validation image has the same content as calibration image {}; \
@@ -83,14 +104,20 @@ pub struct OutputError {
 }
 
 /// Outputs of `model` on the first `n` validation images.
-pub fn run_outputs(model: &Model, val: &Validation, n: usize) -> Result<Vec<Vec<(String, ArrayD<f32>)>>> {
+pub fn run_outputs(model: &Model, val: &Validation, n: usize) -> Result<Outputs> {
     let mut s = OrtSession::from_model(model, &[])?;
     let name = val.contract.tensor.as_str();
-    val.inputs.iter().take(n).map(|x| s.run(&[(name, x.view())])).collect()
+    val.inputs
+        .iter()
+        .take(n)
+        .map(|x| s.run(&[(name, x.view())]))
+        .collect()
 }
 
-pub fn output_errors(fp: &[Vec<(String, ArrayD<f32>)>], q: &[Vec<(String, ArrayD<f32>)>]) -> Vec<OutputError> {
-    let Some(first) = fp.first() else { return vec![] };
+pub fn output_errors(fp: &Outputs, q: &Outputs) -> Vec<OutputError> {
+    let Some(first) = fp.first() else {
+        return vec![];
+    };
     first
         .iter()
         .enumerate()
@@ -106,16 +133,24 @@ pub fn output_errors(fp: &[Vec<(String, ArrayD<f32>)>], q: &[Vec<(String, ArrayD
                     nb += y * y;
                     max_abs = max_abs.max((x - y).abs());
                 }
-                cos += if na > 0.0 && nb > 0.0 { dot / (na.sqrt() * nb.sqrt()) } else { 1.0 };
+                cos += if na > 0.0 && nb > 0.0 {
+                    dot / (na.sqrt() * nb.sqrt())
+                } else {
+                    1.0
+                };
             }
-            OutputError { output: name.clone(), cosine: cos / fp.len() as f64, max_abs }
+            OutputError {
+                output: name.clone(),
+                cosine: cos / fp.len() as f64,
+                max_abs,
+            }
         })
         .collect()
 }
 
 /// The sensitivity proxy: relative squared error ||q - f||^2 / ||f||^2, averaged over
 /// outputs and images.
-pub fn relative_error(fp: &[Vec<(String, ArrayD<f32>)>], q: &[Vec<(String, ArrayD<f32>)>]) -> f64 {
+pub fn relative_error(fp: &Outputs, q: &Outputs) -> f64 {
     let mut total = 0.0;
     let mut count = 0usize;
     for (a, b) in fp.iter().zip(q) {
@@ -133,18 +168,27 @@ pub fn relative_error(fp: &[Vec<(String, ArrayD<f32>)>], q: &[Vec<(String, Array
 }
 
 /// mAP@0.5 and mAP@0.5:0.95 of `model` on the validation slice.
-pub fn evaluate_map(model: &Model, val: &Validation, decoder: Decoder, params: &DecodeParams) -> Result<(f64, f64)> {
+pub fn evaluate_map(
+    model: &Model,
+    val: &Validation,
+    decoder: Decoder,
+    params: &DecodeParams,
+) -> Result<(f64, f64)> {
     map_of_outputs(&run_outputs(model, val, val.len())?, val, decoder, params)
 }
 
 /// mAP of outputs already computed on the whole slice.
 pub fn map_of_outputs(
-    outs: &[Vec<(String, ArrayD<f32>)>],
+    outs: &Outputs,
     val: &Validation,
     decoder: Decoder,
     params: &DecodeParams,
 ) -> Result<(f64, f64)> {
-    let mut ev = Evaluator::new(decoder, *params, (val.contract.shape[2], val.contract.shape[3]));
+    let mut ev = Evaluator::new(
+        decoder,
+        *params,
+        (val.contract.shape[2], val.contract.shape[3]),
+    );
     for (o, lb) in outs.iter().zip(&val.placements) {
         ev.push_batch(o, std::slice::from_ref(lb))?;
     }
@@ -193,7 +237,10 @@ impl PrecisionPlan {
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         serde_json::from_str(&text).map_err(|e| {
-            Error::Invalid(format!("{}: {e}; expected a precision_plan.json written by `trtforge quantize`", path.display()))
+            Error::Invalid(format!(
+                "{}: {e}; expected a precision_plan.json written by `trtforge quantize`",
+                path.display()
+            ))
         })
     }
     pub fn keep_set(&self) -> BTreeSet<String> {
@@ -304,12 +351,21 @@ pub fn search(
     let mut steps = Vec::new();
     let eval_k = |k: usize, steps: &mut Vec<Step>| -> Result<(f64, f64, f64)> {
         let mut opts = base.clone();
-        opts.keep_fp.extend(order[..k].iter().map(|&i| ranking[i].node.clone()));
+        opts.keep_fp
+            .extend(order[..k].iter().map(|&i| ranking[i].node.clone()));
         let (q, sum) = quantize(model, ranges, &opts)?;
         let (m50, m) = evaluate_map(&q, val, o.decoder, &o.params)?;
         let share = int8_mac_share(&sum.quantized, macs, total_macs);
-        log::info!("plan: {k} layers in float: mAP@0.5:0.95 {m:.4}, INT8 MACs {:.1}%", share * 100.0);
-        steps.push(Step { kept: k, map50: m50, map50_95: m, int8_mac_share: share });
+        log::info!(
+            "plan: {k} layers in float: mAP@0.5:0.95 {m:.4}, INT8 MACs {:.1}%",
+            share * 100.0
+        );
+        steps.push(Step {
+            kept: k,
+            map50: m50,
+            map50_95: m,
+            int8_mac_share: share,
+        });
         Ok((m50, m, share))
     };
     let holds = |m: f64| fp32_map - m <= o.max_map_drop;
@@ -370,7 +426,11 @@ pub fn search(
         .collect();
     let mut opts = base.clone();
     opts.keep_fp.extend(kept.iter().map(|k| k.node.clone()));
-    let share = int8_mac_share(&quantize(model, ranges, &opts)?.1.quantized, macs, total_macs);
+    let share = int8_mac_share(
+        &quantize(model, ranges, &opts)?.1.quantized,
+        macs,
+        total_macs,
+    );
     let plan = PrecisionPlan {
         model: model.path.display().to_string(),
         keep_precision: "fp16".into(),

@@ -93,8 +93,15 @@ pub fn quantize_weights(w: &[f32], dims: &[i64], axis: usize) -> (Vec<i8>, Vec<f
         amax[ch(i)] = amax[ch(i)].max(v.abs());
     }
     // An all-zero channel quantizes to zeros with any scale; 1 keeps the scale valid.
-    let scales: Vec<f32> = amax.iter().map(|&a| if a > 0.0 { a / 127.0 } else { 1.0 }).collect();
-    let q = w.iter().enumerate().map(|(i, &v)| quantize_value(v, scales[ch(i)])).collect();
+    let scales: Vec<f32> = amax
+        .iter()
+        .map(|&a| if a > 0.0 { a / 127.0 } else { 1.0 })
+        .collect();
+    let q = w
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| quantize_value(v, scales[ch(i)]))
+        .collect();
     (q, scales)
 }
 
@@ -170,7 +177,11 @@ fn constants(model: &Model) -> HashMap<String, TensorProto> {
 }
 
 /// Layers [`quantize`] would put Q/DQ on (ignoring `keep_fp`), in graph order.
-pub fn candidates(model: &Model, ranges: &HashMap<String, f32>, ops: &BTreeSet<QuantOp>) -> Vec<QuantLayer> {
+pub fn candidates(
+    model: &Model,
+    ranges: &HashMap<String, f32>,
+    ops: &BTreeSet<QuantOp>,
+) -> Vec<QuantLayer> {
     let consts = constants(model);
     model
         .proto
@@ -179,8 +190,15 @@ pub fn candidates(model: &Model, ranges: &HashMap<String, f32>, ops: &BTreeSet<Q
         .iter()
         .filter(|n| op_enabled(&n.op_type, ops) && n.domain.is_empty())
         .filter(|n| activation_slots(n, &consts, ranges).is_ok_and(|s| !s.is_empty()))
-        .filter(|n| !WEIGHTED.contains(&n.op_type.as_str()) || n.op_type == "MatMul" || consts.contains_key(&n.input[1]))
-        .map(|n| QuantLayer { node: node_key(n), op: n.op_type.clone() })
+        .filter(|n| {
+            !WEIGHTED.contains(&n.op_type.as_str())
+                || n.op_type == "MatMul"
+                || consts.contains_key(&n.input[1])
+        })
+        .map(|n| QuantLayer {
+            node: node_key(n),
+            op: n.op_type.clone(),
+        })
         .collect()
 }
 
@@ -212,18 +230,31 @@ fn int64_tensor(name: &str, v: &[i64]) -> TensorProto {
 
 /// Write the Q/DQ model. The result keeps the original's inputs, outputs and metadata; its
 /// default-domain opset is at least 13 (per-channel DequantizeLinear needs it).
-pub fn quantize(model: &Model, ranges: &HashMap<String, f32>, opts: &QdqOptions) -> Result<(Model, QdqSummary)> {
+pub fn quantize(
+    model: &Model,
+    ranges: &HashMap<String, f32>,
+    opts: &QdqOptions,
+) -> Result<(Model, QdqSummary)> {
     let mut m = model.clone();
     let opset_from = m.opset();
     upgrade_opset(&mut m, 13)?;
     let consts = constants(&m);
-    let mut summary = QdqSummary { opset_from, opset_to: m.opset(), ..Default::default() };
+    let mut summary = QdqSummary {
+        opset_from,
+        opset_to: m.opset(),
+        ..Default::default()
+    };
     let mut used_names: HashSet<String> = m
         .proto
         .graph
         .node
         .iter()
-        .flat_map(|n| n.output.iter().cloned().chain(std::iter::once(n.name.clone())))
+        .flat_map(|n| {
+            n.output
+                .iter()
+                .cloned()
+                .chain(std::iter::once(n.name.clone()))
+        })
         .chain(m.proto.graph.initializer.iter().map(|t| t.name.clone()))
         .chain(m.proto.graph.input.iter().map(|v| v.name.clone()))
         .collect();
@@ -249,7 +280,9 @@ pub fn quantize(model: &Model, ranges: &HashMap<String, f32>, opts: &QdqOptions)
             continue;
         }
         if opts.keep_fp.contains(&key) {
-            summary.skipped.push((key, "kept in float by the plan".into()));
+            summary
+                .skipped
+                .push((key, "kept in float by the plan".into()));
             nodes.push(n);
             continue;
         }
@@ -263,28 +296,43 @@ pub fn quantize(model: &Model, ranges: &HashMap<String, f32>, opts: &QdqOptions)
         };
         let weighted = WEIGHTED.contains(&n.op_type.as_str());
         let weight = if weighted && n.input.len() > 1 {
-            consts.get(&n.input[1]).and_then(|t| float_values(t).map(|v| (t.clone(), v)))
+            consts
+                .get(&n.input[1])
+                .and_then(|t| float_values(t).map(|v| (t.clone(), v)))
         } else {
             None
         };
         if weighted && n.op_type != "MatMul" && weight.is_none() {
-            summary.skipped.push((key, "weight is not a float constant".into()));
+            summary
+                .skipped
+                .push((key, "weight is not a float constant".into()));
             nodes.push(n);
             continue;
         }
         for (slot, amax) in slots {
             let t = n.input[slot].clone();
-            let dq = act_dq.entry((t.clone(), amax.to_bits())).or_insert_with(|| {
-                let (s, z) = (fresh(format!("{t}_scale")), fresh(format!("{t}_zero_point")));
-                let (q, d) = (fresh(format!("{t}_quantized")), fresh(format!("{t}_dequantized")));
-                new_inits.push(scalar_f32(&s, amax / 127.0));
-                new_inits.push(int8_tensor(&z, &[], &[0]));
-                let (qn, dn) = (fresh(format!("{t}_QuantizeLinear")), fresh(format!("{t}_DequantizeLinear")));
-                nodes.push(node("QuantizeLinear", &qn, &[&t, &s, &z], &[&q], vec![]));
-                nodes.push(node("DequantizeLinear", &dn, &[&q, &s, &z], &[&d], vec![]));
-                summary.qdq_pairs += 1;
-                d
-            });
+            let dq = act_dq
+                .entry((t.clone(), amax.to_bits()))
+                .or_insert_with(|| {
+                    let (s, z) = (
+                        fresh(format!("{t}_scale")),
+                        fresh(format!("{t}_zero_point")),
+                    );
+                    let (q, d) = (
+                        fresh(format!("{t}_quantized")),
+                        fresh(format!("{t}_dequantized")),
+                    );
+                    new_inits.push(scalar_f32(&s, amax / 127.0));
+                    new_inits.push(int8_tensor(&z, &[], &[0]));
+                    let (qn, dn) = (
+                        fresh(format!("{t}_QuantizeLinear")),
+                        fresh(format!("{t}_DequantizeLinear")),
+                    );
+                    nodes.push(node("QuantizeLinear", &qn, &[&t, &s, &z], &[&q], vec![]));
+                    nodes.push(node("DequantizeLinear", &dn, &[&q, &s, &z], &[&d], vec![]));
+                    summary.qdq_pairs += 1;
+                    d
+                });
             n.input[slot] = dq.clone();
         }
         if let Some((wt, values)) = weight {
@@ -306,12 +354,21 @@ pub fn quantize(model: &Model, ranges: &HashMap<String, f32>, opts: &QdqOptions)
                 new_inits.push(st);
                 new_inits.push(int8_tensor(&z, &[c], &vec![0; c as usize]));
                 let dn = fresh(format!("{wname}_DequantizeLinear"));
-                nodes.push(node("DequantizeLinear", &dn, &[&qn, &s, &z], &[&d], vec![int_attr("axis", axis as i64)]));
+                nodes.push(node(
+                    "DequantizeLinear",
+                    &dn,
+                    &[&qn, &s, &z],
+                    &[&d],
+                    vec![int_attr("axis", axis as i64)],
+                ));
                 d
             });
             n.input[1] = dq.clone();
         }
-        summary.quantized.push(QuantLayer { node: key, op: n.op_type.clone() });
+        summary.quantized.push(QuantLayer {
+            node: key,
+            op: n.op_type.clone(),
+        });
         nodes.push(n);
     }
     // Float weights now only feed DequantizeLinear through their INT8 copies: drop the unused.
@@ -327,8 +384,23 @@ pub fn quantize(model: &Model, ranges: &HashMap<String, f32>, opts: &QdqOptions)
     g.initializer.extend(new_inits);
     let inits: HashSet<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
     // IR < 4 listed initializers as inputs; drop those that are gone.
-    let real: HashSet<String> = model.proto.graph.input.iter().filter(|i| !model.proto.graph.initializer.iter().any(|t| t.name == i.name)).map(|i| i.name.clone()).collect();
-    g.input.retain(|i| real.contains(&i.name) || inits.contains(&i.name));
+    let real: HashSet<String> = model
+        .proto
+        .graph
+        .input
+        .iter()
+        .filter(|i| {
+            !model
+                .proto
+                .graph
+                .initializer
+                .iter()
+                .any(|t| t.name == i.name)
+        })
+        .map(|i| i.name.clone())
+        .collect();
+    g.input
+        .retain(|i| real.contains(&i.name) || inits.contains(&i.name));
     Ok((m, summary))
 }
 
@@ -356,7 +428,11 @@ pub fn upgrade_opset(m: &mut Model, to: i64) -> Result<()> {
     let path = m.path.clone();
     let mut extra = Vec::new();
     let g = m.proto.graph.mut_or_insert_default();
-    for n in g.node.iter_mut().filter(|n| n.domain.is_empty() || n.domain == "ai.onnx") {
+    for n in g
+        .node
+        .iter_mut()
+        .filter(|n| n.domain.is_empty() || n.domain == "ai.onnx")
+    {
         let key = node_key(n);
         let moved = match n.op_type.as_str() {
             "Split" => Some(("split", 1)),
@@ -388,13 +464,15 @@ pub fn upgrade_opset(m: &mut Model, to: i64) -> Result<()> {
                     });
                 }
             }
-            "Resize" => {
-                if n.attribute.iter().any(|a| a.name == "coordinate_transformation_mode" && a.s == b"tf_half_pixel_for_nn") {
-                    return Err(Error::Onnx {
-                        path,
-                        msg: format!("node '{key}': Resize mode tf_half_pixel_for_nn does not exist at opset 13; re-export with opset 13"),
-                    });
-                }
+            "Resize"
+                if n.attribute.iter().any(|a| {
+                    a.name == "coordinate_transformation_mode" && a.s == b"tf_half_pixel_for_nn"
+                }) =>
+            {
+                return Err(Error::Onnx {
+                    path,
+                    msg: format!("node '{key}': Resize mode tf_half_pixel_for_nn does not exist at opset 13; re-export with opset 13"),
+                });
             }
             "Upsample" => {
                 return Err(Error::Onnx {

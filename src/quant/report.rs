@@ -47,7 +47,10 @@ impl QuantizeReport {
             self.model, self.algorithm, self.calibration_images, self.validation_images, self.opset_from,
             self.opset_to, self.layers_quantized, self.qdq_pairs
         );
-        s += &format!("| FP32 | {:.4} | {:.4} | 0% |\n", self.fp32.map50, self.fp32.map50_95);
+        s += &format!(
+            "| FP32 | {:.4} | {:.4} | 0% |\n",
+            self.fp32.map50, self.fp32.map50_95
+        );
         s += &format!(
             "| INT8 naive | {:.4} | {:.4} | {:.1}% |\n",
             self.int8_naive.map50,
@@ -64,8 +67,16 @@ impl QuantizeReport {
         if let Some(g) = self.max_map_drop {
             s += &format!(
                 "Gate: mAP@0.5:0.95 drop <= {g}: {}{}\n\n",
-                if self.gate_met == Some(true) { "met" } else { "NOT met" },
-                if self.out_of_time { " (search stopped on its time budget)" } else { "" }
+                if self.gate_met == Some(true) {
+                    "met"
+                } else {
+                    "NOT met"
+                },
+                if self.out_of_time {
+                    " (search stopped on its time budget)"
+                } else {
+                    ""
+                }
             );
         }
         s += "| output | cosine | max abs error |\n|---|---|---|\n";
@@ -78,7 +89,10 @@ impl QuantizeReport {
         if !self.sensitivity.is_empty() {
             s += "\n| rank | layer | op | MACs | error gain |\n|---|---|---|---|---|\n";
             for (i, r) in self.sensitivity.iter().take(15).enumerate() {
-                s += &format!("| {i} | {} | {} | {} | {:.3e} |\n", r.node, r.op, r.macs, r.gain);
+                s += &format!(
+                    "| {i} | {} | {} | {} | {:.3e} |\n",
+                    r.node, r.op, r.macs, r.gain
+                );
             }
         }
         s
