@@ -111,7 +111,7 @@ fn tiny_detector_qdq_runs_and_stays_close() {
         .unwrap()
         .run(&[("images", x.view())])
         .unwrap();
-    let e = output_errors(&[fp], &[qo]);
+    let e = output_errors(&vec![fp], &vec![qo]);
     assert_eq!(e[0].output, "scores");
     assert!(e[0].cosine > 0.999, "{e:?}");
     assert!(e[0].max_abs < 0.05, "{e:?}");
@@ -306,4 +306,75 @@ fn overlapping_calibration_and_validation_are_refused() {
     let rest =
         ImageSet::from_paths(all.paths()[4..8].to_vec(), &images, Order::Sorted, 0, None).unwrap();
     check_disjoint(&cal, &rest).unwrap();
+}
+
+/// The shared detectors: Q/DQ from ranges measured on one calibration image, run in ONNX
+/// Runtime on two validation images; same interface, opset 13, outputs close to FP32.
+#[test]
+fn shared_detectors_qdq_run_in_onnx_runtime() {
+    let Some(images) = common::shared("datasets/coco128-train/images") else {
+        return;
+    };
+    if common::shared_models().len() < 2 {
+        return;
+    }
+    let all = ImageSet::from_path(&images, Order::Sorted, 0, None).unwrap();
+    for recipe in [
+        "engines/yolox-nano-qdq.yaml",
+        "engines/nanodet-m-320-qdq.yaml",
+    ] {
+        let r = trtforge::recipe::LoadedRecipe::load(&common::crate_root().join(recipe)).unwrap();
+        let m = Model::load(&r.model_path()).unwrap();
+        let c = &r.recipe.input;
+        let prep = |p: &std::path::Path| {
+            trtforge::calib::preprocess::preprocess_image(p, c)
+                .unwrap()
+                .0
+                .insert_axis(ndarray::Axis(0))
+                .into_dyn()
+        };
+        let x = prep(&all.paths()[0]);
+        let names: Vec<String> = activation_names(&m)
+            .into_iter()
+            .filter(|n| *n != c.tensor)
+            .collect();
+        let Some(mut s) = session(&m, &names) else {
+            return;
+        };
+        let mut ranges: HashMap<String, f32> = s
+            .run(&[(c.tensor.as_str(), x.view())])
+            .unwrap()
+            .into_iter()
+            .map(|(n, a)| (n, a.iter().fold(0f32, |m, v| m.max(v.abs()))))
+            .collect();
+        ranges.insert(c.tensor.clone(), x.iter().fold(0f32, |m, v| m.max(v.abs())));
+        let (q, sum) = quantize(&m, &ranges, &QdqOptions::default()).unwrap();
+        assert!(m.opset() < 13 && q.opset() == 13, "{recipe}");
+        let convs = m
+            .proto
+            .graph
+            .node
+            .iter()
+            .filter(|n| n.op_type == "Conv")
+            .count();
+        assert_eq!(sum.quantized.len(), convs, "{recipe}: every Conv quantized");
+        assert_eq!(q.proto.graph.input, m.proto.graph.input);
+        assert_eq!(q.proto.graph.output, m.proto.graph.output);
+        assert_eq!(q.proto.metadata_props, m.proto.metadata_props);
+        let mut fs = session(&m, &[]).unwrap();
+        let mut qs = session(&q, &[]).unwrap();
+        let (mut fp, mut qo) = (vec![], vec![]);
+        for p in &all.paths()[64..66] {
+            let v = prep(p);
+            fp.push(fs.run(&[(c.tensor.as_str(), v.view())]).unwrap());
+            qo.push(qs.run(&[(c.tensor.as_str(), v.view())]).unwrap());
+        }
+        for e in output_errors(&fp, &qo) {
+            println!(
+                "{recipe}: {} cosine {:.4} max abs {:.3}",
+                e.output, e.cosine, e.max_abs
+            );
+            assert!(e.cosine > 0.8, "{recipe}: {e:?}");
+        }
+    }
 }

@@ -165,10 +165,10 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
     let q_outs = plan::run_outputs(&qmodel, &val, val.len())?;
     let planned = plan::map_of_outputs(&q_outs, &val, decoder, &params)?;
     let share = plan::int8_mac_share(&sum.quantized, &macs, total_macs);
-    if let (Some(p), Some(g)) = (plan_out.as_mut(), gate) {
-        // The gate as measured on the written model.
-        p.gate_met = fp32.1 - planned.1 <= g;
-        gate_met = Some(p.gate_met);
+    // The gate as measured on the written model.
+    gate_met = gate.map(|g| fp32.1 - planned.1 <= g).or(gate_met);
+    if let (Some(p), Some(met)) = (plan_out.as_mut(), gate_met) {
+        p.gate_met = met;
     }
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let qdq_path = out.join(QDQ_MODEL_FILE);
