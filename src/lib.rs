@@ -20,6 +20,7 @@ pub mod eval;
 pub mod exec;
 pub mod measure;
 pub mod onnx;
+pub mod quant;
 pub mod recipe;
 pub mod report;
 pub mod trt;

@@ -28,6 +28,7 @@ mod doctor;
 mod eval;
 mod inspect;
 mod power;
+mod quantize;
 mod run;
 mod synth;
 
@@ -58,6 +59,8 @@ enum Command {
     Cache(cache::CacheArgs),
     /// Build a TensorRT engine and its manifest from a recipe.
     Build(build::BuildArgs),
+    /// Q/DQ ONNX (explicit INT8) and the accuracy-aware precision plan.
+    Quantize(quantize::Args),
 }
 
 pub const EXIT_FAILURE: u8 = 1;
@@ -87,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Calibrate(a) => calibrate::run(a),
         Command::Cache(a) => cache::run(a),
         Command::Build(a) => build::run(a),
+        Command::Quantize(a) => quantize::run(a),
     };
     match result {
         Ok(code) => code,

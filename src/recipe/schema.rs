@@ -28,6 +28,9 @@ pub struct Recipe {
     /// Default evaluation set (for `eval`); flags override it.
     #[serde(default)]
     pub eval: Option<EvalSet>,
+    /// Explicit quantization (Q/DQ ONNX) and the accuracy-aware plan (`trtforge quantize`).
+    #[serde(default)]
+    pub quantize: Option<Quantize>,
 }
 
 fn default_output() -> PathBuf {
@@ -279,4 +282,52 @@ pub struct EvalSet {
     /// NMS IoU threshold (default 0.65).
     #[serde(default)]
     pub iou_threshold: Option<f32>,
+}
+
+/// Options of `trtforge quantize`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Quantize {
+    /// Ops quantized besides Conv/ConvTranspose/Gemm/MatMul: any of `add`, `concat`,
+    /// `maxpool`, `globalaveragepool`.
+    #[serde(default)]
+    pub ops: Vec<QuantOp>,
+    /// Validation images (must not share any image, by content, with the calibration set).
+    #[serde(default)]
+    pub validation: Option<ValidationSet>,
+    /// Largest mAP@0.5:0.95 drop from FP32 the plan may leave (default 0.015).
+    #[serde(default)]
+    pub max_map_drop: Option<f64>,
+    /// Smallest share of MACs that must stay INT8 (default 0.8).
+    #[serde(default)]
+    pub min_int8_macs: Option<f64>,
+    /// Images of the validation set used for the sensitivity proxy (default 8).
+    #[serde(default)]
+    pub sensitivity_images: Option<usize>,
+    /// Time budget of the accuracy-aware search in seconds (default 600).
+    #[serde(default)]
+    pub time_budget_s: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum QuantOp {
+    Add,
+    Concat,
+    Maxpool,
+    Globalaveragepool,
+}
+
+/// Held-out images with YOLO labels, ordered by file name, `skip` first then `limit`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationSet {
+    pub images: PathBuf,
+    /// YOLO label folder (default: `labels` beside the images folder).
+    #[serde(default)]
+    pub labels: Option<PathBuf>,
+    #[serde(default)]
+    pub skip: usize,
+    #[serde(default)]
+    pub limit: Option<usize>,
 }

@@ -1,0 +1,217 @@
+//! Explicit quantization: Q/DQ ONNX models for TensorRT 10/11 from the calibration ranges
+//! ([`qdq`]), the accuracy-aware mixed-precision plan ([`plan`]) and its report ([`report`]).
+
+pub mod plan;
+pub mod qdq;
+pub mod report;
+
+pub use plan::{PrecisionPlan, Validation, PLAN_FILE};
+pub use qdq::{candidates, quantize, upgrade_opset, QdqOptions, QdqSummary, QuantLayer};
+pub use report::QuantizeReport;
+
+pub const QDQ_MODEL_FILE: &str = "model.qdq.onnx";
+pub const REPORT_FILE: &str = "report.json";
+pub const REPORT_MD_FILE: &str = "report.md";
+
+use crate::calib::calibrate::{calibrate, effective_calibration, CalibrateOptions, RANGES_FILE};
+use crate::calib::ImageSet;
+use crate::error::{Error, Result};
+use crate::eval::DecodeParams;
+use crate::recipe::{Algorithm, LoadedRecipe, Order};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Command-line overrides of the recipe's `quantize` section.
+#[derive(Debug, Clone, Default)]
+pub struct QuantizeOptions {
+    pub out: Option<PathBuf>,
+    /// Gate of the accuracy-aware search (overrides `quantize.max_map_drop`).
+    pub max_map_drop: Option<f64>,
+    /// Calibration algorithm (overrides `calibration.algorithm`).
+    pub algorithm: Option<Algorithm>,
+    /// Apply this precision plan instead of searching one.
+    pub plan: Option<PathBuf>,
+    /// Search without a gate in the recipe or flags: naive Q/DQ only when false.
+    pub time_budget_s: Option<u64>,
+}
+
+/// The validation set of the recipe's `quantize.validation` (sorted, skip, limit) and its
+/// label folder.
+pub fn validation_set(recipe: &LoadedRecipe) -> Result<(ImageSet, PathBuf)> {
+    let v = recipe
+        .recipe
+        .quantize
+        .as_ref()
+        .and_then(|q| q.validation.as_ref())
+        .ok_or_else(|| {
+            recipe.field_error(
+                "quantize.validation",
+                "no validation images: add quantize.validation.images (disjoint from calibration.images)",
+            )
+        })?;
+    let images = recipe.resolve(&v.images);
+    let all = ImageSet::from_path(&images, Order::Sorted, 0, None)?;
+    if v.skip >= all.len() {
+        return Err(recipe.field_error(
+            "quantize.validation.skip",
+            format!(
+                "skip {} leaves none of the {} images; lower it",
+                v.skip,
+                all.len()
+            ),
+        ));
+    }
+    let set = ImageSet::from_paths(
+        all.paths()[v.skip..].to_vec(),
+        &images,
+        Order::Sorted,
+        0,
+        v.limit,
+    )?;
+    let labels = match &v.labels {
+        Some(l) => recipe.resolve(l),
+        None => crate::eval::labels::default_labels_dir(&images),
+    };
+    Ok((set, labels))
+}
+
+/// `trtforge quantize`: calibrate (or reuse a fresh calibration), write the Q/DQ model,
+/// evaluate FP32 vs INT8 on the validation slice, and (with a gate) search the plan.
+pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport> {
+    let started = Instant::now();
+    let q = recipe.recipe.quantize.clone().unwrap_or_default();
+    let decoder = recipe.recipe.decoder.ok_or_else(|| {
+        recipe.field_error(
+            "decoder",
+            "quantize needs a decoder (yolox, nanodet, ...) to measure mAP",
+        )
+    })?;
+    let model = crate::recipe::check_model(recipe)?;
+    let out = o.out.clone().unwrap_or_else(|| recipe.output_dir());
+    let mut copts = CalibrateOptions {
+        algorithm: o.algorithm,
+        out: Some(out.clone()),
+        ..Default::default()
+    };
+    let cal_report = match calibrate(recipe, &copts) {
+        Err(Error::Stale { path, msg }) => {
+            log::warn!("{}: stale ({msg}); recalibrating", path.display());
+            copts.force = true;
+            calibrate(recipe, &copts)?
+        }
+        r => r?,
+    };
+    let ranges_path = out.join(RANGES_FILE);
+    let text = std::fs::read_to_string(&ranges_path).map_err(|e| Error::io(&ranges_path, e))?;
+    let ranges: HashMap<String, f32> = crate::calib::cache::parse_ranges_json(&text, &ranges_path)?
+        .into_iter()
+        .collect();
+
+    let cal = effective_calibration(recipe, &copts)?;
+    let cal_set = ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit)?;
+    let (val_set, labels) = validation_set(recipe)?;
+    plan::check_disjoint(&cal_set, &val_set)?;
+    let val = Validation::load(&val_set, &labels, &recipe.recipe.input)?;
+
+    let ins = crate::onnx::inspect_with_shapes(&model, &BTreeMap::new())?;
+    let macs: HashMap<String, u64> = ins
+        .layers
+        .iter()
+        .map(|l| (l.node.clone(), l.macs))
+        .collect();
+    let total_macs = ins.macs.unwrap_or(0);
+    let params = DecodeParams::from_eval_set(recipe.recipe.eval.as_ref());
+
+    let fp_outs = plan::run_outputs(&model, &val, val.len())?;
+    let fp32 = plan::map_of_outputs(&fp_outs, &val, decoder, &params)?;
+    let base = QdqOptions {
+        ops: q.ops.iter().copied().collect(),
+        keep_fp: Default::default(),
+    };
+    let (naive_model, naive_sum) = quantize(&model, &ranges, &base)?;
+    let naive = plan::evaluate_map(&naive_model, &val, decoder, &params)?;
+    let naive_share = plan::int8_mac_share(&naive_sum.quantized, &macs, total_macs);
+    log::info!("FP32 mAP@0.5:0.95 {:.4}, naive INT8 {:.4}", fp32.1, naive.1);
+
+    let gate = o.max_map_drop.or(q.max_map_drop);
+    let (mut keep, mut sensitivity, mut steps, mut out_of_time, mut gate_met) =
+        (Default::default(), vec![], vec![], false, None);
+    let mut plan_out = None;
+    if let Some(p) = &o.plan {
+        keep = PrecisionPlan::read(p)?.keep_set();
+    } else if let Some(g) = gate {
+        let so = plan::SearchOptions {
+            max_map_drop: g,
+            min_int8_macs: q.min_int8_macs.unwrap_or(0.8),
+            sensitivity_images: q.sensitivity_images.unwrap_or(8),
+            time_budget: Duration::from_secs(o.time_budget_s.or(q.time_budget_s).unwrap_or(600)),
+            decoder,
+            params,
+        };
+        let r = plan::search(
+            &model, &ranges, &base, &val, &macs, total_macs, fp32.1, naive, &so,
+        )?;
+        keep = r.plan.keep_set();
+        (sensitivity, steps, out_of_time, gate_met) =
+            (r.ranking, r.steps, r.out_of_time, Some(r.plan.gate_met));
+        plan_out = Some(r.plan);
+    }
+    let opts = QdqOptions {
+        keep_fp: keep.clone(),
+        ..base
+    };
+    let (qmodel, sum) = quantize(&model, &ranges, &opts)?;
+    let q_outs = plan::run_outputs(&qmodel, &val, val.len())?;
+    let planned = plan::map_of_outputs(&q_outs, &val, decoder, &params)?;
+    let share = plan::int8_mac_share(&sum.quantized, &macs, total_macs);
+    // The gate as measured on the written model.
+    gate_met = gate.map(|g| fp32.1 - planned.1 <= g).or(gate_met);
+    if let (Some(p), Some(met)) = (plan_out.as_mut(), gate_met) {
+        p.gate_met = met;
+    }
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let qdq_path = out.join(QDQ_MODEL_FILE);
+    qmodel.save(&qdq_path)?;
+    if let Some(p) = &plan_out {
+        let text = serde_json::to_string_pretty(p).map_err(|e| Error::Invalid(e.to_string()))?;
+        crate::util::write_atomic(&out.join(PLAN_FILE), text.as_bytes())?;
+    }
+    let report = QuantizeReport {
+        model: recipe.model_path().display().to_string(),
+        qdq_model: qdq_path.display().to_string(),
+        algorithm: cal_report.algorithm,
+        calibration_images: cal_set.len(),
+        validation_images: val.len(),
+        opset_from: sum.opset_from,
+        opset_to: sum.opset_to,
+        layers_quantized: sum.quantized.len(),
+        qdq_pairs: sum.qdq_pairs,
+        fp32: report::MapPair {
+            map50: fp32.0,
+            map50_95: fp32.1,
+        },
+        int8_naive: report::MapPair {
+            map50: naive.0,
+            map50_95: naive.1,
+        },
+        int8_planned: report::MapPair {
+            map50: planned.0,
+            map50_95: planned.1,
+        },
+        max_map_drop: gate,
+        gate_met,
+        layers_kept: keep.into_iter().collect(),
+        int8_mac_share_naive: naive_share,
+        int8_mac_share: share,
+        output_errors: plan::output_errors(&fp_outs, &q_outs),
+        sensitivity,
+        steps,
+        out_of_time,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Invalid(e.to_string()))?;
+    crate::util::write_atomic(&out.join(REPORT_FILE), json.as_bytes())?;
+    crate::util::write_atomic(&out.join(REPORT_MD_FILE), report.markdown().as_bytes())?;
+    Ok(report)
+}

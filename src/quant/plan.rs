@@ -1,0 +1,451 @@
+//! Accuracy-aware INT8: run FP32 and Q/DQ models with ONNX Runtime on a validation slice,
+//! rank the quantized layers by sensitivity with a cheap proxy (output error with one layer
+//! left in float, on a few images), then keep the fewest layers in float until the mAP gate
+//! holds, confirming each step with mAP on the whole slice. The result is
+//! `precision_plan.json`: the layers to keep in FP16/FP32 and why.
+
+use super::qdq::{candidates, quantize, QdqOptions, QuantLayer};
+use crate::calib::preprocess::preprocess_image;
+use crate::calib::ImageSet;
+use crate::error::{Error, Result};
+use crate::eval::{DecodeParams, Evaluator, GroundTruth, Letterbox};
+use crate::exec::OrtSession;
+use crate::onnx::Model;
+use crate::recipe::{Decoder, InputContract};
+use ndarray::ArrayD;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Named outputs of a model, image by image.
+pub type Outputs = Vec<Vec<(String, ArrayD<f32>)>>;
+
+pub const PLAN_FILE: &str = "precision_plan.json";
+
+/// Preprocessed validation images and their ground truth.
+pub struct Validation {
+    pub paths: Vec<PathBuf>,
+    pub inputs: Vec<ArrayD<f32>>,
+    pub placements: Vec<Letterbox>,
+    pub gt: GroundTruth,
+    pub contract: InputContract,
+}
+
+impl Validation {
+    pub fn load(set: &ImageSet, labels: &Path, contract: &InputContract) -> Result<Self> {
+        let paths = set.paths().to_vec();
+        let gt = GroundTruth::load(&paths, labels)?;
+        let (h, w) = (contract.shape[2] as u32, contract.shape[3] as u32);
+        let pre: Vec<(ArrayD<f32>, Letterbox)> = paths
+            .par_iter()
+            .map(|p| {
+                let (x, lb) = preprocess_image(p, contract)?;
+                let placed = Letterbox::new(contract.resize, lb.orig_w, lb.orig_h, w, h);
+                Ok((x.insert_axis(ndarray::Axis(0)).into_dyn(), placed))
+            })
+            .collect::<Result<_>>()?;
+        let (inputs, placements) = pre.into_iter().unzip();
+        Ok(Validation {
+            paths,
+            inputs,
+            placements,
+            gt,
+            contract: contract.clone(),
+        })
+    }
+    pub fn len(&self) -> usize {
+        self.inputs.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty()
+    }
+}
+
+/// Refuse a validation set that shares an image (by content) with the calibration set.
+pub fn check_disjoint(calibration: &ImageSet, validation: &ImageSet) -> Result<()> {
+    let hash = |p: &PathBuf| -> Result<(String, PathBuf)> {
+        Ok((
+            crate::util::sha256_hex(&crate::error::read_file(p)?),
+            p.clone(),
+        ))
+    };
+    let cal: HashMap<String, PathBuf> = calibration
+        .paths()
+        .par_iter()
+        .map(hash)
+        .collect::<Result<_>>()?;
+    for (h, p) in validation
+        .paths()
+        .par_iter()
+        .map(hash)
+        .collect::<Result<Vec<_>>>()?
+    {
+        if let Some(c) = cal.get(&h) {
+            return Err(Error::Invalid(format!(
+                "{}: validation image has the same content as calibration image {}; \
+                 make quantize.validation disjoint from calibration.images (e.g. skip/limit)",
+                p.display(),
+                c.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// FP32 vs Q/DQ for one output over the slice.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputError {
+    pub output: String,
+    /// Cosine similarity of the flattened outputs, averaged over images.
+    pub cosine: f64,
+    pub max_abs: f64,
+}
+
+/// Outputs of `model` on the first `n` validation images.
+pub fn run_outputs(model: &Model, val: &Validation, n: usize) -> Result<Outputs> {
+    let mut s = OrtSession::from_model(model, &[])?;
+    let name = val.contract.tensor.as_str();
+    val.inputs
+        .iter()
+        .take(n)
+        .map(|x| s.run(&[(name, x.view())]))
+        .collect()
+}
+
+pub fn output_errors(fp: &Outputs, q: &Outputs) -> Vec<OutputError> {
+    let Some(first) = fp.first() else {
+        return vec![];
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(k, (name, _))| {
+            let (mut cos, mut max_abs) = (0.0, 0f64);
+            for (a, b) in fp.iter().zip(q) {
+                let (a, b) = (&a[k].1, &b[k].1);
+                let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
+                for (&x, &y) in a.iter().zip(b.iter()) {
+                    let (x, y) = (x as f64, y as f64);
+                    dot += x * y;
+                    na += x * x;
+                    nb += y * y;
+                    max_abs = max_abs.max((x - y).abs());
+                }
+                cos += if na > 0.0 && nb > 0.0 {
+                    dot / (na.sqrt() * nb.sqrt())
+                } else {
+                    1.0
+                };
+            }
+            OutputError {
+                output: name.clone(),
+                cosine: cos / fp.len() as f64,
+                max_abs,
+            }
+        })
+        .collect()
+}
+
+/// The sensitivity proxy: relative squared error ||q - f||^2 / ||f||^2, averaged over
+/// outputs and images.
+pub fn relative_error(fp: &Outputs, q: &Outputs) -> f64 {
+    let mut total = 0.0;
+    let mut count = 0usize;
+    for (a, b) in fp.iter().zip(q) {
+        for ((_, x), (_, y)) in a.iter().zip(b) {
+            let (mut e, mut n) = (0f64, 0f64);
+            for (&u, &v) in x.iter().zip(y.iter()) {
+                e += ((u - v) as f64).powi(2);
+                n += (u as f64).powi(2);
+            }
+            total += if n > 0.0 { e / n } else { e };
+            count += 1;
+        }
+    }
+    total / count.max(1) as f64
+}
+
+/// mAP@0.5 and mAP@0.5:0.95 of `model` on the validation slice.
+pub fn evaluate_map(
+    model: &Model,
+    val: &Validation,
+    decoder: Decoder,
+    params: &DecodeParams,
+) -> Result<(f64, f64)> {
+    map_of_outputs(&run_outputs(model, val, val.len())?, val, decoder, params)
+}
+
+/// mAP of outputs already computed on the whole slice.
+pub fn map_of_outputs(
+    outs: &Outputs,
+    val: &Validation,
+    decoder: Decoder,
+    params: &DecodeParams,
+) -> Result<(f64, f64)> {
+    let mut ev = Evaluator::new(
+        decoder,
+        *params,
+        (val.contract.shape[2], val.contract.shape[3]),
+    );
+    for (o, lb) in outs.iter().zip(&val.placements) {
+        ev.push_batch(o, std::slice::from_ref(lb))?;
+    }
+    let r = ev.finish("", &val.gt, None, Default::default())?;
+    Ok((r.map50, r.map50_95))
+}
+
+/// One layer's sensitivity: how much the proxy error falls when it alone stays in float.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Sensitivity {
+    pub node: String,
+    pub op: String,
+    pub macs: u64,
+    /// Proxy error with this layer in float (lower = the layer matters more).
+    pub error_without: f64,
+    /// Error of the all-INT8 model minus `error_without`.
+    pub gain: f64,
+}
+
+/// A layer the plan keeps out of INT8.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeptLayer {
+    pub node: String,
+    pub op: String,
+    pub macs: u64,
+    /// Rank in the sensitivity list (0 = most sensitive).
+    pub rank: usize,
+    pub gain: f64,
+    pub why: String,
+}
+
+/// `precision_plan.json`: read by the Q/DQ writer (no Q/DQ on `keep`) and meant for the
+/// TensorRT builder (per-layer precision constraints on the implicit path).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PrecisionPlan {
+    pub model: String,
+    /// Precision the kept layers get on the device.
+    pub keep_precision: String,
+    pub keep: Vec<KeptLayer>,
+    pub max_map_drop: f64,
+    pub gate_met: bool,
+    pub int8_mac_share: f64,
+}
+
+impl PrecisionPlan {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: {e}; expected a precision_plan.json written by `trtforge quantize`",
+                path.display()
+            ))
+        })
+    }
+    pub fn keep_set(&self) -> BTreeSet<String> {
+        self.keep.iter().map(|k| k.node.clone()).collect()
+    }
+}
+
+/// Settings of the search.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    pub max_map_drop: f64,
+    pub min_int8_macs: f64,
+    pub sensitivity_images: usize,
+    pub time_budget: std::time::Duration,
+    pub decoder: Decoder,
+    pub params: DecodeParams,
+}
+
+/// One confirmed step of the search.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Step {
+    pub kept: usize,
+    pub map50: f64,
+    pub map50_95: f64,
+    pub int8_mac_share: f64,
+}
+
+/// What the search found.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    pub plan: PrecisionPlan,
+    pub ranking: Vec<Sensitivity>,
+    pub steps: Vec<Step>,
+    pub planned_map: (f64, f64),
+    /// The search stopped on its time budget.
+    pub out_of_time: bool,
+    pub seconds: f64,
+}
+
+/// Share of `total` MACs in quantized weighted layers.
+pub fn int8_mac_share(quantized: &[QuantLayer], macs: &HashMap<String, u64>, total: u64) -> f64 {
+    let q: u64 = quantized.iter().filter_map(|l| macs.get(&l.node)).sum();
+    if total == 0 {
+        0.0
+    } else {
+        q as f64 / total as f64
+    }
+}
+
+/// The accuracy-aware search. `fp32_map` and `naive_map` are the slice's figures already
+/// measured by the caller.
+#[allow(clippy::too_many_arguments)]
+pub fn search(
+    model: &Model,
+    ranges: &HashMap<String, f32>,
+    base: &QdqOptions,
+    val: &Validation,
+    macs: &HashMap<String, u64>,
+    total_macs: u64,
+    fp32_map: f64,
+    naive_map: (f64, f64),
+    o: &SearchOptions,
+) -> Result<SearchResult> {
+    let started = Instant::now();
+    let layers = candidates(model, ranges, &base.ops);
+    let n = o.sensitivity_images.clamp(1, val.len());
+    let fp = run_outputs(model, val, n)?;
+    let all = quantize(model, ranges, base)?.0;
+    let base_err = relative_error(&fp, &run_outputs(&all, val, n)?);
+    let bar = crate::calib::progress_bar(layers.len() as u64, "sensitivity");
+    let mut ranking = Vec::new();
+    let mut out_of_time = false;
+    // Half the budget for ranking, the rest for confirming with mAP.
+    let rank_budget = o.time_budget / 2;
+    for l in &layers {
+        if started.elapsed() > rank_budget {
+            out_of_time = true;
+            break;
+        }
+        let mut opts = base.clone();
+        opts.keep_fp.insert(l.node.clone());
+        let q = quantize(model, ranges, &opts)?.0;
+        let err = relative_error(&fp, &run_outputs(&q, val, n)?);
+        ranking.push(Sensitivity {
+            node: l.node.clone(),
+            op: l.op.clone(),
+            macs: macs.get(&l.node).copied().unwrap_or(0),
+            error_without: err,
+            gain: base_err - err,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    ranking.sort_by(|a, b| b.gain.total_cmp(&a.gain));
+    // Order of keeping: by gain, skipping layers that would push INT8 MACs under the floor.
+    let budget_macs = ((1.0 - o.min_int8_macs) * total_macs as f64) as u64;
+    let mut order: Vec<usize> = Vec::new();
+    let mut spent = 0u64;
+    for (i, s) in ranking.iter().enumerate() {
+        if s.gain <= 0.0 {
+            break;
+        }
+        if spent + s.macs <= budget_macs {
+            spent += s.macs;
+            order.push(i);
+        }
+    }
+    let mut steps = Vec::new();
+    let eval_k = |k: usize, steps: &mut Vec<Step>| -> Result<(f64, f64, f64)> {
+        let mut opts = base.clone();
+        opts.keep_fp
+            .extend(order[..k].iter().map(|&i| ranking[i].node.clone()));
+        let (q, sum) = quantize(model, ranges, &opts)?;
+        let (m50, m) = evaluate_map(&q, val, o.decoder, &o.params)?;
+        let share = int8_mac_share(&sum.quantized, macs, total_macs);
+        log::info!(
+            "plan: {k} layers in float: mAP@0.5:0.95 {m:.4}, INT8 MACs {:.1}%",
+            share * 100.0
+        );
+        steps.push(Step {
+            kept: k,
+            map50: m50,
+            map50_95: m,
+            int8_mac_share: share,
+        });
+        Ok((m50, m, share))
+    };
+    let holds = |m: f64| fp32_map - m <= o.max_map_drop;
+    // Grow k geometrically until the gate holds, then bisect down to the fewest layers.
+    let (mut best_k, mut best) = (0usize, (naive_map.0, naive_map.1, 0.0));
+    let mut gate_met = holds(naive_map.1);
+    let (mut lo, mut k) = (0usize, 1usize);
+    if !gate_met {
+        while !order.is_empty() {
+            if started.elapsed() > o.time_budget {
+                out_of_time = true;
+                break;
+            }
+            let kk = k.min(order.len());
+            let r = eval_k(kk, &mut steps)?;
+            if r.1 > best.1 || holds(r.1) {
+                (best_k, best) = (kk, r);
+            }
+            if holds(r.1) {
+                gate_met = true;
+                break;
+            }
+            lo = kk;
+            if kk == order.len() {
+                break;
+            }
+            k *= 2;
+        }
+        if gate_met {
+            let mut hi = best_k;
+            while hi - lo > 1 && started.elapsed() <= o.time_budget {
+                let mid = (lo + hi) / 2;
+                let r = eval_k(mid, &mut steps)?;
+                if holds(r.1) {
+                    (hi, best_k, best) = (mid, mid, r);
+                } else {
+                    lo = mid;
+                }
+            }
+        }
+    }
+    let kept: Vec<KeptLayer> = order[..best_k]
+        .iter()
+        .map(|&i| {
+            let s = &ranking[i];
+            KeptLayer {
+                node: s.node.clone(),
+                op: s.op.clone(),
+                macs: s.macs,
+                rank: i,
+                gain: s.gain,
+                why: format!(
+                    "sensitivity rank {i}: keeping it in float cuts the output error from {base_err:.3e} to {:.3e}",
+                    s.error_without
+                ),
+            }
+        })
+        .collect();
+    let mut opts = base.clone();
+    opts.keep_fp.extend(kept.iter().map(|k| k.node.clone()));
+    let share = int8_mac_share(
+        &quantize(model, ranges, &opts)?.1.quantized,
+        macs,
+        total_macs,
+    );
+    let plan = PrecisionPlan {
+        model: model.path.display().to_string(),
+        keep_precision: "fp16".into(),
+        keep: kept,
+        max_map_drop: o.max_map_drop,
+        gate_met,
+        int8_mac_share: share,
+    };
+    let _ = best.2;
+    Ok(SearchResult {
+        plan,
+        ranking,
+        steps,
+        planned_map: (best.0, best.1),
+        out_of_time,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,380 @@
+//! Q/DQ writer and quantize pipeline: generated models (always) and the shared detectors
+//! on coco128 (when ../shared is present).
+
+mod common;
+
+use ndarray::{ArrayD, IxDyn};
+use std::collections::{BTreeSet, HashMap};
+use trtforge::calib::ImageSet;
+use trtforge::exec::OrtSession;
+use trtforge::onnx::synth::{
+    float_tensor, ints_attr, node, tiny_detector, value_info, GraphBuilder,
+};
+use trtforge::onnx::{activation_names, Model};
+use trtforge::quant::plan::{check_disjoint, output_errors};
+use trtforge::quant::{candidates, quantize, upgrade_opset, QdqOptions};
+use trtforge::recipe::{Order, QuantOp};
+
+/// ONNX Runtime, or None (skip) outside CI.
+fn session(m: &Model, extra: &[String]) -> Option<OrtSession> {
+    match OrtSession::from_model(m, extra) {
+        Ok(s) => Some(s),
+        Err(e @ trtforge::Error::Unavailable { .. }) => {
+            if matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1")) {
+                panic!("{e}");
+            }
+            eprintln!("SKIP: {e}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn input(shape: &[usize], seed: u32) -> ArrayD<f32> {
+    let n: usize = shape.iter().product();
+    let v = (0..n).map(|i| {
+        (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0
+    });
+    ArrayD::from_shape_vec(IxDyn(shape), v.collect()).unwrap()
+}
+
+/// max |x| of every activation over one run: the ranges a minmax calibration would give.
+fn minmax_ranges(m: &Model, x: &ArrayD<f32>) -> Option<HashMap<String, f32>> {
+    let names: Vec<String> = activation_names(m)
+        .into_iter()
+        .filter(|n| n != "images")
+        .collect();
+    let mut s = session(m, &names)?;
+    let mut r: HashMap<String, f32> = s
+        .run(&[("images", x.view())])
+        .unwrap()
+        .into_iter()
+        .map(|(n, a)| (n, a.iter().fold(0f32, |m, v| m.max(v.abs()))))
+        .collect();
+    r.insert("images".into(), x.iter().fold(0f32, |m, v| m.max(v.abs())));
+    Some(r)
+}
+
+#[test]
+fn tiny_detector_qdq_runs_and_stays_close() {
+    let m = tiny_detector(32);
+    let x = input(&[1, 3, 32, 32], 7);
+    let Some(ranges) = minmax_ranges(&m, &x) else {
+        return;
+    };
+    let (q, sum) = quantize(&m, &ranges, &QdqOptions::default()).unwrap();
+    assert_eq!(sum.quantized.len(), 3, "{sum:?}");
+    let ops = |op: &str| {
+        q.proto
+            .graph
+            .node
+            .iter()
+            .filter(|n| n.op_type == op)
+            .count()
+    };
+    // One activation pair per conv input, one weight DequantizeLinear per conv.
+    assert_eq!(ops("QuantizeLinear"), 3);
+    assert_eq!(ops("DequantizeLinear"), 6);
+    // Per-channel weights: INT8 initializer, axis 0, one scale per output channel.
+    let w = q
+        .proto
+        .graph
+        .initializer
+        .iter()
+        .find(|t| t.name == "pruned.weight_quantized")
+        .unwrap();
+    assert_eq!(w.data_type, 3, "INT8");
+    let s = q
+        .proto
+        .graph
+        .initializer
+        .iter()
+        .find(|t| t.name == "pruned.weight_scale")
+        .unwrap();
+    assert_eq!(s.dims, vec![27]);
+    assert!(
+        !q.proto
+            .graph
+            .initializer
+            .iter()
+            .any(|t| t.name == "pruned.weight"),
+        "float weight dropped"
+    );
+    // Same inputs and outputs.
+    assert_eq!(q.proto.graph.input, m.proto.graph.input);
+    assert_eq!(q.proto.graph.output, m.proto.graph.output);
+    let fp = session(&m, &[])
+        .unwrap()
+        .run(&[("images", x.view())])
+        .unwrap();
+    let qo = session(&q, &[])
+        .unwrap()
+        .run(&[("images", x.view())])
+        .unwrap();
+    let e = output_errors(&vec![fp], &vec![qo]);
+    assert_eq!(e[0].output, "scores");
+    assert!(e[0].cosine > 0.999, "{e:?}");
+    assert!(e[0].max_abs < 0.05, "{e:?}");
+}
+
+#[test]
+fn keep_fp_layers_get_no_qdq() {
+    let m = tiny_detector(32);
+    let ranges: HashMap<String, f32> = activation_names(&m).into_iter().map(|n| (n, 4.0)).collect();
+    let all = candidates(&m, &ranges, &BTreeSet::new());
+    assert_eq!(
+        all.iter().map(|l| l.node.as_str()).collect::<Vec<_>>(),
+        ["stem", "pruned", "head"]
+    );
+    let opts = QdqOptions {
+        keep_fp: ["head".to_string()].into(),
+        ..Default::default()
+    };
+    let (q, sum) = quantize(&m, &ranges, &opts).unwrap();
+    let head = q
+        .proto
+        .graph
+        .node
+        .iter()
+        .find(|n| n.name == "head")
+        .unwrap();
+    assert_eq!(head.input[0], "pruned_act.out");
+    assert_eq!(head.input[1], "head.weight");
+    assert_eq!(sum.quantized.len(), 2);
+    // A tensor with no range is not quantized, and says why.
+    let mut partial = ranges.clone();
+    partial.remove("stem_act.out");
+    let (_, sum) = quantize(&m, &partial, &QdqOptions::default()).unwrap();
+    assert!(
+        sum.skipped
+            .iter()
+            .any(|(n, why)| n == "pruned" && why.contains("stem_act.out")),
+        "{sum:?}"
+    );
+}
+
+#[test]
+fn residual_add_and_concat_share_a_scale() {
+    let mut b = GraphBuilder::new("res");
+    b.graph.input.push(value_info("images", &[1, 4, 8, 8]));
+    let a = b.conv("a", "images", 4, 4, 3, 1);
+    let c = b.conv("c", &a, 4, 4, 3, 1);
+    b.graph
+        .node
+        .push(node("Add", "add", &[&a, &c], &["sum"], vec![]));
+    b.graph.node.push(node(
+        "Concat",
+        "cat",
+        &["sum", &a],
+        &["out"],
+        vec![trtforge::onnx::synth::int_attr("axis", 1)],
+    ));
+    b.graph.output.push(value_info("out", &[1, 8, 8, 8]));
+    let m = b.finish(13, "res.onnx");
+    let ranges: HashMap<String, f32> = [
+        ("images", 1.0),
+        (a.as_str(), 2.0),
+        (c.as_str(), 3.0),
+        ("sum", 5.0),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), *v))
+    .collect();
+    let opts = QdqOptions {
+        ops: [QuantOp::Add, QuantOp::Concat].into(),
+        ..Default::default()
+    };
+    let (q, sum) = quantize(&m, &ranges, &opts).unwrap();
+    assert_eq!(sum.quantized.len(), 4, "{sum:?}");
+    let cat = q.proto.graph.node.iter().find(|n| n.name == "cat").unwrap();
+    let scale_of = |dq_out: &str| {
+        let dq = q
+            .proto
+            .graph
+            .node
+            .iter()
+            .find(|n| n.output[0] == dq_out)
+            .unwrap();
+        let s = q
+            .proto
+            .graph
+            .initializer
+            .iter()
+            .find(|t| t.name == dq.input[1])
+            .unwrap();
+        s.float_data[0]
+    };
+    // Both Concat inputs carry the widest of their ranges.
+    assert_eq!(scale_of(&cat.input[0]), 5.0 / 127.0);
+    assert_eq!(scale_of(&cat.input[1]), 5.0 / 127.0);
+    if let Some(mut s) = session(&q, &[]) {
+        s.run(&[("images", input(&[1, 4, 8, 8], 1).view())])
+            .unwrap();
+    }
+}
+
+#[test]
+fn opset_11_split_unsqueeze_squeeze_are_rewritten_for_13() {
+    let mut b = GraphBuilder::new("split");
+    b.graph.input.push(value_info("images", &[1, 6, 4, 4]));
+    b.graph.node.push(node(
+        "Split",
+        "split",
+        &["images"],
+        &["p", "q"],
+        vec![
+            ints_attr("split", &[2, 4]),
+            trtforge::onnx::synth::int_attr("axis", 1),
+        ],
+    ));
+    b.graph.node.push(node(
+        "Unsqueeze",
+        "unsq",
+        &["p"],
+        &["u"],
+        vec![ints_attr("axes", &[0])],
+    ));
+    b.graph.node.push(node(
+        "Squeeze",
+        "sq",
+        &["u"],
+        &["pp"],
+        vec![ints_attr("axes", &[0])],
+    ));
+    b.graph
+        .initializer
+        .push(float_tensor("two", &[1], vec![2.0]));
+    b.graph
+        .node
+        .push(node("Mul", "mul", &["q", "two"], &["qq"], vec![]));
+    b.graph.output.push(value_info("pp", &[1, 2, 4, 4]));
+    b.graph.output.push(value_info("qq", &[1, 4, 4, 4]));
+    let m11 = b.finish(11, "split.onnx");
+    let mut m13 = m11.clone();
+    upgrade_opset(&mut m13, 13).unwrap();
+    assert_eq!(m13.opset(), 13);
+    let split = m13
+        .proto
+        .graph
+        .node
+        .iter()
+        .find(|n| n.name == "split")
+        .unwrap();
+    assert_eq!(split.input.len(), 2);
+    assert!(split.attribute.iter().all(|a| a.name != "split"));
+    let x = input(&[1, 6, 4, 4], 3);
+    let Some(mut s11) = session(&m11, &[]) else {
+        return;
+    };
+    let a = s11.run(&[("images", x.view())]).unwrap();
+    let b = session(&m13, &[])
+        .unwrap()
+        .run(&[("images", x.view())])
+        .unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn softmax_whose_meaning_changes_is_refused() {
+    let mut b = GraphBuilder::new("sm");
+    b.graph.input.push(value_info("images", &[1, 3, 4]));
+    b.graph
+        .node
+        .push(node("Softmax", "sm", &["images"], &["y"], vec![]));
+    b.graph.output.push(value_info("y", &[1, 3, 4]));
+    let mut m = b.finish(11, "sm.onnx");
+    let e = upgrade_opset(&mut m, 13).unwrap_err().to_string();
+    assert!(e.contains("'sm'") && e.contains("opset 13"), "{e}");
+}
+
+#[test]
+fn overlapping_calibration_and_validation_are_refused() {
+    let Some(images) = common::shared("datasets/coco128-train/images") else {
+        return;
+    };
+    let cal = ImageSet::from_path(&images, Order::Sorted, 0, Some(4)).unwrap();
+    // A validation set with a renamed copy of a calibration image.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&cal.paths()[2], dir.path().join("renamed.jpg")).unwrap();
+    let val = ImageSet::from_path(dir.path(), Order::Sorted, 0, None).unwrap();
+    let e = check_disjoint(&cal, &val).unwrap_err().to_string();
+    assert!(
+        e.contains("renamed.jpg") && e.contains("same content"),
+        "{e}"
+    );
+    let all = ImageSet::from_path(&images, Order::Sorted, 0, None).unwrap();
+    let rest =
+        ImageSet::from_paths(all.paths()[4..8].to_vec(), &images, Order::Sorted, 0, None).unwrap();
+    check_disjoint(&cal, &rest).unwrap();
+}
+
+/// The shared detectors: Q/DQ from ranges measured on one calibration image, run in ONNX
+/// Runtime on two validation images; same interface, opset 13, outputs close to FP32.
+#[test]
+fn shared_detectors_qdq_run_in_onnx_runtime() {
+    let Some(images) = common::shared("datasets/coco128-train/images") else {
+        return;
+    };
+    if common::shared_models().len() < 2 {
+        return;
+    }
+    let all = ImageSet::from_path(&images, Order::Sorted, 0, None).unwrap();
+    for recipe in [
+        "engines/yolox-nano-qdq.yaml",
+        "engines/nanodet-m-320-qdq.yaml",
+    ] {
+        let r = trtforge::recipe::LoadedRecipe::load(&common::crate_root().join(recipe)).unwrap();
+        let m = Model::load(&r.model_path()).unwrap();
+        let c = &r.recipe.input;
+        let prep = |p: &std::path::Path| {
+            trtforge::calib::preprocess::preprocess_image(p, c)
+                .unwrap()
+                .0
+                .insert_axis(ndarray::Axis(0))
+                .into_dyn()
+        };
+        let x = prep(&all.paths()[0]);
+        let names: Vec<String> = activation_names(&m)
+            .into_iter()
+            .filter(|n| *n != c.tensor)
+            .collect();
+        let Some(mut s) = session(&m, &names) else {
+            return;
+        };
+        let mut ranges: HashMap<String, f32> = s
+            .run(&[(c.tensor.as_str(), x.view())])
+            .unwrap()
+            .into_iter()
+            .map(|(n, a)| (n, a.iter().fold(0f32, |m, v| m.max(v.abs()))))
+            .collect();
+        ranges.insert(c.tensor.clone(), x.iter().fold(0f32, |m, v| m.max(v.abs())));
+        let (q, sum) = quantize(&m, &ranges, &QdqOptions::default()).unwrap();
+        assert!(m.opset() < 13 && q.opset() == 13, "{recipe}");
+        let convs = m
+            .proto
+            .graph
+            .node
+            .iter()
+            .filter(|n| n.op_type == "Conv")
+            .count();
+        assert_eq!(sum.quantized.len(), convs, "{recipe}: every Conv quantized");
+        assert_eq!(q.proto.graph.input, m.proto.graph.input);
+        assert_eq!(q.proto.graph.output, m.proto.graph.output);
+        assert_eq!(q.proto.metadata_props, m.proto.metadata_props);
+        let mut fs = session(&m, &[]).unwrap();
+        let mut qs = session(&q, &[]).unwrap();
+        let (mut fp, mut qo) = (vec![], vec![]);
+        for p in &all.paths()[64..66] {
+            let v = prep(p);
+            fp.push(fs.run(&[(c.tensor.as_str(), v.view())]).unwrap());
+            qo.push(qs.run(&[(c.tensor.as_str(), v.view())]).unwrap());
+        }
+        for e in output_errors(&fp, &qo) {
+            println!(
+                "{recipe}: {} cosine {:.4} max abs {:.3}",
+                e.output, e.cosine, e.max_abs
+            );
+            assert!(e.cosine > 0.8, "{recipe}: {e:?}");
+        }
+    }
+}
