@@ -36,7 +36,9 @@ fn committed_recipes_load_with_their_exact_preprocessing() {
     // Relative paths resolve against the recipe's folder.
     assert_eq!(
         y.model_path(),
-        trtforge::recipe::normalize(&root.join("engines/../../shared/models/yolox_nano/yolox_nano.onnx"))
+        trtforge::recipe::normalize(
+            &root.join("engines/../../shared/models/yolox_nano/yolox_nano.onnx")
+        )
     );
     if common::shared_models().len() == 3 {
         for r in [&y, &n, &f] {

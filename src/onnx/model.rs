@@ -112,7 +112,12 @@ fn check_connected(proto: &ModelProto) -> std::result::Result<(), String> {
     let g = &proto.graph;
     let mut known: HashSet<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
     known.extend(g.initializer.iter().map(|t| t.name.as_str()));
-    known.extend(g.sparse_initializer.iter().filter_map(|t| t.values.as_ref()).map(|t| t.name.as_str()));
+    known.extend(
+        g.sparse_initializer
+            .iter()
+            .filter_map(|t| t.values.as_ref())
+            .map(|t| t.name.as_str()),
+    );
     for n in &g.node {
         known.extend(n.output.iter().map(String::as_str));
     }

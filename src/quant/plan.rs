@@ -37,13 +37,12 @@ impl Validation {
     pub fn load(set: &ImageSet, labels: &Path, contract: &InputContract) -> Result<Self> {
         let paths = set.paths().to_vec();
         let gt = GroundTruth::load(&paths, labels)?;
-        let (h, w) = (contract.shape[2] as u32, contract.shape[3] as u32);
         let pre: Vec<(ArrayD<f32>, Letterbox)> = paths
             .par_iter()
             .map(|p| {
+                // The preprocessing's own placement maps boxes back exactly.
                 let (x, lb) = preprocess_image(p, contract)?;
-                let placed = Letterbox::new(contract.resize, lb.orig_w, lb.orig_h, w, h);
-                Ok((x.insert_axis(ndarray::Axis(0)).into_dyn(), placed))
+                Ok((x.insert_axis(ndarray::Axis(0)).into_dyn(), lb))
             })
             .collect::<Result<_>>()?;
         let (inputs, placements) = pre.into_iter().unzip();
