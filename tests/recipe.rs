@@ -57,7 +57,7 @@ fn unknown_keys_and_wrong_types_point_at_line_column_and_field() {
     let e = LoadedRecipe::load(&p).unwrap_err().to_string();
     assert!(
         e.starts_with(&format!(
-            "{}:7:3: input: unknown field `colour`",
+            "{}:7:3: input.colour: unknown field `colour`",
             p.display()
         )),
         "{e}"
