@@ -5,24 +5,9 @@ use super::harness::{Executor, ExecutorInfo, Timing};
 use crate::exec::OrtSession;
 use crate::{Error, Result};
 use ndarray::{ArrayD, IxDyn};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// SHA-256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
-}
+pub use crate::util::sha256_file;
 
 /// Resolve a concrete input shape: symbolic dims take `batch` for dim 0 and are otherwise an
 /// error naming the fix; a fixed batch that differs from `batch` is an error.
