@@ -177,26 +177,34 @@ impl OrtSession {
             })
     }
 
+    /// Inputs as ONNX Runtime values, refusing names the model does not have.
+    fn values<'v>(
+        &self,
+        inputs: &'v [(&str, ArrayViewD<'_, f32>)],
+    ) -> Result<Vec<(String, TensorRef<'v, f32>)>> {
+        inputs
+            .iter()
+            .map(|(name, view)| {
+                if !self.inputs.iter().any(|i| i == name) {
+                    return Err(Error::Contract(format!(
+                        "{}: the model has no input '{name}' (inputs: {}); fix input.tensor in the recipe",
+                        self.model.display(),
+                        self.inputs.join(", ")
+                    )));
+                }
+                let t = TensorRef::from_array_view(view.view()).map_err(|e| Error::Ort(e.to_string()))?;
+                Ok((name.to_string(), t))
+            })
+            .collect()
+    }
+
     /// Run with f32 inputs; returns every float output in `output_names` order (non-float
     /// outputs, such as shape tensors, are skipped).
     pub fn run(
         &mut self,
         inputs: &[(&str, ArrayViewD<'_, f32>)],
     ) -> Result<Vec<(String, ArrayD<f32>)>> {
-        let run_err =
-            |e: ort::Error| Error::Ort(format!("{}: run failed: {e}", self.model.display()));
-        let mut values = Vec::with_capacity(inputs.len());
-        for (name, view) in inputs {
-            if !self.inputs.iter().any(|i| i == name) {
-                return Err(Error::Contract(format!(
-                    "{}: the model has no input '{name}' (inputs: {}); fix input.tensor in the recipe",
-                    self.model.display(),
-                    self.inputs.join(", ")
-                )));
-            }
-            let t = TensorRef::from_array_view(view.view()).map_err(run_err)?;
-            values.push((name.to_string(), t));
-        }
+        let values = self.values(inputs)?;
         let outputs = self
             .session
             .run(values)
@@ -220,12 +228,7 @@ impl OrtSession {
         inputs: &[(&str, ArrayViewD<'_, f32>)],
         visit: impl FnOnce(&[(&str, ArrayViewD<'_, f32>)]) -> Result<R>,
     ) -> Result<R> {
-        let mut values = Vec::with_capacity(inputs.len());
-        for (name, view) in inputs {
-            let t =
-                TensorRef::from_array_view(view.view()).map_err(|e| Error::Ort(e.to_string()))?;
-            values.push((name.to_string(), t));
-        }
+        let values = self.values(inputs)?;
         let outputs = self
             .session
             .run(values)
@@ -246,12 +249,7 @@ impl OrtSession {
         &mut self,
         inputs: &[(&str, ArrayViewD<'_, f32>)],
     ) -> Result<Vec<(String, Vec<usize>)>> {
-        let mut values = Vec::with_capacity(inputs.len());
-        for (name, view) in inputs {
-            let t =
-                TensorRef::from_array_view(view.view()).map_err(|e| Error::Ort(e.to_string()))?;
-            values.push((name.to_string(), t));
-        }
+        let values = self.values(inputs)?;
         let outputs = self
             .session
             .run(values)
