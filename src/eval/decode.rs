@@ -8,7 +8,7 @@ use super::nms::{nms_class_aware, top_k};
 use crate::calib::preprocess::Letterbox;
 use crate::error::{Error, Result};
 use crate::recipe::Decoder;
-use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, Ix3};
+use ndarray::{ArrayD, ArrayView, ArrayViewD, Axis, Ix2, Ix3};
 
 /// One detected object.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -145,6 +145,26 @@ fn unbatch<'a>(name: &str, a: &'a ArrayD<f32>, rank: usize) -> Result<ArrayViewD
     }
 }
 
+/// The first output whose shape `fits`, without its batch axis, as a rank-`D` view. The
+/// error names the decoder, the shape it expected and the model's actual outputs.
+fn output_by_shape<'a, D: ndarray::Dimension>(
+    outputs: &'a [(String, ArrayD<f32>)],
+    decoder: &str,
+    expected: &str,
+    fits: impl Fn(&[usize]) -> bool,
+) -> Result<ArrayView<'a, f32, D>> {
+    let (name, arr) = outputs.iter().find(|(_, a)| fits(a.shape())).ok_or_else(|| {
+        Error::Contract(format!(
+            "{decoder} decoder: no output of shape {expected} (outputs: {}); check the recipe's decoder and input.shape",
+            names(outputs)
+        ))
+    })?;
+    let rank = D::NDIM.unwrap_or(arr.ndim());
+    unbatch(name, arr, rank)?
+        .into_dimensionality::<D>()
+        .map_err(|e| Error::Contract(format!("{decoder} output {name}: {e}")))
+}
+
 fn grid_cells(input_hw: (usize, usize)) -> usize {
     STRIDES
         .iter()
@@ -159,23 +179,13 @@ fn yolox(
     params: &DecodeParams,
 ) -> Result<Vec<Detection>> {
     let cells = grid_cells(input_hw);
-    let (name, arr) = outputs
-        .iter()
-        .find(|(_, a)| {
-            let s = a.shape();
-            s.len() >= 2 && s[s.len() - 2] == cells && s[s.len() - 1] > 5
-        })
-        .ok_or_else(|| {
-            Error::Contract(format!(
-                "YOLOX decoder: no output of shape 1x{cells}x(5+classes) for input {}x{} (outputs: {}); check the recipe's decoder and input.shape",
-                input_hw.0,
-                input_hw.1,
-                names(outputs)
-            ))
-        })?;
-    let o = unbatch(name, arr, 2)?
-        .into_dimensionality::<Ix2>()
-        .map_err(|e| Error::Contract(format!("YOLOX output {name}: {e}")))?;
+    let expected = format!(
+        "1x{cells}x(5+classes) for input {}x{}",
+        input_hw.0, input_hw.1
+    );
+    let o = output_by_shape::<Ix2>(outputs, "YOLOX", &expected, |s| {
+        s.len() >= 2 && s[s.len() - 2] == cells && s[s.len() - 1] > 5
+    })?;
     let nc = o.shape()[1] - 5;
     let mut out = Vec::new();
     let mut row = 0;
@@ -289,18 +299,9 @@ fn fastestdet(
     lb: &Letterbox,
     params: &DecodeParams,
 ) -> Result<Vec<Detection>> {
-    let (name, arr) = outputs
-        .iter()
-        .find(|(_, a)| a.ndim() == 4 && a.shape()[1] > 5)
-        .ok_or_else(|| {
-            Error::Contract(format!(
-                "FastestDet decoder: no output of shape 1x(5+classes)xHxW (outputs: {}); check the recipe's decoder",
-                names(outputs)
-            ))
-        })?;
-    let o = unbatch(name, arr, 3)?
-        .into_dimensionality::<Ix3>()
-        .map_err(|e| Error::Contract(format!("FastestDet output {name}: {e}")))?;
+    let o = output_by_shape::<Ix3>(outputs, "FastestDet", "1x(5+classes)xHxW", |s| {
+        s.len() == 4 && s[1] > 5
+    })?;
     let (ch, gh, gw) = o.dim();
     let nc = ch - 5;
     let (in_h, in_w) = (input_hw.0 as f32, input_hw.1 as f32);
@@ -332,18 +333,9 @@ fn yolov8(
     lb: &Letterbox,
     params: &DecodeParams,
 ) -> Result<Vec<Detection>> {
-    let (name, arr) = outputs
-        .iter()
-        .find(|(_, a)| a.ndim() == 3 && a.shape()[1].min(a.shape()[2]) > 4)
-        .ok_or_else(|| {
-            Error::Contract(format!(
-                "YOLOv8 decoder: no output of shape 1x(4+classes)xN (outputs: {}); check the recipe's decoder",
-                names(outputs)
-            ))
-        })?;
-    let o = unbatch(name, arr, 2)?
-        .into_dimensionality::<Ix2>()
-        .map_err(|e| Error::Contract(format!("YOLOv8 output {name}: {e}")))?;
+    let o = output_by_shape::<Ix2>(outputs, "YOLOv8", "1x(4+classes)xN", |s| {
+        s.len() == 3 && s[1].min(s[2]) > 4
+    })?;
     // Ultralytics exports (4+nc) x N with N anchors >> channels; accept the transpose too.
     let o = if o.shape()[0] <= o.shape()[1] {
         o
