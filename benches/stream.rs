@@ -6,9 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 use trtforge::calib::stream::{ImageSet, ImageStream};
-use trtforge::recipe::{
-    ChannelOrder, InputContract, InputDtype, Interpolation, OnUnreadable, Order, ResizeMode,
-};
+use trtforge::recipe::{LoadedRecipe, OnUnreadable, Order};
 
 fn main() {
     let dir =
@@ -17,18 +15,8 @@ fn main() {
         eprintln!("SKIP: {} is absent", dir.display());
         return;
     }
-    let contract = InputContract {
-        tensor: "images".into(),
-        shape: [1, 3, 416, 416],
-        dtype: InputDtype::Float32,
-        channel_order: ChannelOrder::Bgr,
-        scale: 1.0,
-        mean: [0.0; 3],
-        std: [1.0; 3],
-        resize: ResizeMode::LetterboxTopLeft,
-        pad_value: 114.0,
-        interpolation: Interpolation::Linear,
-    };
+    let recipe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("engines/yolox-nano-int8.yaml");
+    let contract = LoadedRecipe::load(&recipe).expect("recipe").recipe.input;
     let set = ImageSet::from_path(&dir, Order::Sorted, 0, None).expect("image set");
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())

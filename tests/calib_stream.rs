@@ -8,9 +8,7 @@ use trtforge::calib::image::decode_rgb8;
 use trtforge::calib::npy::read_npy;
 use trtforge::calib::preprocess::preprocess_image;
 use trtforge::calib::stream::{dump_inputs, ImageSet, ImageStream};
-use trtforge::recipe::{
-    ChannelOrder, InputContract, InputDtype, Interpolation, OnUnreadable, Order, ResizeMode,
-};
+use trtforge::recipe::{InputContract, LoadedRecipe, OnUnreadable, Order};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -60,40 +58,19 @@ fn run_ref(py: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The input contract of the committed recipe for `model` (the recipes users run).
 fn contract(model: &str) -> InputContract {
-    let base = InputContract {
-        tensor: "images".into(),
-        shape: [1, 3, 416, 416],
-        dtype: InputDtype::Float32,
-        channel_order: ChannelOrder::Bgr,
-        scale: 1.0,
-        mean: [0.0; 3],
-        std: [1.0; 3],
-        resize: ResizeMode::LetterboxTopLeft,
-        pad_value: 114.0,
-        interpolation: Interpolation::Linear,
-    };
-    match model {
-        "yolox" => base,
-        "nanodet" => InputContract {
-            tensor: "data".into(),
-            shape: [1, 3, 320, 320],
-            mean: [103.53, 116.28, 123.675],
-            std: [57.375, 57.12, 58.395],
-            resize: ResizeMode::LetterboxCentre,
-            pad_value: 0.0,
-            ..base
-        },
-        "fastestdet" => InputContract {
-            tensor: "input.1".into(),
-            shape: [1, 3, 352, 352],
-            scale: 1.0 / 255.0,
-            resize: ResizeMode::Stretch,
-            pad_value: 0.0,
-            ..base
-        },
+    let recipe = match model {
+        "yolox" => "yolox-nano-int8.yaml",
+        "nanodet" => "nanodet-m-320-int8.yaml",
+        "fastestdet" => "fastestdet-dla-fp16.yaml",
         _ => unreachable!(),
-    }
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    LoadedRecipe::load(&root.join("engines").join(recipe))
+        .unwrap()
+        .recipe
+        .input
 }
 
 /// Images for the reference comparison: COCO JPEGs of several sizes, the greyscale one
