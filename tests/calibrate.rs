@@ -302,6 +302,64 @@ fn cache_is_identical_whatever_the_order_and_batch_size() {
     }
 }
 
+#[test]
+fn derived_tensors_match_asking_onnx_runtime_for_every_activation() {
+    // By default ONNX Runtime returns only what cannot be derived (YOLOX-nano: the conv
+    // outputs and a few others); reshapes and concats come from merged histograms and
+    // sigmoid / SiLU are recomputed. `--expose-all` asks for every tensor instead.
+    let (Some(model), Some(all)) = (common::yolox(), coco_images()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let list = list_file(tmp.path(), "images.txt", &all[8..20]);
+    let r = recipe(
+        tmp.path(),
+        "r.yaml",
+        &model,
+        416,
+        114,
+        "10.3",
+        &calib_section(&list, ""),
+    );
+    let run = |name: &str, algo: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let mut args = vec![
+            "calibrate",
+            r.to_str().unwrap(),
+            "--algorithm",
+            algo,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args);
+        read_ranges(&out)
+    };
+    for algo in ["minmax", "entropy"] {
+        let derived = run(&format!("derived-{algo}"), algo, &[]);
+        let exposed = run(&format!("exposed-{algo}"), algo, &["--expose-all"]);
+        assert_eq!(
+            derived.keys().collect::<Vec<_>>(),
+            exposed.keys().collect::<Vec<_>>(),
+            "{algo}: same tensors"
+        );
+        let maxes = run(&format!("max-{algo}"), "minmax", &["--expose-all"]);
+        for (t, &e) in &exposed {
+            let d = derived[t];
+            // minmax: the recomputed sigmoid is within 1e-6 relative of ONNX Runtime's; entropy:
+            // the threshold may move by at most one of its 2048 bins over [0, max].
+            let tol = match algo {
+                "minmax" => 1e-6 * e.abs(),
+                _ => maxes[t] / 2048.0 * 1.0001,
+            };
+            assert!(
+                (d - e).abs() <= tol,
+                "{algo} {t}: derived {d} vs exposed {e}"
+            );
+        }
+    }
+}
+
 /// A small conv net on 64x64 input (fast), saved in `dir`.
 fn tiny_model(dir: &Path, name: &str) -> PathBuf {
     let p = dir.join(name);

@@ -3,15 +3,16 @@
 //! cache, the range files and the provenance that guards them against staleness.
 
 use super::cache::{dynamic_range_txt, ranges_json, CalibrationCache};
+use super::capture::Plan;
+use super::collect::collect;
 use super::histogram::{HistogramSet, NonFinitePolicy};
 use super::provenance::{CalibrationRecord, FileRecord, Provenance};
 use super::range::{compute_all, RangeParams};
-use super::{stream, ImageSet, ImageStream};
+use super::{ImageSet, ImageStream};
 use crate::error::{Error, Result};
 use crate::exec::OrtSession;
 use crate::onnx::activation_names;
 use crate::recipe::{Algorithm, Calibration, LoadedRecipe, TrtVersion};
-use ndarray::Axis;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,9 @@ pub struct CalibrateOptions {
     pub force: bool,
     /// Decoding threads (0: every core).
     pub workers: usize,
+    /// Ask ONNX Runtime for every activation instead of deriving permutations, concats and
+    /// cheap activations (slower; a cross-check of the derivation).
+    pub expose_all: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -167,62 +171,37 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
         .iter()
         .map(|v| v.name.clone())
         .collect();
-    let extra: Vec<String> = names
-        .iter()
-        .filter(|n| !graph_inputs.contains(n))
-        .cloned()
-        .collect();
-    let mut session = OrtSession::from_model(&model, &extra)?;
+    let plan = if opts.expose_all {
+        Plan::expose_all(&model, &names, &graph_inputs)
+    } else {
+        Plan::new(&model, &names, &graph_inputs)
+    };
+    log::info!(
+        "{} activations: {} returned by ONNX Runtime, {} derived while histogramming",
+        names.len(),
+        plan.exposed().len(),
+        plan.derived_count()
+    );
+    let mut session = OrtSession::for_calibration(&model, &plan.exposed())?;
     let policy = if cal.drop_nonfinite {
         NonFinitePolicy::Drop
     } else {
         NonFinitePolicy::Error
     };
     let mut hists = HistogramSet::new(names.clone(), policy);
-    let index: std::collections::HashMap<&str, usize> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect();
     let mut images = ImageStream::new(set, input, cal.batch_size, cal.on_unreadable, opts.workers)?;
     if let Some(d) = &opts.dump_inputs {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
-    let bar = super::progress_bar(images.total() as u64, "calibrate");
-    let mut seq = 0usize;
-    // Non-float node outputs (shape arithmetic) never come back as f32: they are not
-    // activations TensorRT quantizes, and are left out of every file.
-    let mut is_float = vec![false; names.len()];
-    for batch in images.by_ref() {
-        let batch = batch?;
-        // The shared models have a static batch of 1: run image by image. Histograms do not
-        // depend on the split, so the cache is the same whatever the batch size.
-        for (k, item) in batch.items.iter().enumerate() {
-            let one = batch.tensor.index_axis(Axis(0), k).insert_axis(Axis(0));
-            if let Some(d) = &opts.dump_inputs {
-                stream::dump_one(d, seq, &item.path, batch.tensor.index_axis(Axis(0), k))?;
-            }
-            let x = one.as_standard_layout();
-            session.run_with(&[(input.tensor.as_str(), x.view().into_dyn())], |outs| {
-                let mut values: Vec<&[f32]> = vec![&[]; names.len()];
-                let xs = x.as_slice().expect("standard layout");
-                values[index[input.tensor.as_str()]] = xs;
-                is_float[index[input.tensor.as_str()]] = true;
-                for (name, v) in outs {
-                    if let Some(&i) = index.get(name) {
-                        is_float[i] = true;
-                        values[i] = v.as_slice().ok_or_else(|| {
-                            Error::Ort(format!("output {name} is not contiguous"))
-                        })?;
-                    }
-                }
-                hists.add_all(&values, &item.path)
-            })?;
-            seq += 1;
-            bar.inc(1);
-        }
-    }
-    bar.finish_and_clear();
+    let collected = collect(
+        &mut session,
+        &mut images,
+        &input.tensor,
+        &plan,
+        &mut hists,
+        opts.dump_inputs.as_deref(),
+    )?;
+    let (seq, is_float) = (collected.images, collected.is_float);
     if seq == 0 {
         return Err(Error::Invalid(format!(
             "{}: no readable calibration image (skipped {}); point calibration.images at real images",
@@ -231,6 +210,7 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
         )));
     }
 
+    plan.finish(&mut hists);
     let ranges = compute_all(&hists, &params, &graph_inputs);
     let mut cache = CalibrationCache::new(trt, cal.algorithm);
     let mut plain = Vec::with_capacity(ranges.len());

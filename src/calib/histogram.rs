@@ -9,8 +9,8 @@
 //! therefore equals the one built in a single pass with the final range `2^K`, whatever the
 //! order, and [`TensorHistogram::merge`] is exact for the same reason.
 //!
-//! Memory: `FINE_BINS * 4` bytes = 256 KiB per tensor (u32 low words; the rare bins past 2^32
-//! counts keep their high words in a small map) plus a few counters, fixed whatever the
+//! Memory: `FINE_BINS * 4` bytes = 256 KiB per tensor (u32 low words; the rare bins past 2^31
+//! counts keep their high part in a small map) plus a few counters, fixed whatever the
 //! number of images (a few hundred tensors: well under 100 MiB). Accumulate in parallel across
 //! tensors with [`HistogramSet::add_all`] (each tensor's histogram is touched by one thread at a
 //! time), so no per-thread copies are needed.
@@ -47,12 +47,15 @@ pub struct NonFinite {
 }
 
 /// Histogram of |x| for one tensor. See the module docs for the invariants.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct TensorHistogram {
-    /// Low 32 bits of each bin's count; `hi` holds the rest (bin -> count >> 32) for the rare
-    /// bins past 2^32, so the hot array is 4 bytes a bin and stays cache-resident.
-    lo: Box<[u32]>,
+    /// Each bin's count is `lo[i] + (hi[i] << 31)`. The hot array is 4 bytes a bin so it stays
+    /// in the L2 cache, and the inner loop increments it without an overflow test: after every
+    /// [`carry`](Self::carry) each `lo` is below 2^31, and at most 2^31 values are added before
+    /// the next one (`since_carry` counts them).
+    lo: Box<[u32; FINE_BINS]>,
     hi: BTreeMap<u32, u64>,
+    since_carry: u64,
     /// Range exponent: bins cover [0, 2^k).
     k: i32,
     /// Bit pattern of the largest finite |x| (bit order equals numeric order for |x|).
@@ -63,6 +66,26 @@ pub struct TensorHistogram {
     inf: u64,
     policy: NonFinitePolicy,
 }
+
+/// Values that may be added between carries without overflowing a `lo` bin.
+const CARRY_EVERY: u64 = 1 << 31;
+
+impl PartialEq for TensorHistogram {
+    /// Equal counts and counters (however the counts are split between `lo` and `hi`).
+    fn eq(&self, o: &Self) -> bool {
+        (
+            self.k,
+            self.max_bits,
+            self.count,
+            self.zeros,
+            self.nan,
+            self.inf,
+            self.policy,
+        ) == (o.k, o.max_bits, o.count, o.zeros, o.nan, o.inf, o.policy)
+            && self.counts() == o.counts()
+    }
+}
+impl Eq for TensorHistogram {}
 
 impl std::fmt::Debug for TensorHistogram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,6 +115,18 @@ fn scan(xs: &[f32]) -> (u32, u64) {
     (m, z as u64)
 }
 
+/// The inner loop: bin = |x| * scale truncated, one increment per value. `scale` is a power of
+/// two with |x| * scale < FINE_BINS for every x (finite, below the current 2^k).
+fn bin(lo: &mut [u32; FINE_BINS], xs: &[f32], scale: f32) {
+    for &x in xs {
+        let v = f32::from_bits(x.to_bits() & ABS_MASK) * scale;
+        // SAFETY: 0 <= v < FINE_BINS (see above), so it fits a u32; the mask keeps the index
+        // in bounds whatever happens, which also lets the compiler drop the bounds check.
+        let i = unsafe { v.to_int_unchecked::<u32>() } as usize & (FINE_BINS - 1);
+        lo[i] = lo[i].wrapping_add(1);
+    }
+}
+
 /// 2^e as f32, for e in the normal exponent range.
 fn pow2(e: i32) -> f32 {
     debug_assert!((-126..=127).contains(&e));
@@ -107,8 +142,12 @@ fn exponent_above(bits: u32) -> i32 {
 impl TensorHistogram {
     pub fn new(policy: NonFinitePolicy) -> Self {
         TensorHistogram {
-            lo: vec![0u32; FINE_BINS].into_boxed_slice(),
+            lo: vec![0u32; FINE_BINS]
+                .into_boxed_slice()
+                .try_into()
+                .expect("FINE_BINS elements"),
             hi: BTreeMap::new(),
+            since_carry: 0,
             k: K_MIN,
             max_bits: 0,
             count: 0,
@@ -156,20 +195,24 @@ impl TensorHistogram {
         self.max_bits = self.max_bits.max(max_bits);
         self.zeros += zeros;
         self.count += xs.len() as u64;
-        let scale = pow2(LOG2_FINE - self.k);
-        let (lo, hi) = (&mut self.lo[..], &mut self.hi);
-        for &x in xs {
-            let v = f32::from_bits(x.to_bits() & ABS_MASK) * scale;
-            // SAFETY: x is finite (scanned) and |x| < 2^k after grow_to; v = |x| * 2^(LOG2_FINE-k)
-            // is exact (or rounds towards 0 when subnormal), so 0 <= v < FINE_BINS fits a u32.
-            let i = unsafe { v.to_int_unchecked::<u32>() } as usize;
-            let i = i & (FINE_BINS - 1);
-            let (v, carry) = lo[i].overflowing_add(1);
-            lo[i] = v;
-            if carry {
-                *hi.entry(i as u32).or_insert(0) += 1;
+        for part in xs.chunks(CARRY_EVERY as usize) {
+            if self.since_carry + part.len() as u64 > CARRY_EVERY {
+                self.carry();
+            }
+            self.since_carry += part.len() as u64;
+            bin(&mut self.lo, part, pow2(LOG2_FINE - self.k));
+        }
+    }
+
+    /// Move every `lo` count of 2^31 or more into `hi`, so the next 2^31 adds cannot overflow.
+    fn carry(&mut self) {
+        for (i, l) in self.lo.iter_mut().enumerate() {
+            if *l >= CARRY_EVERY as u32 {
+                *l -= CARRY_EVERY as u32;
+                *self.hi.entry(i as u32).or_insert(0) += 1;
             }
         }
+        self.since_carry = 0;
     }
 
     /// Take back finite values added at the current range (for a refused chunk). Exact: a value
@@ -275,20 +318,21 @@ impl TensorHistogram {
     pub fn counts(&self) -> Vec<u64> {
         let mut c: Vec<u64> = self.lo.iter().map(|&v| v as u64).collect();
         for (&i, &h) in &self.hi {
-            c[i as usize] += h << 32;
+            c[i as usize] += h << 31;
         }
         c
     }
 
-    /// Set all counts (canonical split: `hi` only holds non-zero high parts).
+    /// Set all counts (each `lo` below 2^31 afterwards).
     fn store(&mut self, c: &[u64]) {
         self.hi.clear();
         for (i, (&v, l)) in c.iter().zip(self.lo.iter_mut()).enumerate() {
-            *l = v as u32;
-            if v >> 32 != 0 {
-                self.hi.insert(i as u32, v >> 32);
+            *l = (v % CARRY_EVERY) as u32;
+            if v >= CARRY_EVERY {
+                self.hi.insert(i as u32, v / CARRY_EVERY);
             }
         }
+        self.since_carry = 0;
     }
     pub fn policy(&self) -> NonFinitePolicy {
         self.policy
@@ -430,6 +474,27 @@ impl HistogramSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_past_u32_are_carried_before_a_bin_can_overflow() {
+        // Stand in for 2^32 adds: a bin already near the u32 limit, with the carry due.
+        let mut h = TensorHistogram::new(NonFinitePolicy::Error);
+        h.add(&[1.0]).unwrap(); // range [0, 2): 1.0 lands in the middle bin
+        let bin = FINE_BINS / 2;
+        h.lo[bin] = u32::MAX - 1;
+        h.since_carry = CARRY_EVERY;
+        h.add(&[1.0; 10]).unwrap();
+        let expected = (u32::MAX - 1) as u64 + 10;
+        assert_eq!(h.counts()[bin], expected);
+        assert!(h.lo[bin] < CARRY_EVERY as u32 + 10);
+        // Equality looks at counts, not at how they are split between the words.
+        let mut g = h.clone();
+        g.store(&g.counts());
+        assert_eq!(g, h);
+        // Growing the range keeps the carried counts.
+        h.add(&[3.0]).unwrap();
+        assert_eq!(h.counts()[bin / 2], expected);
+    }
 
     #[test]
     fn growth_equals_direct() {

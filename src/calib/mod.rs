@@ -9,12 +9,15 @@ pub mod stream;
 
 // Calibration algorithms and artifacts.
 pub mod cache;
+pub mod capture;
 pub mod histogram;
 pub mod provenance;
 pub mod range;
+pub mod unary;
 
 // Orchestration of `trtforge calibrate`, and progress display.
 pub mod calibrate;
+mod collect;
 mod progress;
 
 pub use progress::progress_bar;

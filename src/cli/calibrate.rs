@@ -27,6 +27,10 @@ pub struct Args {
     /// Recalibrate even if a cache exists (a stale cache is otherwise refused).
     #[arg(long)]
     force: bool,
+    /// Ask ONNX Runtime for every activation instead of deriving reshapes, concats and
+    /// element-wise activations from their inputs (about 2x slower; a cross-check).
+    #[arg(long)]
+    expose_all: bool,
     #[arg(long)]
     json: bool,
 }
@@ -60,6 +64,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         dump_inputs: a.dump_inputs,
         force: a.force,
         workers: 0,
+        expose_all: a.expose_all,
     };
     let report = calibrate(&recipe, &opts)?;
     if a.json {

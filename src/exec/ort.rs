@@ -7,6 +7,7 @@ use crate::onnx::Model;
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use ort::environment::Environment;
 use ort::session::Session;
+pub use ort::value::DynValue;
 use ort::value::{TensorRef, ValueType};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -117,6 +118,16 @@ impl OrtSession {
 
     /// Open an in-memory model (for example one just rewritten), with extra outputs.
     pub fn from_model(model: &Model, extra_outputs: &[String]) -> Result<Self> {
+        Self::build(model, extra_outputs, true)
+    }
+
+    /// A session for calibration: between runs the caller's own threads histogram the
+    /// outputs, so ONNX Runtime's workers must sleep rather than spin on the same cores.
+    pub fn for_calibration(model: &Model, extra_outputs: &[String]) -> Result<Self> {
+        Self::build(model, extra_outputs, false)
+    }
+
+    fn build(model: &Model, extra_outputs: &[String], spin: bool) -> Result<Self> {
         let env = init()?;
         let bytes = if extra_outputs.is_empty() {
             model.to_bytes()?
@@ -136,6 +147,11 @@ impl OrtSession {
         if threads > 0 {
             builder = builder
                 .with_intra_threads(threads)
+                .map_err(|e| ort_err(e.into()))?;
+        }
+        if !spin {
+            builder = builder
+                .with_intra_op_spinning(false)
                 .map_err(|e| ort_err(e.into()))?;
         }
         let session = builder.commit_from_memory(&bytes).map_err(ort_err)?;
@@ -242,6 +258,24 @@ impl OrtSession {
             }
         }
         visit(&views)
+    }
+
+    /// Run and return the float outputs as owned values (in `output_names` order), which may be
+    /// sent to another thread: calibration histograms one image while the next one runs.
+    pub fn run_owned(
+        &mut self,
+        inputs: &[(&str, ArrayViewD<'_, f32>)],
+    ) -> Result<Vec<(String, DynValue)>> {
+        let values = self.values(inputs)?;
+        let outputs = self
+            .session
+            .run(values)
+            .map_err(|e| Error::Ort(format!("{}: run failed: {e}", self.model.display())))?;
+        Ok(outputs
+            .into_iter()
+            .filter(|(_, v)| v.try_extract_array::<f32>().is_ok())
+            .map(|(n, v)| (n.to_string(), v))
+            .collect())
     }
 
     /// Shapes of every output for one run on `inputs` (any dtype), for shape probing.

@@ -1,0 +1,362 @@
+//! Which activations ONNX Runtime must hand back during calibration, and how every other
+//! tensor's histogram is obtained without it.
+//!
+//! Asking ONNX Runtime for every node output blocks its graph fusions and copies every
+//! tensor out: YOLOX-nano runs about 2x slower that way. Most of that is avoidable, exactly
+//! or nearly so:
+//! - a permutation of one tensor (Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Identity)
+//!   holds the same values, so it has the same |x| histogram; a Concat holds the union of its
+//!   inputs, so its histogram is their sum. Histograms merge exactly (see `histogram`), so these
+//!   are bit-identical to histogramming the tensor itself.
+//! - Sigmoid, SiLU (`Mul(x, Sigmoid(x))`), Relu and LeakyRelu of an exposed tensor are
+//!   recomputed from it while it is histogrammed (`unary`). Relu and LeakyRelu are exact;
+//!   sigmoid is within 1e-6 relative of the exact value, as ONNX Runtime's own kernel is.
+//!
+//! `Plan::expose_all` asks ONNX Runtime for everything instead (`trtforge calibrate --expose-all`),
+//! the slow cross-check.
+
+use super::histogram::{HistogramSet, TensorHistogram};
+use super::unary::{self, Unary};
+use crate::error::Result;
+use crate::onnx::Model;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Where one tensor's histogram comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A graph input: the caller feeds its values.
+    Input,
+    /// ONNX Runtime returns it as an output.
+    Exposed,
+    /// Computed from tensor `of` (an `Input` or `Exposed` one) while that is histogrammed.
+    Unary { of: usize, op: Unary },
+    /// The sum of these tensors' histograms, formed once at the end (all earlier in graph order).
+    Merge(Vec<usize>),
+}
+
+/// The capture plan for one model: a source per tensor, in graph order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub names: Vec<String>,
+    pub sources: Vec<Source>,
+    /// Per `Input`/`Exposed` tensor: the tensors recomputed from its values.
+    derived: Vec<Vec<(usize, Unary)>>,
+}
+
+const PERMUTATIONS: &[&str] = &[
+    "Reshape",
+    "Transpose",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Identity",
+];
+
+impl Plan {
+    /// `names`: every activation in graph order (graph inputs first), as `activation_names` gives.
+    pub fn new(model: &Model, names: &[String], graph_inputs: &[String]) -> Self {
+        Self::build(model, names, graph_inputs, true)
+    }
+
+    /// Every tensor exposed by ONNX Runtime: slower, for cross-checking the recomputation.
+    pub fn expose_all(model: &Model, names: &[String], graph_inputs: &[String]) -> Self {
+        Self::build(model, names, graph_inputs, false)
+    }
+
+    fn build(model: &Model, names: &[String], graph_inputs: &[String], derive: bool) -> Self {
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let mut sources: Vec<Source> = names
+            .iter()
+            .map(|n| {
+                if graph_inputs.contains(n) {
+                    Source::Input
+                } else {
+                    Source::Exposed
+                }
+            })
+            .collect();
+        // Which tensor each sigmoid output was recomputed from, for the SiLU pattern.
+        let mut sigmoid_of: HashMap<usize, usize> = HashMap::new();
+        for node in model.proto.graph.node.iter().filter(|_| derive) {
+            let [out] = node.output.as_slice() else {
+                continue;
+            };
+            let Some(&o) = index.get(out.as_str()) else {
+                continue;
+            };
+            let ins: Vec<Option<usize>> = node
+                .input
+                .iter()
+                .map(|i| index.get(i.as_str()).copied())
+                .collect();
+            // The tensor values come from, if it is one the caller sees.
+            let direct = |i: Option<usize>| {
+                i.filter(|&i| matches!(sources[i], Source::Input | Source::Exposed))
+            };
+            let op = node.op_type.as_str();
+            let source = match op {
+                _ if PERMUTATIONS.contains(&op) => ins
+                    .first()
+                    .copied()
+                    .flatten()
+                    .map(|i| Source::Merge(vec![i])),
+                "Concat" if !ins.is_empty() && ins.iter().all(Option::is_some) => {
+                    Some(Source::Merge(ins.iter().flatten().copied().collect()))
+                }
+                "Sigmoid" | "Relu" | "LeakyRelu" if ins.len() == 1 => direct(ins[0]).map(|of| {
+                    let op = match op {
+                        "Sigmoid" => Unary::Sigmoid,
+                        "Relu" => Unary::Relu,
+                        _ => Unary::LeakyRelu(
+                            node.attribute
+                                .iter()
+                                .find(|a| a.name == "alpha")
+                                .map_or(0.01, |a| a.f),
+                        ),
+                    };
+                    Source::Unary { of, op }
+                }),
+                "Mul" if ins.len() == 2 => {
+                    // Mul(x, Sigmoid(x)) in either order, x seen directly.
+                    let silu = |x: Option<usize>, s: Option<usize>| {
+                        let (x, s) = (direct(x)?, s?);
+                        (sigmoid_of.get(&s) == Some(&x)).then_some(Source::Unary {
+                            of: x,
+                            op: Unary::Silu,
+                        })
+                    };
+                    silu(ins[0], ins[1]).or_else(|| silu(ins[1], ins[0]))
+                }
+                _ => None,
+            };
+            if let Some(s) = source {
+                if let Source::Unary {
+                    of,
+                    op: Unary::Sigmoid,
+                } = s
+                {
+                    sigmoid_of.insert(o, of);
+                }
+                sources[o] = s;
+            }
+        }
+        let mut derived = vec![Vec::new(); names.len()];
+        for (i, s) in sources.iter().enumerate() {
+            if let Source::Unary { of, op } = s {
+                derived[*of].push((i, *op));
+            }
+        }
+        Plan {
+            names: names.to_vec(),
+            sources,
+            derived,
+        }
+    }
+
+    /// The node outputs ONNX Runtime must return (graph inputs are fed, not returned).
+    pub fn exposed(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .zip(&self.sources)
+            .filter(|(_, s)| **s == Source::Exposed)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Tensors ONNX Runtime would have returned that are derived instead.
+    pub fn derived_count(&self) -> usize {
+        self.sources
+            .iter()
+            .filter(|s| !matches!(s, Source::Input | Source::Exposed))
+            .count()
+    }
+
+    /// Add one image: `values[i]` holds the values of every `Input`/`Exposed` float tensor
+    /// (`None` for non-float ones). Tensors are histogrammed in parallel, each seen tensor
+    /// together with the activations recomputed from it.
+    pub fn add_image(
+        &self,
+        set: &mut HistogramSet,
+        values: &[Option<&[f32]>],
+        image: &Path,
+    ) -> Result<()> {
+        let mut slots: Vec<Option<&mut TensorHistogram>> = set.hists.iter_mut().map(Some).collect();
+        let mut jobs = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let Some(xs) = v else { continue };
+            let Some(h) = slots[i].take() else { continue };
+            let derived: Vec<(Unary, &mut TensorHistogram, &str)> = self.derived[i]
+                .iter()
+                .filter_map(|&(j, op)| Some((op, slots[j].take()?, self.names[j].as_str())))
+                .collect();
+            jobs.push((*xs, h, self.names[i].as_str(), derived));
+        }
+        jobs.into_par_iter()
+            .try_for_each(|(xs, h, name, mut derived)| {
+                add_with_derived(xs, h, name, &mut derived, image)
+            })
+    }
+
+    /// Whether each tensor holds float values, given which seen tensors were float.
+    pub fn float_tensors(&self, seen_float: &[bool]) -> Vec<bool> {
+        let mut f = seen_float.to_vec();
+        for (i, s) in self.sources.iter().enumerate() {
+            match s {
+                Source::Unary { of, .. } => f[i] = f[*of],
+                Source::Merge(from) => f[i] = from.iter().all(|&j| f[j]),
+                Source::Input | Source::Exposed => {}
+            }
+        }
+        f
+    }
+
+    /// Form the `Merge` histograms (in graph order, so chains resolve). Call once, at the end.
+    pub fn finish(&self, set: &mut HistogramSet) {
+        for (i, s) in self.sources.iter().enumerate() {
+            if let Source::Merge(from) = s {
+                let mut h = TensorHistogram::new(set.hists[i].policy());
+                for &j in from {
+                    h.merge(&set.hists[j]);
+                }
+                set.hists[i] = h;
+            }
+        }
+    }
+}
+
+/// Histogram `xs` into `h`, then each recomputed activation into its own histogram. Each
+/// histogram is filled in one go over the whole tensor: interleaving them block by block
+/// would keep three 256 KiB tables hot at once, more than a core's L2 cache holds.
+fn add_with_derived(
+    xs: &[f32],
+    h: &mut TensorHistogram,
+    name: &str,
+    derived: &mut [(Unary, &mut TensorHistogram, &str)],
+    image: &Path,
+) -> Result<()> {
+    h.add_named(xs, name, image)?;
+    if derived.is_empty() {
+        return Ok(());
+    }
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = Default::default();
+    }
+    SCRATCH.with_borrow_mut(|(sig, out)| {
+        sig.resize(xs.len(), 0.0);
+        out.resize(xs.len(), 0.0);
+        if unary::any_needs_sigmoid(derived.iter().map(|d| d.0)) {
+            unary::sigmoid(xs, sig);
+        }
+        for (op, dh, dname) in derived.iter_mut() {
+            unary::apply(*op, xs, sig, out);
+            dh.add_named(out, dname, image)?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::activation_names;
+    use crate::onnx::synth::{float_tensor, node, value_info, GraphBuilder};
+
+    /// x -> Conv -> c; Sigmoid(c) -> s; Mul(c, s) -> m; Relu(m) -> r; Reshape(r) -> p;
+    /// Concat(p, c) -> k; Sigmoid(k) -> q (input derived: must be exposed).
+    fn model() -> Model {
+        let mut g = GraphBuilder::new("capture");
+        g.graph.input.push(value_info("x", &[1, 2, 4, 4]));
+        let mut add = |op: &str, ins: &[&str], out: &str| {
+            g.graph.node.push(node(op, out, ins, &[out], vec![]));
+        };
+        add("Conv", &["x", "w"], "c");
+        add("Sigmoid", &["c"], "s");
+        add("Mul", &["s", "c"], "m");
+        add("Relu", &["m"], "r");
+        add("Reshape", &["r", "shape"], "p");
+        add("Concat", &["p", "c"], "k");
+        add("Sigmoid", &["k"], "q");
+        g.graph
+            .initializer
+            .push(float_tensor("w", &[2, 2, 1, 1], vec![1.0, 0.0, 0.0, 1.0]));
+        g.graph.output.push(value_info("q", &[1, 4, 4, 4]));
+        g.finish(13, "capture.onnx")
+    }
+
+    #[test]
+    fn permutations_and_concats_merge_and_activations_are_recomputed() {
+        let m = model();
+        let names = activation_names(&m);
+        let plan = Plan::new(&m, &names, &["x".to_string()]);
+        let at = |n: &str| names.iter().position(|x| x == n).unwrap();
+        let src = |n: &str| plan.sources[at(n)].clone();
+        assert_eq!(src("x"), Source::Input);
+        assert_eq!(src("c"), Source::Exposed);
+        assert_eq!(
+            src("s"),
+            Source::Unary {
+                of: at("c"),
+                op: Unary::Sigmoid
+            }
+        );
+        assert_eq!(
+            src("m"),
+            Source::Unary {
+                of: at("c"),
+                op: Unary::Silu
+            }
+        );
+        // Relu of a recomputed tensor has no values to start from: ONNX Runtime returns it.
+        assert_eq!(src("r"), Source::Exposed);
+        assert_eq!(src("p"), Source::Merge(vec![at("r")]));
+        assert_eq!(src("k"), Source::Merge(vec![at("p"), at("c")]));
+        assert_eq!(src("q"), Source::Exposed);
+        assert_eq!(plan.exposed(), ["c", "r", "q"]);
+        let all = Plan::expose_all(&m, &names, &["x".to_string()]);
+        assert_eq!(all.exposed(), ["c", "s", "m", "r", "p", "k", "q"]);
+        assert_eq!(all.derived_count(), 0);
+    }
+
+    #[test]
+    fn derived_histograms_equal_histogramming_the_values_themselves() {
+        use super::super::histogram::NonFinitePolicy;
+        let m = model();
+        let names = activation_names(&m);
+        let plan = Plan::new(&m, &names, &["x".to_string()]);
+        let at = |n: &str| names.iter().position(|x| x == n).unwrap();
+        let x: Vec<f32> = (0..32).map(|i| (i as f32 - 13.0) * 0.37).collect();
+        let c = x.clone(); // identity weights
+        let mut sig = vec![0f32; 32];
+        unary::sigmoid(&c, &mut sig);
+        let m_: Vec<f32> = c.iter().zip(&sig).map(|(a, b)| a * b).collect();
+        let r: Vec<f32> = m_.iter().map(|v| v.max(0.0)).collect();
+        let k: Vec<f32> = r.iter().chain(&c).copied().collect();
+        let mut q = vec![0f32; 64];
+        unary::sigmoid(&k, &mut q);
+        let mut set = HistogramSet::new(names.clone(), NonFinitePolicy::Error);
+        let mut values = vec![None; names.len()];
+        values[at("x")] = Some(&x[..]);
+        values[at("c")] = Some(&c[..]);
+        values[at("r")] = Some(&r[..]);
+        values[at("q")] = Some(&q[..]);
+        let img = Path::new("img.png");
+        plan.add_image(&mut set, &values, img).unwrap();
+        plan.finish(&mut set);
+        let direct = |v: &[f32]| {
+            let mut h = TensorHistogram::new(NonFinitePolicy::Error);
+            h.add(v).unwrap();
+            h
+        };
+        for (n, v) in [("s", &sig), ("m", &m_), ("p", &r), ("k", &k), ("c", &c)] {
+            assert_eq!(set.hists[at(n)], direct(v), "{n}");
+        }
+        let seen: Vec<bool> = values.iter().map(Option::is_some).collect();
+        assert!(plan.float_tensors(&seen).iter().all(|&f| f));
+    }
+}
