@@ -378,3 +378,80 @@ fn shared_detectors_qdq_run_in_onnx_runtime() {
         }
     }
 }
+
+/// The accuracy-aware plan end to end through the CLI, on the recipes' split of coco128-train
+/// (first 64 images calibrate, the other 64 validate): the gate of 0.015 mAP@0.5:0.95 holds
+/// with at least 80% of the MACs INT8, the naive model is worse, the files are written, and
+/// applying the written plan reproduces the planned model.
+#[test]
+fn accuracy_aware_plan_keeps_map_within_the_gate_on_both_detectors() {
+    if common::shared("datasets/coco128-train/images").is_none()
+        || common::shared_models().len() < 2
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for recipe in [
+        "engines/yolox-nano-qdq.yaml",
+        "engines/nanodet-m-320-qdq.yaml",
+    ] {
+        let recipe = common::crate_root().join(recipe);
+        let out = tmp.path().join(recipe.file_stem().unwrap());
+        let (code, stdout, err) = common::trtforge(&[
+            "quantize",
+            recipe.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{}: {err}", recipe.display());
+        let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let map = |k: &str| r[k]["map50_95"].as_f64().unwrap();
+        let (fp32, naive, planned) = (map("fp32"), map("int8_naive"), map("int8_planned"));
+        let share = r["int8_mac_share"].as_f64().unwrap();
+        println!(
+            "{}: FP32 {fp32:.4} naive {naive:.4} planned {planned:.4}, kept {}, INT8 MACs {:.1}%",
+            recipe.display(),
+            r["layers_kept"],
+            share * 100.0
+        );
+        assert_eq!(r["validation_images"], 64);
+        assert_eq!(r["calibration_images"], 64);
+        assert!(
+            fp32 - planned <= 0.015,
+            "{}: drop {}",
+            recipe.display(),
+            fp32 - planned
+        );
+        assert!(share >= 0.8, "{}: INT8 MACs {share}", recipe.display());
+        assert!(
+            naive < planned,
+            "{}: the plan should help",
+            recipe.display()
+        );
+        assert_eq!(r["gate_met"], true);
+        for f in [
+            "model.qdq.onnx",
+            "precision_plan.json",
+            "report.json",
+            "report.md",
+        ] {
+            assert!(out.join(f).is_file(), "{}: {f} missing", recipe.display());
+        }
+        // Applying the written plan gives the same model, so the same figure.
+        let again = tmp.path().join("again");
+        let (code, stdout, err) = common::trtforge(&[
+            "quantize",
+            recipe.to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+            "--plan",
+            out.join("precision_plan.json").to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let a: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(a["int8_planned"], r["int8_planned"]);
+        assert_eq!(a["layers_kept"], r["layers_kept"]);
+    }
+}
