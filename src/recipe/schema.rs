@@ -249,6 +249,10 @@ pub struct Builder {
     /// Optimization profile per dynamic input.
     #[serde(default)]
     pub profiles: BTreeMap<String, ShapeProfile>,
+    /// `precision_plan.json` of `trtforge quantize`, relative to the recipe's folder: on the
+    /// calibrator path its layers are pinned to FP16 (precision constraints obeyed).
+    #[serde(default)]
+    pub precision_plan: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -82,6 +82,21 @@ pub fn build_engine(
             Precision::Best => BuildPrecision::Best,
         })?;
     }
+    if !plan.fp16_layers.is_empty() {
+        // INT8 with a precision plan: FP16 must be enabled for the pinned layers, and the
+        // builder must obey the pins instead of choosing INT8 where it measures faster.
+        config.set_precision(BuildPrecision::Best)?;
+        config.set_constraints(Constraints::Obey)?;
+        for layer in &plan.fp16_layers {
+            // The ONNX parser names each layer after its node.
+            if network.set_precision_where_exact(layer, DATA_TYPE_HALF)? == 0 {
+                return Err(Error::Invalid(format!(
+                    "precision plan: the parsed network has no layer named '{layer}'; \
+                     rerun `trtforge quantize` for this model"
+                )));
+            }
+        }
+    }
     if let Some(mib) = r.builder.workspace_mib {
         config.set_workspace_mib(mib)?;
     }

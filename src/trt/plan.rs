@@ -32,6 +32,8 @@ pub struct BuildPlan {
     pub int8: Int8Source,
     /// Graph inputs (name, dims; 0 or negative = dynamic).
     pub inputs: Vec<(String, Vec<i64>)>,
+    /// Layers (ONNX node names) the precision plan keeps in FP16 on the calibrator path.
+    pub fp16_layers: Vec<String>,
     /// CPU steps done, in order, for the report.
     pub steps: Vec<String>,
 }
@@ -137,6 +139,7 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
         (_, false) => Int8Source::Calibrator,
     };
     steps.push(format!("INT8 source: {int8:?}"));
+    let fp16_layers = precision_plan_layers(loaded, graph, int8, &mut steps)?;
     let stem = loaded
         .path
         .file_stem()
@@ -154,8 +157,61 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
         qdq_nodes,
         int8,
         inputs,
+        fp16_layers,
         steps,
     })
+}
+
+/// The layers `builder.precision_plan` keeps in FP16, checked against the model's nodes.
+/// Only the calibrator path applies them: a Q/DQ model already leaves them unquantized, and
+/// FP32/FP16 builds have no INT8 layer to keep out.
+fn precision_plan_layers(
+    loaded: &LoadedRecipe,
+    graph: &onnx_protobuf::GraphProto,
+    int8: Int8Source,
+    steps: &mut Vec<String>,
+) -> Result<Vec<String>> {
+    let Some(rel) = &loaded.recipe.builder.precision_plan else {
+        return Ok(vec![]);
+    };
+    let path = loaded.resolve(rel);
+    if !path.is_file() {
+        return Err(loaded.field_error(
+            "builder.precision_plan",
+            format!(
+                "{} does not exist; write it with `trtforge quantize` or fix the path",
+                path.display()
+            ),
+        ));
+    }
+    let keep = crate::quant::PrecisionPlan::read(&path)?.keep_set();
+    let nodes: std::collections::HashSet<&str> =
+        graph.node.iter().map(|n| n.name.as_str()).collect();
+    if let Some(missing) = keep.iter().find(|k| !nodes.contains(k.as_str())) {
+        return Err(Error::Invalid(format!(
+            "{}: layer '{missing}' is not a node of {}; the plan was made for another model: rerun `trtforge quantize` for this recipe",
+            path.display(),
+            loaded.model_path().display()
+        )));
+    }
+    if int8 != Int8Source::Calibrator {
+        steps.push(format!(
+            "precision plan {} not applied: {}",
+            path.display(),
+            match int8 {
+                Int8Source::ExplicitQdq => "the Q/DQ model already keeps its layers unquantized",
+                _ => "no INT8 layers in this build",
+            }
+        ));
+        return Ok(vec![]);
+    }
+    steps.push(format!(
+        "precision plan {}: {} layers pinned to FP16 ({})",
+        path.display(),
+        keep.len(),
+        keep.iter().cloned().collect::<Vec<_>>().join(", ")
+    ));
+    Ok(keep.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -232,5 +288,62 @@ mod tests {
         r.recipe.input.tensor = "input.1".into();
         let e = plan(&r).unwrap_err().to_string();
         assert!(e.contains("input.tensor") && e.contains("images"), "{e}");
+    }
+
+    fn write_plan(dir: &Path, nodes: &[&str]) -> PathBuf {
+        let plan = crate::quant::PrecisionPlan {
+            model: "yolox_nano.onnx".into(),
+            keep_precision: "fp16".into(),
+            keep: nodes
+                .iter()
+                .enumerate()
+                .map(|(rank, n)| crate::quant::plan::KeptLayer {
+                    node: n.to_string(),
+                    op: "Conv".into(),
+                    macs: 0,
+                    rank,
+                    gain: 0.1,
+                    why: "test".into(),
+                })
+                .collect(),
+            max_map_drop: 0.015,
+            gate_met: true,
+            int8_mac_share: 0.99,
+        };
+        let p = dir.join("precision_plan.json");
+        std::fs::write(&p, serde_json::to_string(&plan).unwrap()).unwrap();
+        p
+    }
+
+    #[test]
+    fn precision_plan_pins_its_layers_on_the_calibrator_path_only() {
+        let Some(model) = shared_model() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        write_plan(dir.path(), &["Conv_44", "Conv_70"]);
+        let int8 = "precision: int8
+calibration:
+  images: imgs
+builder:
+  precision_plan: precision_plan.json
+";
+        let p = plan(&recipe(dir.path(), &model, int8)).unwrap();
+        assert_eq!(p.fp16_layers, ["Conv_44", "Conv_70"]);
+        assert!(p.steps.iter().any(|s| s.contains("2 layers pinned to FP16")), "{:?}", p.steps);
+        // FP16 builds have nothing to keep out of INT8.
+        let fp16 = "precision: fp16
+builder:
+  precision_plan: precision_plan.json
+";
+        let p = plan(&recipe(dir.path(), &model, fp16)).unwrap();
+        assert!(p.fp16_layers.is_empty());
+        assert!(p.steps.iter().any(|s| s.contains("not applied")), "{:?}", p.steps);
+        // A plan naming a node this model lacks was made for another model.
+        write_plan(dir.path(), &["Conv_44", "Conv_9999"]);
+        let e = plan(&recipe(dir.path(), &model, int8)).unwrap_err().to_string();
+        assert!(e.contains("Conv_9999") && e.contains("precision_plan.json"), "{e}");
+        // A missing plan names the recipe field.
+        std::fs::remove_file(dir.path().join("precision_plan.json")).unwrap();
+        let e = plan(&recipe(dir.path(), &model, int8)).unwrap_err().to_string();
+        assert!(e.contains("builder.precision_plan") && e.contains("trtforge quantize"), "{e}");
     }
 }

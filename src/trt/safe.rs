@@ -425,9 +425,9 @@ impl Network<'_> {
         (0..n).map(|i| self.io(false, i)).collect()
     }
 
-    /// Pin every layer whose name contains `pattern` to `dtype` (TensorRT DataType number).
-    /// Returns how many layers matched.
-    pub fn set_precision_where(&self, pattern: &str, dtype: i32) -> Result<usize> {
+    /// Pin the layers named exactly `name` to `dtype` (precision and output types; a TensorRT
+    /// DataType number such as [`DATA_TYPE_HALF`]). Returns how many layers matched.
+    pub fn set_precision_where_exact(&self, wanted: &str, dtype: i32) -> Result<usize> {
         let mut n = 0;
         // SAFETY: valid handle, out-pointer.
         check(
@@ -442,7 +442,7 @@ impl Network<'_> {
                 unsafe { sys::trtforge_network_layer_name(self.raw.as_ptr(), i, &mut name) },
                 "layer name",
             )?;
-            if cstr(name).contains(pattern) {
+            if cstr(name) == wanted {
                 // SAFETY: valid handle, index in range.
                 check(
                     unsafe {
@@ -536,6 +536,9 @@ pub enum BuildPrecision {
     Int8,
     Best,
 }
+
+/// `nvinfer1::DataType::kHALF` (the same number in TensorRT 8.5 to 10.x).
+pub const DATA_TYPE_HALF: i32 = 1;
 
 /// Precision constraints for layers given explicit precisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
