@@ -43,7 +43,7 @@ pub fn collect(
     // Where the time goes (printed with -v).
     let (mut seq, mut t_wait, mut t_run, mut t_hist) = (0usize, 0f64, 0f64, 0f64);
     let mut t0 = Instant::now();
-    while let Some(batch) = stream.next() {
+    for batch in stream.by_ref() {
         t_wait += t0.elapsed().as_secs_f64();
         let batch = batch?;
         // The shared models have a static batch of 1: run image by image. Histograms do not

@@ -49,7 +49,7 @@ fn exp_clamped(t: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     // 2^n from the bits: n + 127 + 2^23 holds the integer n + 127 in its low mantissa bits
     // (integer-only and vectorisable, unlike a saturating float-to-int cast).

@@ -328,7 +328,13 @@ builder:
 ";
         let p = plan(&recipe(dir.path(), &model, int8)).unwrap();
         assert_eq!(p.fp16_layers, ["Conv_44", "Conv_70"]);
-        assert!(p.steps.iter().any(|s| s.contains("2 layers pinned to FP16")), "{:?}", p.steps);
+        assert!(
+            p.steps
+                .iter()
+                .any(|s| s.contains("2 layers pinned to FP16")),
+            "{:?}",
+            p.steps
+        );
         // FP16 builds have nothing to keep out of INT8.
         let fp16 = "precision: fp16
 builder:
@@ -336,14 +342,28 @@ builder:
 ";
         let p = plan(&recipe(dir.path(), &model, fp16)).unwrap();
         assert!(p.fp16_layers.is_empty());
-        assert!(p.steps.iter().any(|s| s.contains("not applied")), "{:?}", p.steps);
+        assert!(
+            p.steps.iter().any(|s| s.contains("not applied")),
+            "{:?}",
+            p.steps
+        );
         // A plan naming a node this model lacks was made for another model.
         write_plan(dir.path(), &["Conv_44", "Conv_9999"]);
-        let e = plan(&recipe(dir.path(), &model, int8)).unwrap_err().to_string();
-        assert!(e.contains("Conv_9999") && e.contains("precision_plan.json"), "{e}");
+        let e = plan(&recipe(dir.path(), &model, int8))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("Conv_9999") && e.contains("precision_plan.json"),
+            "{e}"
+        );
         // A missing plan names the recipe field.
         std::fs::remove_file(dir.path().join("precision_plan.json")).unwrap();
-        let e = plan(&recipe(dir.path(), &model, int8)).unwrap_err().to_string();
-        assert!(e.contains("builder.precision_plan") && e.contains("trtforge quantize"), "{e}");
+        let e = plan(&recipe(dir.path(), &model, int8))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("builder.precision_plan") && e.contains("trtforge quantize"),
+            "{e}"
+        );
     }
 }
