@@ -3,6 +3,5 @@
 mod ort;
 
 pub use self::ort::{
-    init as init_ort, library_path as ort_library_path, version as ort_version, zeros, DynValue,
-    OrtSession,
+    init as init_ort, library_path as ort_library_path, version as ort_version, zeros, OrtSession,
 };

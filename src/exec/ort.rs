@@ -7,7 +7,6 @@ use crate::onnx::Model;
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use ort::environment::Environment;
 use ort::session::Session;
-pub use ort::value::DynValue;
 use ort::value::{TensorRef, ValueType};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -258,24 +257,6 @@ impl OrtSession {
             }
         }
         visit(&views)
-    }
-
-    /// Run and return the float outputs as owned values (in `output_names` order), which may be
-    /// sent to another thread: calibration histograms one image while the next one runs.
-    pub fn run_owned(
-        &mut self,
-        inputs: &[(&str, ArrayViewD<'_, f32>)],
-    ) -> Result<Vec<(String, DynValue)>> {
-        let values = self.values(inputs)?;
-        let outputs = self
-            .session
-            .run(values)
-            .map_err(|e| Error::Ort(format!("{}: run failed: {e}", self.model.display())))?;
-        Ok(outputs
-            .into_iter()
-            .filter(|(_, v)| v.try_extract_array::<f32>().is_ok())
-            .map(|(n, v)| (n.to_string(), v))
-            .collect())
     }
 
     /// Shapes of every output for one run on `inputs` (any dtype), for shape probing.
