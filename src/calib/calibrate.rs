@@ -176,13 +176,14 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
     } else {
         Plan::new(&model, &names, &graph_inputs)
     };
+    let exposed = plan.exposed();
     log::info!(
         "{} activations: {} returned by ONNX Runtime, {} derived while histogramming",
         names.len(),
-        plan.exposed().len(),
+        exposed.len(),
         plan.derived_count()
     );
-    let mut session = OrtSession::for_calibration(&model, &plan.exposed())?;
+    let mut session = OrtSession::for_calibration(&model, &exposed)?;
     let policy = if cal.drop_nonfinite {
         NonFinitePolicy::Drop
     } else {

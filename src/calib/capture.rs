@@ -83,7 +83,13 @@ impl Plan {
             .collect();
         // Which tensor each sigmoid output was recomputed from, for the SiLU pattern.
         let mut sigmoid_of: HashMap<usize, usize> = HashMap::new();
-        for node in model.proto.graph.node.iter().filter(|_| derive) {
+        // `expose_all`: every tensor stays Input or Exposed.
+        let nodes = if derive {
+            &model.proto.graph.node[..]
+        } else {
+            &[]
+        };
+        for node in nodes {
             let [out] = node.output.as_slice() else {
                 continue;
             };

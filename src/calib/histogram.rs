@@ -12,8 +12,9 @@
 //! Memory: `FINE_BINS * 4` bytes = 256 KiB per tensor (u32 low words; the rare bins past 2^31
 //! counts keep their high part in a small map) plus a few counters, fixed whatever the
 //! number of images (a few hundred tensors: well under 100 MiB). Accumulate in parallel across
-//! tensors with [`HistogramSet::add_all`] (each tensor's histogram is touched by one thread at a
-//! time), so no per-thread copies are needed.
+//! tensors (calibration does it through `capture::Plan::add_image`; [`HistogramSet::add_all`]
+//! when every tensor's values are at hand): each tensor's histogram is touched by one thread at
+//! a time, so no per-thread copies are needed.
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
