@@ -356,6 +356,15 @@ builder:
             e.contains("Conv_9999") && e.contains("precision_plan.json"),
             "{e}"
         );
+        // A corrupt plan names the file and what it should be.
+        std::fs::write(dir.path().join("precision_plan.json"), "{\"keep\": [").unwrap();
+        let e = plan(&recipe(dir.path(), &model, int8))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("precision_plan.json") && e.contains("written by `trtforge quantize`"),
+            "{e}"
+        );
         // A missing plan names the recipe field.
         std::fs::remove_file(dir.path().join("precision_plan.json")).unwrap();
         let e = plan(&recipe(dir.path(), &model, int8))
