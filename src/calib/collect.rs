@@ -53,7 +53,9 @@ pub fn collect(
             if let Some(d) = dump_inputs {
                 stream::dump_one(d, seq, &item.path, one.view())?;
             }
-            let x = one.insert_axis(Axis(0)).as_standard_layout().into_owned();
+            // A batch slice is already contiguous: borrowed, not copied.
+            let one = one.insert_axis(Axis(0));
+            let x = one.as_standard_layout();
             let t = Instant::now();
             let mut h_seconds = 0f64;
             session.run_with(&[(input_name, x.view().into_dyn())], |outs| {
