@@ -222,61 +222,121 @@ pub fn entropy(h: &TensorHistogram, bins: usize) -> Entropy {
             spikes: vec![],
         };
     }
-    let mut c = h.coarse(bins);
-    let cw = max as f64 / bins as f64;
-    let total: f64 = c.iter().sum();
-    // Fix 2: find spikes on the raw histogram (bin 0 excluded: zeros are handled below).
-    let mut spikes = vec![];
-    let mut floor_index = 0usize;
-    let raw = c.clone();
-    for b in 1..bins {
-        if raw[b] < SPIKE_SHARE * total {
-            continue;
-        }
-        let lo = b.saturating_sub(SPIKE_HALF_WINDOW).max(1);
-        let hi = (b + SPIKE_HALF_WINDOW).min(bins - 1);
-        let n = (hi - lo) as f64; // neighbours, b excluded
-        let neigh = (raw[lo..=hi].iter().sum::<f64>() - raw[b]) / n.max(1.0);
-        if raw[b] >= SPIKE_RATIO * neigh {
-            c[b] = neigh;
-            spikes.push(((b as f64 + 0.5) * cw) as f32);
-            floor_index = floor_index.max(b + 1);
-        }
-    }
-    c[0] = c[1];
-    let total: f64 = c.iter().sum();
-    // Prefix sums make each candidate O(LEVELS): counts, non-empty bins, and sum of c*ln(c).
-    // KL(P||Q) = sum_b p_b ln p_b - sum_b p_b ln q_b, with p_b = c_b / total for b < i-1 and
-    // q_b = (level mean over non-empty bins) / (sum of the first i bins) wherever c_b > 0.
-    let mut s = vec![0f64; bins + 1];
-    let mut nz = vec![0u32; bins + 1];
-    let mut a = vec![0f64; bins + 1];
-    for b in 0..bins {
-        s[b + 1] = s[b] + c[b];
-        nz[b + 1] = nz[b] + (c[b] != 0.0) as u32;
-        a[b + 1] = a[b] + if c[b] > 0.0 { c[b] * c[b].ln() } else { 0.0 };
-    }
-    let ln_total = total.ln();
+    let search = KlSearch::new(h, bins);
     let mut best: Option<(f64, usize)> = None;
     for i in START_BIN..=bins {
+        let Some(kl) = search.kl(i) else { continue };
+        match best {
+            Some((k, _)) if kl > k => {}
+            _ => best = Some((kl, i)),
+        }
+    }
+    let Some((_, index)) = best else {
+        // Nothing usable (every candidate clips most values or sees no data): keep everything.
+        return Entropy {
+            amax: max,
+            index: 0,
+            spikes: search.spikes,
+        };
+    };
+    let i = index.max(search.floor_index);
+    let amax = ((i as f64 * search.cw) as f32).min(max);
+    Entropy {
+        amax,
+        index: i,
+        spikes: search.spikes,
+    }
+}
+
+/// KL(P || Q) of candidate `i` (threshold i * max / bins) on `h`, as [`entropy`] scores it;
+/// `None` where it skips the candidate. Lets a check ask how good another threshold is.
+pub fn entropy_kl(h: &TensorHistogram, bins: usize, i: usize) -> Option<f64> {
+    if h.count() == 0 || h.max_abs() == 0.0 || !(START_BIN..=bins).contains(&i) {
+        return None;
+    }
+    KlSearch::new(h, bins).kl(i)
+}
+
+/// The coarse histogram with spikes flattened and its prefix sums: each candidate is O(LEVELS).
+/// KL(P||Q) = sum_b p_b ln p_b - sum_b p_b ln q_b, with p_b = c_b / total for b < i-1 and
+/// q_b = (level mean over non-empty bins) / (sum of the first i bins) wherever c_b > 0.
+struct KlSearch {
+    c: Vec<f64>,
+    cw: f64,
+    total: f64,
+    /// Prefix sums of counts, of non-empty bins, and of c ln c.
+    s: Vec<f64>,
+    nz: Vec<u32>,
+    a: Vec<f64>,
+    spikes: Vec<f32>,
+    floor_index: usize,
+}
+
+impl KlSearch {
+    fn new(h: &TensorHistogram, bins: usize) -> Self {
+        let mut c = h.coarse(bins);
+        let cw = h.max_abs() as f64 / bins as f64;
+        let total: f64 = c.iter().sum();
+        // Fix 2: find spikes on the raw histogram (bin 0 excluded: zeros are handled below).
+        let mut spikes = vec![];
+        let mut floor_index = 0usize;
+        let raw = c.clone();
+        for b in 1..bins {
+            if raw[b] < SPIKE_SHARE * total {
+                continue;
+            }
+            let lo = b.saturating_sub(SPIKE_HALF_WINDOW).max(1);
+            let hi = (b + SPIKE_HALF_WINDOW).min(bins - 1);
+            let n = (hi - lo) as f64; // neighbours, b excluded
+            let neigh = (raw[lo..=hi].iter().sum::<f64>() - raw[b]) / n.max(1.0);
+            if raw[b] >= SPIKE_RATIO * neigh {
+                c[b] = neigh;
+                spikes.push(((b as f64 + 0.5) * cw) as f32);
+                floor_index = floor_index.max(b + 1);
+            }
+        }
+        c[0] = c[1];
+        let total: f64 = c.iter().sum();
+        let mut s = vec![0f64; bins + 1];
+        let mut nz = vec![0u32; bins + 1];
+        let mut a = vec![0f64; bins + 1];
+        for b in 0..bins {
+            s[b + 1] = s[b] + c[b];
+            nz[b + 1] = nz[b] + (c[b] != 0.0) as u32;
+            a[b + 1] = a[b] + if c[b] > 0.0 { c[b] * c[b].ln() } else { 0.0 };
+        }
+        KlSearch {
+            c,
+            cw,
+            total,
+            s,
+            nz,
+            a,
+            spikes,
+            floor_index,
+        }
+    }
+
+    fn kl(&self, i: usize) -> Option<f64> {
+        let (c, s, nz, a, total) = (&self.c, &self.s, &self.nz, &self.a, self.total);
         let tail = total - s[i];
         // Fix 1b: never clip more than half the values.
         if tail > 0.5 * total {
-            continue;
+            return None;
         }
         let q_total = s[i];
         // Fix 1a: an all-empty Q carries no information (the reference's NaN).
         if q_total <= 0.0 {
-            continue;
+            return None;
         }
         let last = c[i - 1];
         let p_last = last + tail;
         if p_last > 0.0 && last == 0.0 {
-            continue; // P > 0 where Q = 0: infinite divergence
+            return None; // P > 0 where Q = 0: infinite divergence
         }
         let ln_q_total = q_total.ln();
         // Bins [0, i-1): sum p ln p - sum p ln q.
-        let mut kl = (a[i - 1] - ln_total * s[i - 1]) / total;
+        let mut kl = (a[i - 1] - total.ln() * s[i - 1]) / total;
         let mut ln_q_last = 0.0;
         for l in 0..LEVELS {
             let start = (l * i).div_ceil(LEVELS);
@@ -297,28 +357,7 @@ pub fn entropy(h: &TensorHistogram, bins: usize) -> Entropy {
             let p = p_last / total;
             kl += p * (p.ln() - ln_q_last);
         }
-        if kl.is_nan() {
-            continue;
-        }
-        match best {
-            Some((k, _)) if kl > k => {}
-            _ => best = Some((kl, i)),
-        }
-    }
-    let Some((_, index)) = best else {
-        // Nothing usable (every candidate clips most values or sees no data): keep everything.
-        return Entropy {
-            amax: max,
-            index: 0,
-            spikes,
-        };
-    };
-    let i = index.max(floor_index);
-    let amax = ((i as f64 * cw) as f32).min(max);
-    Entropy {
-        amax,
-        index: i,
-        spikes,
+        (!kl.is_nan()).then_some(kl)
     }
 }
 
