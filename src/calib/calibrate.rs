@@ -8,10 +8,11 @@ use super::collect::collect;
 use super::histogram::{HistogramSet, NonFinitePolicy};
 use super::provenance::{CalibrationRecord, FileRecord, Provenance};
 use super::range::{compute_all, RangeParams};
+use super::stream::Skipped;
 use super::{ImageSet, ImageStream};
 use crate::error::{Error, Result};
 use crate::exec::OrtSession;
-use crate::onnx::activation_names;
+use crate::onnx::{activation_names, Model};
 use crate::recipe::{Algorithm, Calibration, LoadedRecipe, TrtVersion};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -165,53 +166,13 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
         }
     }
 
-    let input = &recipe.recipe.input;
-    let names = activation_names(&model);
-    let graph_inputs: Vec<String> = crate::onnx::real_inputs(&model)
-        .iter()
-        .map(|v| v.name.clone())
-        .collect();
-    let plan = if opts.expose_all {
-        Plan::expose_all(&model, &names, &graph_inputs)
-    } else {
-        Plan::new(&model, &names, &graph_inputs)
-    };
-    let exposed = plan.exposed();
-    log::info!(
-        "{} activations: {} returned by ONNX Runtime, {} derived while histogramming",
-        names.len(),
-        exposed.len(),
-        plan.derived_count()
-    );
-    let mut session = OrtSession::for_calibration(&model, &exposed)?;
-    let policy = if cal.drop_nonfinite {
-        NonFinitePolicy::Drop
-    } else {
-        NonFinitePolicy::Error
-    };
-    let mut hists = HistogramSet::new(names.clone(), policy);
-    let mut images = ImageStream::new(set, input, cal.batch_size, cal.on_unreadable, opts.workers)?;
-    if let Some(d) = &opts.dump_inputs {
-        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-    }
-    let collected = collect(
-        &mut session,
-        &mut images,
-        &input.tensor,
-        &plan,
-        &mut hists,
-        opts.dump_inputs.as_deref(),
-    )?;
-    let (seq, is_float) = (collected.images, collected.is_float);
-    if seq == 0 {
-        return Err(Error::Invalid(format!(
-            "{}: no readable calibration image (skipped {}); point calibration.images at real images",
-            cal.images.display(),
-            images.skipped().len()
-        )));
-    }
-
-    plan.finish(&mut hists);
+    let Gathered {
+        hists,
+        is_float,
+        images: seq,
+        skipped,
+        graph_inputs,
+    } = gather(recipe, &model, &cal, set, opts)?;
     let ranges = compute_all(&hists, &params, &graph_inputs);
     let mut cache = CalibrationCache::new(trt, cal.algorithm);
     let mut plain = Vec::with_capacity(ranges.len());
@@ -250,8 +211,7 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
         tensorrt: trt.to_string(),
         algorithm: cal.algorithm,
         images: seq,
-        skipped: images
-            .skipped()
+        skipped: skipped
             .iter()
             .map(|s| format!("{}: {}", s.path.display(), s.reason))
             .collect(),
@@ -259,5 +219,82 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
         flagged,
         nonfinite_dropped: dropped,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// What one pass of the FP32 model over the calibration images gathered.
+pub struct Gathered {
+    /// Every activation's histogram, derived ones included (graph order).
+    pub hists: HistogramSet,
+    pub is_float: Vec<bool>,
+    /// Images histogrammed, and the ones skipped as unreadable.
+    pub images: usize,
+    pub skipped: Vec<Skipped>,
+    pub graph_inputs: Vec<String>,
+}
+
+/// Run the model over `set` and histogram every activation (the part of `calibrate` before
+/// ranges are picked; public so checks can compare histograms, e.g. with `expose_all`).
+pub fn gather(
+    recipe: &LoadedRecipe,
+    model: &Model,
+    cal: &Calibration,
+    set: ImageSet,
+    opts: &CalibrateOptions,
+) -> Result<Gathered> {
+    let input = &recipe.recipe.input;
+    let names = activation_names(model);
+    let graph_inputs: Vec<String> = crate::onnx::real_inputs(model)
+        .iter()
+        .map(|v| v.name.clone())
+        .collect();
+    let plan = if opts.expose_all {
+        Plan::expose_all(model, &names, &graph_inputs)
+    } else {
+        Plan::new(model, &names, &graph_inputs)
+    };
+    let exposed = plan.exposed();
+    log::info!(
+        "{} activations: {} returned by ONNX Runtime, {} derived from histograms",
+        names.len(),
+        exposed.len(),
+        plan.derived_count()
+    );
+    let mut session = OrtSession::for_calibration(model, &exposed)?;
+    let policy = if cal.drop_nonfinite {
+        NonFinitePolicy::Drop
+    } else {
+        NonFinitePolicy::Error
+    };
+    let mut hists = plan.histograms(policy);
+    let mut images = ImageStream::new(set, input, cal.batch_size, cal.on_unreadable, opts.workers)?;
+    if let Some(d) = &opts.dump_inputs {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    let collected = collect(
+        &mut session,
+        &mut images,
+        &input.tensor,
+        &plan,
+        &mut hists,
+        opts.dump_inputs.as_deref(),
+    )?;
+    let (seq, is_float) = (collected.images, collected.is_float);
+    if seq == 0 {
+        return Err(Error::Invalid(format!(
+            "{}: no readable calibration image (skipped {}); point calibration.images at real images",
+            cal.images.display(),
+            images.skipped().len()
+        )));
+    }
+
+    plan.finish(&mut hists);
+    let skipped = images.skipped().to_vec();
+    Ok(Gathered {
+        hists,
+        is_float,
+        images: seq,
+        skipped,
+        graph_inputs,
     })
 }

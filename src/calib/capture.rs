@@ -8,13 +8,14 @@
 //!   holds the same values, so it has the same |x| histogram; a Concat holds the union of its
 //!   inputs, so its histogram is their sum. Histograms merge exactly (see `histogram`), so these
 //!   are bit-identical to histogramming the tensor itself.
-//! - Sigmoid, SiLU (`Mul(x, Sigmoid(x))`), Relu and LeakyRelu of an exposed tensor are
-//!   recomputed from it while it is histogrammed (`unary`). Relu and LeakyRelu are exact;
-//!   sigmoid is within 1e-6 relative of the exact value, as ONNX Runtime's own kernel is.
+//! - Sigmoid, SiLU (`Mul(x, Sigmoid(x))`), Relu and LeakyRelu of a tensor ONNX Runtime
+//!   returns: that tensor gets a signed histogram, and theirs are derived from it once, at the
+//!   end (`unary::derive`: exact range, bins within a fraction of a coarse bin).
 //!
 //! `Plan::expose_all` asks ONNX Runtime for everything instead (`trtforge calibrate --expose-all`),
 //! the slow cross-check.
 
+use super::histogram::NonFinitePolicy;
 use super::histogram::{HistogramSet, TensorHistogram};
 use super::unary::{self, Unary};
 use crate::error::Result;
@@ -30,7 +31,7 @@ pub enum Source {
     Input,
     /// ONNX Runtime returns it as an output.
     Exposed,
-    /// Computed from tensor `of` (an `Input` or `Exposed` one) while that is histogrammed.
+    /// Derived at the end from the signed histogram of tensor `of` (an `Input` or `Exposed` one).
     Unary { of: usize, op: Unary },
     /// The sum of these tensors' histograms, formed once at the end (all earlier in graph order).
     Merge(Vec<usize>),
@@ -41,8 +42,8 @@ pub enum Source {
 pub struct Plan {
     pub names: Vec<String>,
     pub sources: Vec<Source>,
-    /// Per `Input`/`Exposed` tensor: the tensors recomputed from its values.
-    derived: Vec<Vec<(usize, Unary)>>,
+    /// Per tensor: whether activations are derived from it (it is then histogrammed signed).
+    signed: Vec<bool>,
 }
 
 const PERMUTATIONS: &[&str] = &[
@@ -152,16 +153,35 @@ impl Plan {
                 sources[o] = s;
             }
         }
-        let mut derived = vec![Vec::new(); names.len()];
-        for (i, s) in sources.iter().enumerate() {
-            if let Source::Unary { of, op } = s {
-                derived[*of].push((i, *op));
+        let mut signed = vec![false; names.len()];
+        for s in &sources {
+            if let Source::Unary { of, .. } = s {
+                signed[*of] = true;
             }
         }
         Plan {
             names: names.to_vec(),
             sources,
-            derived,
+            signed,
+        }
+    }
+
+    /// Empty histograms for this plan: signed where activations are derived from the tensor.
+    pub fn histograms(&self, policy: NonFinitePolicy) -> HistogramSet {
+        let hists = self
+            .signed
+            .iter()
+            .map(|&s| {
+                if s {
+                    TensorHistogram::new_signed(policy)
+                } else {
+                    TensorHistogram::new(policy)
+                }
+            })
+            .collect();
+        HistogramSet {
+            names: self.names.clone(),
+            hists,
         }
     }
 
@@ -184,28 +204,20 @@ impl Plan {
     }
 
     /// Add one image: `values[i]` holds the values of every `Input`/`Exposed` float tensor
-    /// (`None` for non-float ones). Tensors are histogrammed in parallel, each seen tensor
-    /// together with the activations recomputed from it.
+    /// (`None` for non-float ones). Tensors are histogrammed in parallel, each by one thread.
     pub fn add_image(
         &self,
         set: &mut HistogramSet,
         values: &[Option<&[f32]>],
         image: &Path,
     ) -> Result<()> {
-        let mut slots: Vec<Option<&mut TensorHistogram>> = set.hists.iter_mut().map(Some).collect();
-        let mut jobs = Vec::new();
-        for (i, v) in values.iter().enumerate() {
-            let Some(xs) = v else { continue };
-            let Some(h) = slots[i].take() else { continue };
-            let derived: Vec<(Unary, &mut TensorHistogram, &str)> = self.derived[i]
-                .iter()
-                .filter_map(|&(j, op)| Some((op, slots[j].take()?, self.names[j].as_str())))
-                .collect();
-            jobs.push((*xs, h, self.names[i].as_str(), derived));
-        }
-        jobs.into_par_iter()
-            .try_for_each(|(xs, h, name, mut derived)| {
-                add_with_derived(xs, h, name, &mut derived, image)
+        set.hists
+            .par_iter_mut()
+            .zip(values.par_iter())
+            .zip(self.names.par_iter())
+            .try_for_each(|((h, v), name)| match v {
+                Some(xs) => h.add_named(xs, name, image),
+                None => Ok(()),
             })
     }
 
@@ -222,8 +234,21 @@ impl Plan {
         f
     }
 
-    /// Form the `Merge` histograms (in graph order, so chains resolve). Call once, at the end.
+    /// Derive the `Unary` histograms, then form the `Merge` ones (in graph order, so chains
+    /// resolve). Call once, at the end.
     pub fn finish(&self, set: &mut HistogramSet) {
+        let derived: Vec<(usize, TensorHistogram)> = self
+            .sources
+            .par_iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Source::Unary { of, op } => Some((i, unary::derive(*op, &set.hists[*of]))),
+                _ => None,
+            })
+            .collect();
+        for (i, h) in derived {
+            set.hists[i] = h;
+        }
         for (i, s) in self.sources.iter().enumerate() {
             if let Source::Merge(from) = s {
                 let mut h = TensorHistogram::new(set.hists[i].policy());
@@ -234,37 +259,6 @@ impl Plan {
             }
         }
     }
-}
-
-/// Histogram `xs` into `h`, then each recomputed activation into its own histogram. Each
-/// histogram is filled in one go over the whole tensor: interleaving them block by block
-/// would keep three 256 KiB tables hot at once, more than a core's L2 cache holds.
-fn add_with_derived(
-    xs: &[f32],
-    h: &mut TensorHistogram,
-    name: &str,
-    derived: &mut [(Unary, &mut TensorHistogram, &str)],
-    image: &Path,
-) -> Result<()> {
-    h.add_named(xs, name, image)?;
-    if derived.is_empty() {
-        return Ok(());
-    }
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = Default::default();
-    }
-    SCRATCH.with_borrow_mut(|(sig, out)| {
-        sig.resize(xs.len(), 0.0);
-        out.resize(xs.len(), 0.0);
-        if unary::any_needs_sigmoid(derived.iter().map(|d| d.0)) {
-            unary::sigmoid(xs, sig);
-        }
-        for (op, dh, dname) in derived.iter_mut() {
-            unary::apply(*op, xs, sig, out);
-            dh.add_named(out, dname, image)?;
-        }
-        Ok(())
-    })
 }
 
 #[cfg(test)]
@@ -330,37 +324,44 @@ mod tests {
     }
 
     #[test]
-    fn derived_histograms_equal_histogramming_the_values_themselves() {
-        use super::super::histogram::NonFinitePolicy;
+    fn merges_are_exact_and_activations_are_derived_from_a_signed_histogram() {
         let m = model();
         let names = activation_names(&m);
         let plan = Plan::new(&m, &names, &["x".to_string()]);
         let at = |n: &str| names.iter().position(|x| x == n).unwrap();
         let x: Vec<f32> = (0..32).map(|i| (i as f32 - 13.0) * 0.37).collect();
         let c = x.clone(); // identity weights
-        let mut sig = vec![0f32; 32];
-        unary::sigmoid(&c, &mut sig);
-        let m_: Vec<f32> = c.iter().zip(&sig).map(|(a, b)| a * b).collect();
+        let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
+        let s_: Vec<f32> = c.iter().map(|&v| sig(v)).collect();
+        let m_: Vec<f32> = c.iter().map(|&v| v * sig(v)).collect();
         let r: Vec<f32> = m_.iter().map(|v| v.max(0.0)).collect();
         let k: Vec<f32> = r.iter().chain(&c).copied().collect();
-        let mut q = vec![0f32; 64];
-        unary::sigmoid(&k, &mut q);
-        let mut set = HistogramSet::new(names.clone(), NonFinitePolicy::Error);
+        let q: Vec<f32> = k.iter().map(|&v| sig(v)).collect();
+        let mut set = plan.histograms(NonFinitePolicy::Error);
+        assert!(set.hists[at("c")].signed_counts().is_some());
+        assert!(set.hists[at("r")].signed_counts().is_none());
         let mut values = vec![None; names.len()];
         values[at("x")] = Some(&x[..]);
         values[at("c")] = Some(&c[..]);
         values[at("r")] = Some(&r[..]);
         values[at("q")] = Some(&q[..]);
-        let img = Path::new("img.png");
-        plan.add_image(&mut set, &values, img).unwrap();
+        plan.add_image(&mut set, &values, Path::new("img.png"))
+            .unwrap();
         plan.finish(&mut set);
         let direct = |v: &[f32]| {
             let mut h = TensorHistogram::new(NonFinitePolicy::Error);
             h.add(v).unwrap();
             h
         };
-        for (n, v) in [("s", &sig), ("m", &m_), ("p", &r), ("k", &k), ("c", &c)] {
-            assert_eq!(set.hists[at(n)], direct(v), "{n}");
+        for (n, v) in [("p", &r), ("k", &k), ("c", &c)] {
+            assert_eq!(set.hists[at(n)].counts(), direct(v).counts(), "{n}");
+            assert_eq!(set.hists[at(n)].max_abs(), direct(v).max_abs(), "{n}");
+        }
+        for (n, v, op) in [("s", &s_, Unary::Sigmoid), ("m", &m_, Unary::Silu)] {
+            let h = &set.hists[at(n)];
+            assert_eq!(*h, unary::derive(op, &set.hists[at("c")]), "{n}");
+            assert_eq!(h.count(), 32, "{n}");
+            assert!((h.max_abs() - direct(v).max_abs()).abs() < 1e-6, "{n}");
         }
         let seen: Vec<bool> = values.iter().map(Option::is_some).collect();
         assert!(plan.float_tensors(&seen).iter().all(|&f| f));

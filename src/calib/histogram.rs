@@ -9,9 +9,13 @@
 //! therefore equals the one built in a single pass with the final range `2^K`, whatever the
 //! order, and [`TensorHistogram::merge`] is exact for the same reason.
 //!
-//! Memory: `FINE_BINS * 4` bytes = 256 KiB per tensor (u32 low words; the rare bins past 2^31
-//! counts keep their high part in a small map) plus a few counters, fixed whatever the
-//! number of images (a few hundred tensors: well under 100 MiB). Accumulate in parallel across
+//! A *signed* histogram ([`TensorHistogram::new_signed`]) keeps x >= 0 and x < 0 in two halves
+//! on the same grid; its |x| histogram is their sum. Calibration keeps one for each tensor
+//! whose activations (sigmoid, SiLU, ...) are derived from it after the run (`unary::derive`).
+//!
+//! Memory: `FINE_BINS * 4` bytes = 256 KiB per tensor, twice that when signed (u32 low words;
+//! the rare bins past 2^31 counts keep their high part in a small map) plus a few counters,
+//! fixed whatever the number of images (a few hundred tensors: well under 100 MiB). Accumulate in parallel across
 //! tensors (calibration does it through `capture::Plan::add_image`; [`HistogramSet::add_all`]
 //! when every tensor's values are at hand): each tensor's histogram is touched by one thread at
 //! a time, so no per-thread copies are needed.
@@ -53,20 +57,35 @@ pub struct TensorHistogram {
     /// Each bin's count is `lo[i] + (hi[i] << 31)`. The hot array is 4 bytes a bin so it stays
     /// in the L2 cache, and the inner loop increments it without an overflow test: after every
     /// [`carry`](Self::carry) each `lo` is below 2^31, and at most 2^31 values are added before
-    /// the next one (`since_carry` counts them).
-    lo: Box<[u32; FINE_BINS]>,
+    /// the next one (`since_carry` counts them). Signed: `FINE_BINS` more for x < 0.
+    lo: Box<[u32]>,
     hi: BTreeMap<u32, u64>,
     since_carry: u64,
     /// Range exponent: bins cover [0, 2^k).
     k: i32,
     /// Bit pattern of the largest finite |x| (bit order equals numeric order for |x|).
     max_bits: u32,
+    /// Signed only: bit patterns of the largest x >= 0 and of the largest |x| among x < 0.
+    pos_bits: u32,
+    neg_bits: u32,
+    signed: bool,
+    /// Signed only: values seen in runs of [`RUN_MIN`] or more equal values (bit pattern ->
+    /// count; zeros excluded). Letterbox padding makes such point masses; a derived activation
+    /// maps them exactly instead of spreading them over their bin. Emptied for good, with
+    /// `points_overflow` set, once more than [`POINTS_MAX`] distinct values are seen: a
+    /// property of the values, not of their order.
+    points: BTreeMap<u32, u64>,
+    points_overflow: bool,
     count: u64,
     zeros: u64,
     nan: u64,
     inf: u64,
     policy: NonFinitePolicy,
 }
+
+/// Shortest run of equal values recorded as a point mass, and most distinct values kept.
+pub const RUN_MIN: usize = 16;
+pub const POINTS_MAX: usize = 4096;
 
 /// Values that may be added between carries without overflowing a `lo` bin.
 const CARRY_EVERY: u64 = 1 << 31;
@@ -83,6 +102,7 @@ impl PartialEq for TensorHistogram {
             self.inf,
             self.policy,
         ) == (o.k, o.max_bits, o.count, o.zeros, o.nan, o.inf, o.policy)
+            && (self.points_overflow, &self.points) == (o.points_overflow, &o.points)
             && self.counts() == o.counts()
     }
 }
@@ -106,14 +126,68 @@ const BLOCK: usize = 16 * 1024;
 
 /// Largest |x| bit pattern and zero count of a block (vectorises). NaN and Inf have the largest
 /// bit patterns, so `max_bits >= INF_BITS` detects them.
-fn scan(xs: &[f32]) -> (u32, u64) {
+fn scan(xs: &[f32]) -> Extent {
     let (mut m, mut z) = (0u32, 0u32);
     for &x in xs {
         let b = x.to_bits() & ABS_MASK;
         m = m.max(b);
         z += (b == 0) as u32;
     }
-    (m, z as u64)
+    Extent {
+        max: m,
+        pos: 0,
+        neg: 0,
+        zeros: z as u64,
+        repeats: 0,
+    }
+}
+
+/// [`scan`] that also keeps the largest x >= 0 and the largest |x| among x < 0 apart.
+fn scan_signed(xs: &[f32]) -> Extent {
+    let (mut p, mut n, mut z) = (0u32, 0u32, 0u32);
+    for &x in xs {
+        let b = x.to_bits() & ABS_MASK;
+        let neg = 0u32.wrapping_sub((x < 0.0) as u32); // all ones for x < 0
+        p = p.max(b & !neg);
+        n = n.max(b & neg);
+        z += (b == 0) as u32;
+    }
+    let repeats = xs
+        .iter()
+        .zip(xs.iter().skip(1))
+        .map(|(a, b)| (a.to_bits() == b.to_bits()) as u32)
+        .sum::<u32>();
+    Extent {
+        max: p.max(n),
+        pos: p,
+        neg: n,
+        zeros: z as u64,
+        repeats,
+    }
+}
+
+/// Runs of at least [`RUN_MIN`] equal non-zero values in `xs`, as (bit pattern, length).
+fn runs(xs: &[f32], out: &mut Vec<(u32, u64)>) {
+    let mut i = 0;
+    while i < xs.len() {
+        let b = xs[i].to_bits();
+        let len = xs[i..].iter().take_while(|x| x.to_bits() == b).count();
+        if len >= RUN_MIN && b & ABS_MASK != 0 {
+            out.push((b, len as u64));
+        }
+        i += len;
+    }
+}
+
+/// What a scan found in a block: largest |x| bits (NaN/Inf included), the signed maxima
+/// (signed scans only) and the zeros.
+struct Extent {
+    max: u32,
+    pos: u32,
+    neg: u32,
+    zeros: u64,
+    /// Signed scans only: neighbours with equal bits (a cheap test for runs worth finding).
+    repeats: u32,
 }
 
 /// The inner loop: bin = |x| * scale truncated, one increment per value. `scale` is a power of
@@ -124,6 +198,17 @@ fn bin(lo: &mut [u32; FINE_BINS], xs: &[f32], scale: f32) {
         // SAFETY: 0 <= v < FINE_BINS (see above), so it fits a u32; the mask keeps the index
         // in bounds whatever happens, which also lets the compiler drop the bounds check.
         let i = unsafe { v.to_int_unchecked::<u32>() } as usize & (FINE_BINS - 1);
+        lo[i] = lo[i].wrapping_add(1);
+    }
+}
+
+/// [`bin`] into the half for x >= 0 or, past `FINE_BINS`, the half for x < 0.
+fn bin_signed(lo: &mut [u32; 2 * FINE_BINS], xs: &[f32], scale: f32) {
+    for &x in xs {
+        let v = f32::from_bits(x.to_bits() & ABS_MASK) * scale;
+        let half = ((x < 0.0) as usize) << LOG2_FINE;
+        // SAFETY: as in `bin`; the masks keep the index below 2 * FINE_BINS.
+        let i = (unsafe { v.to_int_unchecked::<u32>() } as usize & (FINE_BINS - 1)) | half;
         lo[i] = lo[i].wrapping_add(1);
     }
 }
@@ -142,15 +227,26 @@ fn exponent_above(bits: u32) -> i32 {
 
 impl TensorHistogram {
     pub fn new(policy: NonFinitePolicy) -> Self {
+        Self::with_halves(policy, false)
+    }
+
+    /// A histogram that also keeps the sign: see the module docs.
+    pub fn new_signed(policy: NonFinitePolicy) -> Self {
+        Self::with_halves(policy, true)
+    }
+
+    fn with_halves(policy: NonFinitePolicy, signed: bool) -> Self {
         TensorHistogram {
-            lo: vec![0u32; FINE_BINS]
-                .into_boxed_slice()
-                .try_into()
-                .expect("FINE_BINS elements"),
+            lo: vec![0u32; FINE_BINS << signed as usize].into_boxed_slice(),
             hi: BTreeMap::new(),
             since_carry: 0,
             k: K_MIN,
             max_bits: 0,
+            pos_bits: 0,
+            neg_bits: 0,
+            signed,
+            points: BTreeMap::new(),
+            points_overflow: false,
             count: 0,
             zeros: 0,
             nan: 0,
@@ -159,24 +255,38 @@ impl TensorHistogram {
         }
     }
 
-    /// Bytes of heap memory held (the bound stated in the module docs).
+    /// Bytes of heap memory held by an unsigned histogram (twice that when signed).
     pub const HEAP_BYTES: usize = FINE_BINS * std::mem::size_of::<u32>();
 
     /// Add a chunk of values. Under [`NonFinitePolicy::Error`] a chunk holding NaN or Inf is
     /// refused and the counts are returned: the bins and counters are as before the call (only
     /// the range may have widened; a run stops on this error anyway).
     pub fn add(&mut self, xs: &[f32]) -> std::result::Result<(), NonFinite> {
-        let saved = (self.count, self.zeros, self.max_bits);
+        let saved = (
+            self.count,
+            self.zeros,
+            self.max_bits,
+            self.pos_bits,
+            self.neg_bits,
+        );
+        // Point masses found in this call, kept only if the call succeeds.
+        let mut found = Vec::new();
         // Blocks small enough to stay in L1/L2 between the scan and the binning pass.
         for (n, block) in xs.chunks(BLOCK).enumerate() {
-            let (max_bits, zeros) = scan(block);
-            if max_bits < INF_BITS {
-                self.add_finite(block, max_bits, zeros);
+            let e = self.scan(block);
+            if e.max < INF_BITS {
+                self.add_finite(block, &e, &mut found);
                 continue;
             }
             if self.policy == NonFinitePolicy::Error {
                 self.unbin(&xs[..n * BLOCK]);
-                (self.count, self.zeros, self.max_bits) = saved;
+                (
+                    self.count,
+                    self.zeros,
+                    self.max_bits,
+                    self.pos_bits,
+                    self.neg_bits,
+                ) = saved;
                 let nan = xs.iter().filter(|x| x.is_nan()).count() as u64;
                 let inf = xs.iter().filter(|x| x.is_infinite()).count() as u64;
                 return Err(NonFinite { nan, inf });
@@ -184,24 +294,60 @@ impl TensorHistogram {
             self.nan += block.iter().filter(|x| x.is_nan()).count() as u64;
             self.inf += block.iter().filter(|x| x.is_infinite()).count() as u64;
             let finite: Vec<f32> = block.iter().copied().filter(|x| x.is_finite()).collect();
-            let (max_bits, zeros) = scan(&finite);
-            self.add_finite(&finite, max_bits, zeros);
+            let e = self.scan(&finite);
+            self.add_finite(&finite, &e, &mut found);
         }
+        self.add_points(found);
         Ok(())
     }
 
-    /// Bin finite values whose largest |x| bit pattern is `max_bits`.
-    fn add_finite(&mut self, xs: &[f32], max_bits: u32, zeros: u64) {
-        self.grow_to(max_bits);
-        self.max_bits = self.max_bits.max(max_bits);
-        self.zeros += zeros;
+    fn add_points(&mut self, found: impl IntoIterator<Item = (u32, u64)>) {
+        if self.points_overflow {
+            return;
+        }
+        for (b, n) in found {
+            *self.points.entry(b).or_insert(0) += n;
+        }
+        if self.points.len() > POINTS_MAX {
+            self.points.clear();
+            self.points_overflow = true;
+        }
+    }
+
+    fn scan(&self, xs: &[f32]) -> Extent {
+        if self.signed {
+            scan_signed(xs)
+        } else {
+            scan(xs)
+        }
+    }
+
+    /// Bin finite values whose extent `e` a scan found.
+    fn add_finite(&mut self, xs: &[f32], e: &Extent, found: &mut Vec<(u32, u64)>) {
+        // A run of RUN_MIN values has RUN_MIN - 1 equal neighbours.
+        if self.signed && !self.points_overflow && e.repeats as usize + 1 >= RUN_MIN {
+            runs(xs, found);
+        }
+        self.grow_to(e.max);
+        self.max_bits = self.max_bits.max(e.max);
+        self.pos_bits = self.pos_bits.max(e.pos);
+        self.neg_bits = self.neg_bits.max(e.neg);
+        self.zeros += e.zeros;
         self.count += xs.len() as u64;
         for part in xs.chunks(CARRY_EVERY as usize) {
             if self.since_carry + part.len() as u64 > CARRY_EVERY {
                 self.carry();
             }
             self.since_carry += part.len() as u64;
-            bin(&mut self.lo, part, pow2(LOG2_FINE - self.k));
+            let scale = pow2(LOG2_FINE - self.k);
+            match (&mut self.lo[..]).try_into() {
+                Ok(lo) => bin(lo, part, scale),
+                Err(_) => bin_signed(
+                    (&mut self.lo[..]).try_into().expect("2 * FINE_BINS bins"),
+                    part,
+                    scale,
+                ),
+            }
         }
     }
 
@@ -220,10 +366,11 @@ impl TensorHistogram {
     /// binned at an older, smaller range was merged into the bin it has at the current one.
     fn unbin(&mut self, xs: &[f32]) {
         let scale = pow2(LOG2_FINE - self.k);
-        let mut c = self.counts();
+        let mut c = self.raw_counts();
         for &x in xs {
             let v = f32::from_bits(x.to_bits() & ABS_MASK) * scale;
-            c[(v as usize).min(FINE_BINS - 1)] -= 1;
+            let half = if self.signed && x < 0.0 { FINE_BINS } else { 0 };
+            c[(v as usize).min(FINE_BINS - 1) + half] -= 1;
         }
         self.store(&c);
     }
@@ -241,25 +388,30 @@ impl TensorHistogram {
         }
         let d = (k - self.k) as u32;
         self.k = k;
-        let mut c = self.counts();
-        if d >= LOG2_FINE as u32 {
-            let total: u64 = c.iter().sum();
-            c.fill(0);
-            c[0] = total;
-            self.store(&c);
-            return;
+        let mut raw = self.raw_counts();
+        for c in raw.chunks_mut(FINE_BINS) {
+            if d >= LOG2_FINE as u32 {
+                let total: u64 = c.iter().sum();
+                c.fill(0);
+                c[0] = total;
+                continue;
+            }
+            // New bin j gathers old bins [j << d, (j + 1) << d): exact, see the module docs.
+            let group = 1usize << d;
+            for j in 0..FINE_BINS >> d {
+                c[j] = c[j * group..(j + 1) * group].iter().sum();
+            }
+            c[FINE_BINS >> d..].fill(0);
         }
-        // New bin j gathers old bins [j << d, (j + 1) << d): exact, see the module docs.
-        let group = 1usize << d;
-        for j in 0..FINE_BINS >> d {
-            c[j] = c[j * group..(j + 1) * group].iter().sum();
-        }
-        c[FINE_BINS >> d..].fill(0);
-        self.store(&c);
+        self.store(&raw);
     }
 
-    /// Merge another histogram (same policy) into this one; exact and commutative.
+    /// Merge another histogram (same policy) into this one; exact and commutative. The result
+    /// is signed only if both are.
     pub fn merge(&mut self, other: &TensorHistogram) {
+        if self.signed && !other.signed {
+            self.drop_sign();
+        }
         let mut o = std::borrow::Cow::Borrowed(other);
         if o.k < self.k {
             let mut c = other.clone();
@@ -268,16 +420,40 @@ impl TensorHistogram {
         } else if o.k > self.k {
             self.grow_k(o.k);
         }
-        let mut c = self.counts();
-        for (a, b) in c.iter_mut().zip(o.counts()) {
+        let mut c = self.raw_counts();
+        let theirs = if self.signed {
+            o.raw_counts()
+        } else {
+            o.counts()
+        };
+        for (a, b) in c.iter_mut().zip(theirs) {
             *a += b;
         }
         self.store(&c);
         self.max_bits = self.max_bits.max(o.max_bits);
+        self.pos_bits = self.pos_bits.max(o.pos_bits);
+        self.neg_bits = self.neg_bits.max(o.neg_bits);
+        if self.signed {
+            self.points_overflow |= o.points_overflow;
+            if self.points_overflow {
+                self.points.clear();
+            } else {
+                self.add_points(o.points.iter().map(|(&b, &n)| (b, n)));
+            }
+        }
         self.count += o.count;
         self.zeros += o.zeros;
         self.nan += o.nan;
         self.inf += o.inf;
+    }
+
+    /// Forget the sign: keep only the |x| histogram.
+    fn drop_sign(&mut self) {
+        let c = self.counts();
+        self.lo = vec![0u32; FINE_BINS].into_boxed_slice();
+        self.store(&c);
+        (self.signed, self.pos_bits, self.neg_bits) = (false, 0, 0);
+        self.points.clear();
     }
 
     fn grow_k(&mut self, k: i32) {
@@ -317,6 +493,55 @@ impl TensorHistogram {
     }
     /// The fine bins' counts: bin i counts |x| in [i, i+1) * bin_width().
     pub fn counts(&self) -> Vec<u64> {
+        let mut c = self.raw_counts();
+        if self.signed {
+            let (pos, neg) = c.split_at_mut(FINE_BINS);
+            for (p, n) in pos.iter_mut().zip(&*neg) {
+                *p += n;
+            }
+            c.truncate(FINE_BINS);
+        }
+        c
+    }
+
+    /// A signed histogram's fine bins for x >= 0 and for x < 0 (by |x|, as in `counts`).
+    pub fn signed_counts(&self) -> Option<(Vec<u64>, Vec<u64>)> {
+        self.signed.then(|| {
+            let mut pos = self.raw_counts();
+            let neg = pos.split_off(FINE_BINS);
+            (pos, neg)
+        })
+    }
+
+    /// Signed histograms: values that came in runs (see the field), `None` past [`POINTS_MAX`].
+    pub fn points(&self) -> Option<impl Iterator<Item = (f32, u64)> + '_> {
+        (!self.points_overflow).then(|| self.points.iter().map(|(&b, &n)| (f32::from_bits(b), n)))
+    }
+
+    /// Signed histograms: the largest x >= 0 (0 if none) and the largest |x| among x < 0.
+    pub fn signed_max(&self) -> (f32, f32) {
+        (f32::from_bits(self.pos_bits), f32::from_bits(self.neg_bits))
+    }
+
+    /// A histogram built from fine counts on the grid [`grid_width`](Self::grid_width) gives
+    /// for `max_abs`, with `zeros` of its values exactly zero.
+    pub fn from_counts(policy: NonFinitePolicy, counts: &[u64], max_abs: f32, zeros: u64) -> Self {
+        let mut h = Self::new(policy);
+        h.max_bits = max_abs.to_bits() & ABS_MASK;
+        h.k = exponent_above(h.max_bits);
+        h.count = counts.iter().sum();
+        h.zeros = zeros;
+        h.store(counts);
+        h
+    }
+
+    /// Fine bin width of a histogram whose largest |x| is `max_abs`.
+    pub fn grid_width(max_abs: f32) -> f64 {
+        2f64.powi(exponent_above(max_abs.to_bits() & ABS_MASK) - LOG2_FINE)
+    }
+
+    /// Every bin, the x < 0 half of a signed histogram included.
+    fn raw_counts(&self) -> Vec<u64> {
         let mut c: Vec<u64> = self.lo.iter().map(|&v| v as u64).collect();
         for (&i, &h) in &self.hi {
             c[i as usize] += h << 31;
@@ -324,7 +549,7 @@ impl TensorHistogram {
         c
     }
 
-    /// Set all counts (each `lo` below 2^31 afterwards).
+    /// Set all counts, as `raw_counts` lays them out (each `lo` below 2^31 afterwards).
     fn store(&mut self, c: &[u64]) {
         self.hi.clear();
         for (i, (&v, l)) in c.iter().zip(self.lo.iter_mut()).enumerate() {
@@ -579,5 +804,47 @@ mod tests {
         assert_eq!(h.max_abs(), 0.0);
         assert_eq!(h.coarse(2), vec![2.0, 0.0]);
         assert_eq!(h.share_above(0.0), 0.0);
+    }
+
+    #[test]
+    fn signed_histograms_keep_runs_as_points_whatever_the_order() {
+        let mut xs: Vec<f32> = (0..5000)
+            .map(|i| ((i * 7919) % 1000) as f32 * 0.01 - 4.0)
+            .collect();
+        xs.splice(100..100, std::iter::repeat_n(-1.25f32, RUN_MIN));
+        xs.splice(2000..2000, std::iter::repeat_n(2.5f32, 3 * RUN_MIN));
+        xs.splice(3000..3000, std::iter::repeat_n(7.0f32, RUN_MIN - 1)); // too short
+        let one = |parts: &[&[f32]]| {
+            let mut h = TensorHistogram::new_signed(NonFinitePolicy::Error);
+            for p in parts {
+                h.add(p).unwrap();
+            }
+            h
+        };
+        let whole = one(&[&xs]);
+        let pts: Vec<(f32, u64)> = whole.points().unwrap().collect();
+        assert_eq!(pts, [(2.5, 3 * RUN_MIN as u64), (-1.25, RUN_MIN as u64)]);
+        // The |x| histogram is the unsigned one; the signed maxima are exact.
+        let mut plain = TensorHistogram::new(NonFinitePolicy::Error);
+        plain.add(&xs).unwrap();
+        assert_eq!(whole.counts(), plain.counts());
+        assert_eq!(whole.signed_max(), (7.0, 4.0));
+        // Image order and merging do not change anything (runs do not span images).
+        let (a, b) = xs.split_at(1500);
+        assert_eq!(one(&[b, a]), whole);
+        let mut m = one(&[b]);
+        m.merge(&one(&[a]));
+        assert_eq!(m, whole);
+        // Merging with an unsigned histogram forgets the sign.
+        m.merge(&TensorHistogram::new(NonFinitePolicy::Error));
+        assert!(m.signed_counts().is_none() && m.points().is_some_and(|mut p| p.next().is_none()));
+        // Past POINTS_MAX distinct run values, none are kept, in any order.
+        let many: Vec<f32> =
+            (0..POINTS_MAX + 2) // one run is split between p and q
+                .flat_map(|i| std::iter::repeat_n(1.0 + i as f32 * 1e-3, RUN_MIN))
+                .collect();
+        let (p, q) = many.split_at(many.len() / 2);
+        assert!(one(&[p, q]).points().is_none());
+        assert_eq!(one(&[q, p]), one(&[p, q]));
     }
 }
