@@ -36,15 +36,21 @@ fn main() {
         .enumerate()
         .map(|(i, &x)| if (i / 40_000) % 4 == 0 { 0.4375 } else { x })
         .collect();
-    for (label, data, chunk) in [
-        ("SiLU-like, one 10M chunk", &xs, N),
-        ("SiLU-like, chunks of 100k", &xs, 100_000),
-        ("SiLU-like, chunks of 4k", &xs, 4096),
-        ("25% constant runs, one chunk", &padded, N),
+    for (label, data, chunk, signed) in [
+        ("SiLU-like, one 10M chunk", &xs, N, false),
+        ("SiLU-like, chunks of 100k", &xs, 100_000, false),
+        ("SiLU-like, chunks of 4k", &xs, 4096, false),
+        ("25% constant runs, one chunk", &padded, N, false),
+        ("signed, chunks of 100k", &xs, 100_000, true),
+        ("signed, 25% constant runs", &padded, 100_000, true),
     ] {
         let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
         for _ in 0..5 {
-            let mut h = TensorHistogram::new(NonFinitePolicy::Error);
+            let mut h = if signed {
+                TensorHistogram::new_signed(NonFinitePolicy::Error)
+            } else {
+                TensorHistogram::new(NonFinitePolicy::Error)
+            };
             let c0 = cpu_ns();
             let t = Instant::now();
             for c in data.chunks(chunk) {

@@ -173,7 +173,9 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
         skipped,
         graph_inputs,
     } = gather(recipe, &model, &cal, set, opts)?;
+    let t = std::time::Instant::now();
     let ranges = compute_all(&hists, &params, &graph_inputs);
+    log::info!("ranges: {:.2} s", t.elapsed().as_secs_f64());
     let mut cache = CalibrationCache::new(trt, cal.algorithm);
     let mut plain = Vec::with_capacity(ranges.len());
     let mut flagged = Vec::new();
@@ -260,7 +262,9 @@ pub fn gather(
         exposed.len(),
         plan.derived_count()
     );
+    let t = std::time::Instant::now();
     let mut session = OrtSession::for_calibration(model, &exposed)?;
+    log::info!("ONNX Runtime session: {:.2} s", t.elapsed().as_secs_f64());
     let policy = if cal.drop_nonfinite {
         NonFinitePolicy::Drop
     } else {
@@ -288,7 +292,12 @@ pub fn gather(
         )));
     }
 
+    let t = std::time::Instant::now();
     plan.finish(&mut hists);
+    log::info!(
+        "derived and merged histograms: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     let skipped = images.skipped().to_vec();
     Ok(Gathered {
         hists,

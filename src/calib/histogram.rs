@@ -167,15 +167,32 @@ fn scan_signed(xs: &[f32]) -> Extent {
 }
 
 /// Runs of at least [`RUN_MIN`] equal non-zero values in `xs`, as (bit pattern, length).
+/// Such a run always holds some j, a multiple of RUN_MIN / 2, with xs[j] == xs[j + RUN_MIN / 2],
+/// so only those pairs are compared; a match is then grown to the whole run.
 fn runs(xs: &[f32], out: &mut Vec<(u32, u64)>) {
-    let mut i = 0;
-    while i < xs.len() {
-        let b = xs[i].to_bits();
-        let len = xs[i..].iter().take_while(|x| x.to_bits() == b).count();
-        if len >= RUN_MIN && b & ABS_MASK != 0 {
-            out.push((b, len as u64));
+    const STEP: usize = RUN_MIN / 2;
+    let same = |i: usize, b: u32| xs[i].to_bits() == b;
+    // Everything before `done` belongs to runs already looked at.
+    let (mut j, mut done) = (0, 0);
+    while j + STEP < xs.len() {
+        let b = xs[j].to_bits();
+        if !same(j + STEP, b) {
+            j += STEP;
+            continue;
         }
-        i += len;
+        let mut start = j;
+        while start > done && same(start - 1, b) {
+            start -= 1;
+        }
+        let mut end = j + 1;
+        while end < xs.len() && same(end, b) {
+            end += 1;
+        }
+        if end - start >= RUN_MIN && b & ABS_MASK != 0 {
+            out.push((b, (end - start) as u64));
+        }
+        done = end;
+        j = end.next_multiple_of(STEP).max(j + STEP);
     }
 }
 
@@ -846,5 +863,33 @@ mod tests {
         let (p, q) = many.split_at(many.len() / 2);
         assert!(one(&[p, q]).points().is_none());
         assert_eq!(one(&[q, p]), one(&[p, q]));
+    }
+
+    #[test]
+    fn runs_finds_every_long_run_and_nothing_else() {
+        // Runs of 1..40 equal values, values from a small set (neighbouring runs may merge).
+        let mut st = 12345u32;
+        let mut next = || {
+            st ^= st << 13;
+            st ^= st >> 17;
+            st ^= st << 5;
+            st
+        };
+        let mut xs = Vec::new();
+        while xs.len() < 20_000 {
+            let (len, v) = (1 + next() as usize % 40, (next() % 5) as f32 - 1.0);
+            xs.extend(std::iter::repeat_n(v, len));
+        }
+        for block in [&xs[..], &xs[..RUN_MIN], &xs[..RUN_MIN + 3], &xs[7..5000]] {
+            let mut naive = Vec::new();
+            for run in block.chunk_by(|a, b| a.to_bits() == b.to_bits()) {
+                if run.len() >= RUN_MIN && run[0] != 0.0 {
+                    naive.push((run[0].to_bits(), run.len() as u64));
+                }
+            }
+            let mut fast = Vec::new();
+            runs(block, &mut fast);
+            assert_eq!(fast, naive);
+        }
     }
 }
