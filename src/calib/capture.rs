@@ -8,9 +8,11 @@
 //!   holds the same values, so it has the same |x| histogram; a Concat holds the union of its
 //!   inputs, so its histogram is their sum. Histograms merge exactly (see `histogram`), so these
 //!   are bit-identical to histogramming the tensor itself.
-//! - Sigmoid, SiLU (`Mul(x, Sigmoid(x))`), Relu and LeakyRelu of a tensor ONNX Runtime
-//!   returns: that tensor gets a signed histogram, and theirs are derived from it once, at the
-//!   end (`unary::derive`: exact range, bins within a fraction of a coarse bin).
+//! - Sigmoid and SiLU (`Mul(x, Sigmoid(x))`) of a tensor ONNX Runtime returns: that tensor
+//!   gets a signed histogram, and theirs are derived from it once, at the end (`unary::derive`:
+//!   exact range, bins within a fraction of a coarse bin). Relu and LeakyRelu outputs are
+//!   returned instead: deriving them would save one pass, but ONNX Runtime cannot fuse them
+//!   into their conv either way (the conv output is returned), and returned they stay exact.
 //!
 //! `Plan::expose_all` asks ONNX Runtime for everything instead (`trtforge calibrate --expose-all`),
 //! the slow cross-check.
@@ -116,18 +118,9 @@ impl Plan {
                 "Concat" if !ins.is_empty() && ins.iter().all(Option::is_some) => {
                     Some(Source::Merge(ins.iter().flatten().copied().collect()))
                 }
-                "Sigmoid" | "Relu" | "LeakyRelu" if ins.len() == 1 => direct(ins[0]).map(|of| {
-                    let op = match op {
-                        "Sigmoid" => Unary::Sigmoid,
-                        "Relu" => Unary::Relu,
-                        _ => Unary::LeakyRelu(
-                            node.attribute
-                                .iter()
-                                .find(|a| a.name == "alpha")
-                                .map_or(0.01, |a| a.f),
-                        ),
-                    };
-                    Source::Unary { of, op }
+                "Sigmoid" if ins.len() == 1 => direct(ins[0]).map(|of| Source::Unary {
+                    of,
+                    op: Unary::Sigmoid,
                 }),
                 "Mul" if ins.len() == 2 => {
                     // Mul(x, Sigmoid(x)) in either order, x seen directly.
@@ -312,7 +305,7 @@ mod tests {
                 op: Unary::Silu
             }
         );
-        // Relu of a recomputed tensor has no values to start from: ONNX Runtime returns it.
+        // Relu (and LeakyRelu) outputs are returned by ONNX Runtime, exact.
         assert_eq!(src("r"), Source::Exposed);
         assert_eq!(src("p"), Source::Merge(vec![at("r")]));
         assert_eq!(src("k"), Source::Merge(vec![at("p"), at("c")]));
