@@ -10,7 +10,7 @@
 //!   are bit-identical to histogramming the tensor itself.
 //! - Sigmoid and SiLU (`Mul(x, Sigmoid(x))`) of a tensor ONNX Runtime returns: that tensor
 //!   gets a signed histogram, and theirs are derived from it once, at the end (`unary::derive`:
-//!   exact range, bins within a fraction of a coarse bin). Relu and LeakyRelu outputs are
+//!   bins within a fraction of a coarse bin, range exact when it comes from x's largest value). Relu and LeakyRelu outputs are
 //!   returned instead: deriving them would save one pass, but ONNX Runtime cannot fuse them
 //!   into their conv either way (the conv output is returned), and returned they stay exact.
 //!

@@ -91,7 +91,8 @@ pub const POINTS_MAX: usize = 4096;
 const CARRY_EVERY: u64 = 1 << 31;
 
 impl PartialEq for TensorHistogram {
-    /// Equal counts and counters (however the counts are split between `lo` and `hi`).
+    /// Equal counts (both halves when signed) and counters, however the counts are split
+    /// between `lo` and `hi`.
     fn eq(&self, o: &Self) -> bool {
         (
             self.k,
@@ -102,8 +103,9 @@ impl PartialEq for TensorHistogram {
             self.inf,
             self.policy,
         ) == (o.k, o.max_bits, o.count, o.zeros, o.nan, o.inf, o.policy)
+            && (self.signed, self.pos_bits, self.neg_bits) == (o.signed, o.pos_bits, o.neg_bits)
             && (self.points_overflow, &self.points) == (o.points_overflow, &o.points)
-            && self.counts() == o.counts()
+            && self.raw_counts() == o.raw_counts()
     }
 }
 impl Eq for TensorHistogram {}
@@ -448,9 +450,9 @@ impl TensorHistogram {
         }
         self.store(&c);
         self.max_bits = self.max_bits.max(o.max_bits);
-        self.pos_bits = self.pos_bits.max(o.pos_bits);
-        self.neg_bits = self.neg_bits.max(o.neg_bits);
         if self.signed {
+            self.pos_bits = self.pos_bits.max(o.pos_bits);
+            self.neg_bits = self.neg_bits.max(o.neg_bits);
             self.points_overflow |= o.points_overflow;
             if self.points_overflow {
                 self.points.clear();
@@ -471,6 +473,7 @@ impl TensorHistogram {
         self.store(&c);
         (self.signed, self.pos_bits, self.neg_bits) = (false, 0, 0);
         self.points.clear();
+        self.points_overflow = false;
     }
 
     fn grow_k(&mut self, k: i32) {

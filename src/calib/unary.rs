@@ -6,15 +6,17 @@
 //! input's fine bins per tensor, whatever the number of images.
 //!
 //! How: the input x is histogrammed with its sign ([`TensorHistogram::new_signed`]). Every fine
-//! bin of x maps through f onto an interval of y = f(x); its count is spread over the y fine
-//! bins that interval covers, in proportion to the overlap (values taken as uniform within an
-//! x bin), then rounded to whole counts keeping the total. Exact zeros and runs of one value
-//! (letterbox padding: spikes that must stay spikes) map exactly, as points. The y range is
-//! exact: the largest |y| is f at x's extreme values. The result differs from binning the
-//! values themselves only inside one x fine bin (1/65536 of x's range), a fraction of one of
-//! the 2048 bins the range algorithms work on; `trtforge calibrate --expose-all` bins the real
-//! values to cross-check. That is still enough to tip a tensor whose KL curve has two
-//! near-equal minima to the other one (see the README).
+//! bin of x maps through f onto an interval of y = f(x); its count is spread evenly over that
+//! interval (f taken as linear within one x bin), into the y fine bins it covers, then rounded
+//! to whole counts keeping the total. Exact zeros and runs of one value (letterbox padding:
+//! spikes that must stay spikes) map exactly, as points. The largest |y| is exact when it comes
+//! from x's largest value (Sigmoid with any x >= 0; SiLU whenever some x is above 0.43, where
+//! SiLU passes its negative peak); otherwise it is taken at a bin edge, within one x fine bin.
+//! The result differs from binning the values themselves only inside one x fine bin (1/65536
+//! of x's range), a fraction of one of the 2048 bins the range algorithms work on; `trtforge
+//! calibrate --expose-all` bins the real values to cross-check. That is still enough to tip a
+//! tensor whose KL curve has two near-equal minima to the other one (see the README). Values
+//! dropped from x (NaN/Inf under `drop_nonfinite`) are counted there, not again here.
 
 use super::histogram::TensorHistogram;
 
@@ -71,7 +73,9 @@ pub fn derive(op: Unary, x: &TensorHistogram) -> TensorHistogram {
     };
     // Exact zeros sit in bin 0 of the x >= 0 half: a point at f(0). Runs of one value
     // (padding) are points too, taken out of their bins.
-    push(0.0, 0.0, x.zeros() as f64);
+    if x.zeros() > 0 {
+        push(0.0, 0.0, x.zeros() as f64);
+    }
     for (v, n) in x.points().into_iter().flatten() {
         let bins = if v < 0.0 { &mut neg } else { &mut pos };
         let i = ((v.abs() as f64 / w) as usize).min(bins.len() - 1);
@@ -96,7 +100,11 @@ pub fn derive(op: Unary, x: &TensorHistogram) -> TensorHistogram {
             push(-a, -b, c);
         }
     }
-    let max_y = pieces.iter().map(|p| p.hi).fold(0.0, f64::max) as f32;
+    let max_y = pieces
+        .iter()
+        .filter(|p| p.count > 0.0)
+        .map(|p| p.hi)
+        .fold(0.0, f64::max) as f32;
     let zeros = pieces
         .iter()
         .filter(|p| p.hi == 0.0)
@@ -230,6 +238,10 @@ mod tests {
         let peak = SILU_TURN / (1.0 + SILU_TURN.exp());
         assert!((d.max_abs() as f64 - peak).abs() < 1e-6, "{}", d.max_abs());
         assert_eq!(d.count(), 4000);
+        // Sigmoid of negative inputs only: its largest value is near the smallest |x|, not 0.5.
+        let d = derive(Unary::Sigmoid, &binned(&xs, true));
+        let top = 1.0 / (1.0 + 1e-3f64.exp());
+        assert!((d.max_abs() as f64 - top).abs() < 1e-4, "{}", d.max_abs());
         let empty = derive(Unary::Sigmoid, &binned(&[], true));
         assert_eq!((empty.count(), empty.max_abs()), (0, 0.0));
     }
