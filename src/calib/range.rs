@@ -264,6 +264,7 @@ struct KlSearch {
     c: Vec<f64>,
     cw: f64,
     total: f64,
+    ln_total: f64,
     /// Prefix sums of counts, of non-empty bins, and of c ln c.
     s: Vec<f64>,
     nz: Vec<u32>,
@@ -309,6 +310,7 @@ impl KlSearch {
             c,
             cw,
             total,
+            ln_total: total.ln(),
             s,
             nz,
             a,
@@ -336,7 +338,7 @@ impl KlSearch {
         }
         let ln_q_total = q_total.ln();
         // Bins [0, i-1): sum p ln p - sum p ln q.
-        let mut kl = (a[i - 1] - total.ln() * s[i - 1]) / total;
+        let mut kl = (a[i - 1] - self.ln_total * s[i - 1]) / total;
         let mut ln_q_last = 0.0;
         for l in 0..LEVELS {
             let start = (l * i).div_ceil(LEVELS);
