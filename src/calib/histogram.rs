@@ -68,7 +68,6 @@ pub struct TensorHistogram {
     /// Signed only: bit patterns of the largest x >= 0 and of the largest |x| among x < 0.
     pos_bits: u32,
     neg_bits: u32,
-    signed: bool,
     /// Signed only: values seen in runs of [`RUN_MIN`] or more equal values (bit pattern ->
     /// count; zeros excluded). Letterbox padding makes such point masses; a derived activation
     /// maps them exactly instead of spreading them over their bin. Emptied for good, with
@@ -103,7 +102,7 @@ impl PartialEq for TensorHistogram {
             self.inf,
             self.policy,
         ) == (o.k, o.max_bits, o.count, o.zeros, o.nan, o.inf, o.policy)
-            && (self.signed, self.pos_bits, self.neg_bits) == (o.signed, o.pos_bits, o.neg_bits)
+            && (self.signed(), self.pos_bits, self.neg_bits) == (o.signed(), o.pos_bits, o.neg_bits)
             && (self.points_overflow, &self.points) == (o.points_overflow, &o.points)
             && self.raw_counts() == o.raw_counts()
     }
@@ -254,6 +253,11 @@ impl TensorHistogram {
         Self::with_halves(policy, true)
     }
 
+    /// Signed histograms carry a second half of bins.
+    fn signed(&self) -> bool {
+        self.lo.len() > FINE_BINS
+    }
+
     fn with_halves(policy: NonFinitePolicy, signed: bool) -> Self {
         TensorHistogram {
             lo: vec![0u32; FINE_BINS << signed as usize].into_boxed_slice(),
@@ -263,7 +267,6 @@ impl TensorHistogram {
             max_bits: 0,
             pos_bits: 0,
             neg_bits: 0,
-            signed,
             points: BTreeMap::new(),
             points_overflow: false,
             count: 0,
@@ -334,7 +337,7 @@ impl TensorHistogram {
     }
 
     fn scan(&self, xs: &[f32]) -> Extent {
-        if self.signed {
+        if self.signed() {
             scan_signed(xs)
         } else {
             scan(xs)
@@ -344,7 +347,7 @@ impl TensorHistogram {
     /// Bin finite values whose extent `e` a scan found.
     fn add_finite(&mut self, xs: &[f32], e: &Extent, found: &mut Vec<(u32, u64)>) {
         // A run of RUN_MIN values has RUN_MIN - 1 equal neighbours.
-        if self.signed && !self.points_overflow && e.repeats as usize + 1 >= RUN_MIN {
+        if self.signed() && !self.points_overflow && e.repeats as usize + 1 >= RUN_MIN {
             runs(xs, found);
         }
         self.grow_to(e.max);
@@ -388,7 +391,11 @@ impl TensorHistogram {
         let mut c = self.raw_counts();
         for &x in xs {
             let v = f32::from_bits(x.to_bits() & ABS_MASK) * scale;
-            let half = if self.signed && x < 0.0 { FINE_BINS } else { 0 };
+            let half = if self.signed() && x < 0.0 {
+                FINE_BINS
+            } else {
+                0
+            };
             c[(v as usize).min(FINE_BINS - 1) + half] -= 1;
         }
         self.store(&c);
@@ -428,7 +435,7 @@ impl TensorHistogram {
     /// Merge another histogram (same policy) into this one; exact and commutative. The result
     /// is signed only if both are.
     pub fn merge(&mut self, other: &TensorHistogram) {
-        if self.signed && !other.signed {
+        if self.signed() && !other.signed() {
             self.drop_sign();
         }
         let mut o = std::borrow::Cow::Borrowed(other);
@@ -440,7 +447,7 @@ impl TensorHistogram {
             self.grow_k(o.k);
         }
         let mut c = self.raw_counts();
-        let theirs = if self.signed {
+        let theirs = if self.signed() {
             o.raw_counts()
         } else {
             o.counts()
@@ -450,7 +457,7 @@ impl TensorHistogram {
         }
         self.store(&c);
         self.max_bits = self.max_bits.max(o.max_bits);
-        if self.signed {
+        if self.signed() {
             self.pos_bits = self.pos_bits.max(o.pos_bits);
             self.neg_bits = self.neg_bits.max(o.neg_bits);
             self.points_overflow |= o.points_overflow;
@@ -471,7 +478,7 @@ impl TensorHistogram {
         let c = self.counts();
         self.lo = vec![0u32; FINE_BINS].into_boxed_slice();
         self.store(&c);
-        (self.signed, self.pos_bits, self.neg_bits) = (false, 0, 0);
+        (self.pos_bits, self.neg_bits) = (0, 0);
         self.points.clear();
         self.points_overflow = false;
     }
@@ -514,7 +521,7 @@ impl TensorHistogram {
     /// The fine bins' counts: bin i counts |x| in [i, i+1) * bin_width().
     pub fn counts(&self) -> Vec<u64> {
         let mut c = self.raw_counts();
-        if self.signed {
+        if self.signed() {
             let (pos, neg) = c.split_at_mut(FINE_BINS);
             for (p, n) in pos.iter_mut().zip(&*neg) {
                 *p += n;
@@ -526,7 +533,7 @@ impl TensorHistogram {
 
     /// A signed histogram's fine bins for x >= 0 and for x < 0 (by |x|, as in `counts`).
     pub fn signed_counts(&self) -> Option<(Vec<u64>, Vec<u64>)> {
-        self.signed.then(|| {
+        self.signed().then(|| {
             let mut pos = self.raw_counts();
             let neg = pos.split_off(FINE_BINS);
             (pos, neg)
@@ -894,5 +901,31 @@ mod tests {
             runs(block, &mut fast);
             assert_eq!(fast, naive);
         }
+    }
+
+    #[test]
+    fn a_signed_histogram_refuses_nan_leaving_both_halves_and_points_as_they_were() {
+        let mut h = TensorHistogram::new_signed(NonFinitePolicy::Error);
+        let mut first: Vec<f32> = (0..3000).map(|i| (i as f32 - 1500.0) * 1e-3).collect();
+        first.extend(std::iter::repeat_n(-0.75f32, 2 * RUN_MIN));
+        h.add(&first).unwrap();
+        let before = h.clone();
+        // A bigger chunk (several blocks) with a run, a wider range and a NaN in its last block.
+        let mut bad: Vec<f32> = std::iter::repeat_n(-0.5f32, 3 * RUN_MIN).collect();
+        bad.extend((0..40_000).map(|i| (i as f32 - 20_000.0) * 1e-5));
+        bad.push(f32::NAN);
+        assert_eq!(h.add(&bad), Err(NonFinite { nan: 1, inf: 0 }));
+        assert_eq!(h.signed_counts(), before.signed_counts());
+        assert_eq!(h.signed_max(), before.signed_max());
+        assert!(h.points().unwrap().eq(before.points().unwrap()));
+        assert_eq!((h.count(), h.zeros()), (before.count(), before.zeros()));
+        let e = h
+            .add_named(&bad, "1177", Path::new("img/003.jpg"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("1177") && e.contains("img/003.jpg") && e.contains("drop_nonfinite"),
+            "{e}"
+        );
     }
 }
