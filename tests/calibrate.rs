@@ -9,8 +9,9 @@ use common::{shared, trtforge};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use trtforge::calib::cache::CalibrationCache;
-use trtforge::onnx::synth::{float_tensor, node, value_info, GraphBuilder};
+use trtforge::onnx::synth::GraphBuilder;
 use trtforge::onnx::Model;
+use trtforge::onnx::{float_tensor, node, value_info};
 
 const CACHE: &str = "calibration.cache";
 
@@ -106,11 +107,9 @@ fn json(out: &str) -> serde_json::Value {
 /// that comes back as f32 when exposed (shape arithmetic in int64 does not).
 fn float_activations(model: &Path, size: usize) -> (Vec<String>, Vec<String>) {
     let m = Model::load(model).unwrap();
-    let names = trtforge::onnx::activation_names(&m);
-    let inputs: Vec<String> = trtforge::onnx::real_inputs(&m)
-        .iter()
-        .map(|v| v.name.clone())
-        .collect();
+    let g = trtforge::onnx::Graph::new(&m);
+    let names = g.activation_names();
+    let inputs: Vec<String> = g.real_inputs().iter().map(|v| v.name.clone()).collect();
     let extra: Vec<String> = names
         .iter()
         .filter(|n| !inputs.contains(n))

@@ -2,6 +2,7 @@
 
 mod common;
 
+use trtforge::exec::OrtShapes;
 use trtforge::onnx::{self, synth, Model};
 
 #[test]
@@ -10,8 +11,12 @@ fn pruned_convs_are_flagged_with_wasted_macs() {
     let mut m = synth::tiny_detector(32);
     m.path = dir.path().join("pruned.onnx");
     m.save(&m.path).unwrap();
-    let ins =
-        onnx::inspect_with_shapes(&Model::load(&m.path).unwrap(), &Default::default()).unwrap();
+    let ins = onnx::inspect_with_shapes(
+        &Model::load(&m.path).unwrap(),
+        &Default::default(),
+        &OrtShapes,
+    )
+    .unwrap();
     // stem: 16 ch (multiple of 8, not of 32), pruned: 27, head: 45.
     let by_node = |n: &str| ins.alignment.iter().find(|f| f.node == n).cloned();
     let pruned = by_node("pruned").expect("27-channel conv flagged");
@@ -72,7 +77,7 @@ fn shared_models_inspect_with_macs() {
 #[test]
 fn unsupported_ops_are_warnings_and_dynamic_inputs_need_shape() {
     let mut m = synth::tiny_detector(16);
-    m.proto.graph.mut_or_insert_default().node.push(synth::node(
+    m.proto.graph.mut_or_insert_default().node.push(onnx::node(
         "Unique",
         "uniq",
         &["scores"],
@@ -105,7 +110,7 @@ fn unsupported_ops_are_warnings_and_dynamic_inputs_need_shape() {
         .mut_or_insert_default()
         .dim[0];
     dim.set_dim_param("batch".into());
-    let err = onnx::inspect_with_shapes(&d, &Default::default())
+    let err = onnx::inspect_with_shapes(&d, &Default::default(), &OrtShapes)
         .unwrap_err()
         .to_string();
     assert!(err.contains("--shape images:"), "{err}");
@@ -114,7 +119,9 @@ fn unsupported_ops_are_warnings_and_dynamic_inputs_need_shape() {
     let shapes = [("images".to_string(), vec![2, 3, 16, 16])]
         .into_iter()
         .collect();
-    let with = onnx::inspect_with_shapes(&d, &shapes).unwrap();
-    let single = onnx::inspect_with_shapes(&synth::tiny_detector(16), &Default::default()).unwrap();
+    let with = onnx::inspect_with_shapes(&d, &shapes, &OrtShapes).unwrap();
+    let single =
+        onnx::inspect_with_shapes(&synth::tiny_detector(16), &Default::default(), &OrtShapes)
+            .unwrap();
     assert_eq!(with.macs.unwrap(), 2 * single.macs.unwrap());
 }

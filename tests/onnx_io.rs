@@ -37,11 +37,11 @@ fn round_trip_gives_bit_identical_onnx_runtime_outputs() {
         model.save(&copy).unwrap();
         let shape = onnx::input_shape(
             &model,
-            &onnx::real_inputs(&model)[0].name,
+            &onnx::Graph::new(&model).real_inputs()[0].name,
             &Default::default(),
         )
         .unwrap();
-        let input_name = onnx::real_inputs(&model)[0].name.clone();
+        let input_name = onnx::Graph::new(&model).real_inputs()[0].name.clone();
         let x = common::real_input(&path, &shape);
         let mut a = OrtSession::open(&path, &[]).unwrap();
         let mut b = OrtSession::open(&copy, &[]).unwrap();

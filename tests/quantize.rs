@@ -7,12 +7,12 @@ use ndarray::{ArrayD, IxDyn};
 use std::collections::{BTreeSet, HashMap};
 use trtforge::calib::ImageSet;
 use trtforge::exec::OrtSession;
-use trtforge::onnx::synth::{
-    float_tensor, ints_attr, node, tiny_detector, value_info, GraphBuilder,
+use trtforge::onnx::synth::{tiny_detector, GraphBuilder};
+use trtforge::onnx::{
+    float_tensor, int_attr, ints_attr, node, upgrade_opset, value_info, Graph, Model,
 };
-use trtforge::onnx::{activation_names, Model};
-use trtforge::quant::plan::{check_disjoint, output_errors};
-use trtforge::quant::{candidates, quantize, upgrade_opset, QdqOptions};
+use trtforge::quant::plan::{check_disjoint, int8_mac_share, mac_table, output_errors};
+use trtforge::quant::{candidates, quantize, QdqOptions};
 use trtforge::recipe::{Order, QuantOp};
 
 /// ONNX Runtime, or None (skip) outside CI.
@@ -40,7 +40,8 @@ fn input(shape: &[usize], seed: u32) -> ArrayD<f32> {
 
 /// max |x| of every activation over one run: the ranges a minmax calibration would give.
 fn minmax_ranges(m: &Model, x: &ArrayD<f32>) -> Option<HashMap<String, f32>> {
-    let names: Vec<String> = activation_names(m)
+    let names: Vec<String> = Graph::new(m)
+        .activation_names()
         .into_iter()
         .filter(|n| n != "images")
         .collect();
@@ -120,8 +121,12 @@ fn tiny_detector_qdq_runs_and_stays_close() {
 #[test]
 fn keep_fp_layers_get_no_qdq() {
     let m = tiny_detector(32);
-    let ranges: HashMap<String, f32> = activation_names(&m).into_iter().map(|n| (n, 4.0)).collect();
-    let all = candidates(&m, &ranges, &BTreeSet::new());
+    let ranges: HashMap<String, f32> = Graph::new(&m)
+        .activation_names()
+        .into_iter()
+        .map(|n| (n, 4.0))
+        .collect();
+    let all = candidates(&m, &ranges, &BTreeSet::new()).unwrap();
     assert_eq!(
         all.iter().map(|l| l.node.as_str()).collect::<Vec<_>>(),
         ["stem", "pruned", "head"]
@@ -167,7 +172,7 @@ fn residual_add_and_concat_share_a_scale() {
         "cat",
         &["sum", &a],
         &["out"],
-        vec![trtforge::onnx::synth::int_attr("axis", 1)],
+        vec![int_attr("axis", 1)],
     ));
     b.graph.output.push(value_info("out", &[1, 8, 8, 8]));
     let m = b.finish(13, "res.onnx");
@@ -222,10 +227,7 @@ fn opset_11_split_unsqueeze_squeeze_are_rewritten_for_13() {
         "split",
         &["images"],
         &["p", "q"],
-        vec![
-            ints_attr("split", &[2, 4]),
-            trtforge::onnx::synth::int_attr("axis", 1),
-        ],
+        vec![ints_attr("split", &[2, 4]), int_attr("axis", 1)],
     ));
     b.graph.node.push(node(
         "Unsqueeze",
@@ -250,8 +252,7 @@ fn opset_11_split_unsqueeze_squeeze_are_rewritten_for_13() {
     b.graph.output.push(value_info("pp", &[1, 2, 4, 4]));
     b.graph.output.push(value_info("qq", &[1, 4, 4, 4]));
     let m11 = b.finish(11, "split.onnx");
-    let mut m13 = m11.clone();
-    upgrade_opset(&mut m13, 13).unwrap();
+    let m13 = upgrade_opset(&m11, 13).unwrap();
     assert_eq!(m13.opset(), 13);
     let split = m13
         .proto
@@ -282,8 +283,8 @@ fn softmax_whose_meaning_changes_is_refused() {
         .node
         .push(node("Softmax", "sm", &["images"], &["y"], vec![]));
     b.graph.output.push(value_info("y", &[1, 3, 4]));
-    let mut m = b.finish(11, "sm.onnx");
-    let e = upgrade_opset(&mut m, 13).unwrap_err().to_string();
+    let m = b.finish(11, "sm.onnx");
+    let e = upgrade_opset(&m, 13).unwrap_err().to_string();
     assert!(e.contains("'sm'") && e.contains("opset 13"), "{e}");
 }
 
@@ -334,7 +335,8 @@ fn shared_detectors_qdq_run_in_onnx_runtime() {
                 .into_dyn()
         };
         let x = prep(&all.paths()[0]);
-        let names: Vec<String> = activation_names(&m)
+        let names: Vec<String> = Graph::new(&m)
+            .activation_names()
             .into_iter()
             .filter(|n| *n != c.tensor)
             .collect();
@@ -454,4 +456,111 @@ fn accuracy_aware_plan_keeps_map_within_the_gate_on_both_detectors() {
         assert_eq!(a["int8_planned"], r["int8_planned"]);
         assert_eq!(a["layers_kept"], r["layers_kept"]);
     }
+}
+
+/// Unnamed nodes are keyed as TensorRT names their layers (`node_of_<first output>`) by the
+/// MAC table and the Q/DQ writer alike, so their MACs count in the INT8 share.
+#[test]
+fn unnamed_nodes_count_their_macs_in_the_int8_share() {
+    let mut m = tiny_detector(32);
+    for n in m.proto.graph.mut_or_insert_default().node.iter_mut() {
+        n.name.clear();
+    }
+    let ranges: HashMap<String, f32> = Graph::new(&m)
+        .activation_names()
+        .into_iter()
+        .map(|n| (n, 4.0))
+        .collect();
+    let (macs, total) = match mac_table(&m, &trtforge::exec::OrtShapes) {
+        Ok(t) => t,
+        Err(e @ trtforge::Error::Unavailable { .. }) => {
+            assert!(!trtforge::env::in_ci(), "{e}");
+            eprintln!("SKIP: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    // By hand (tests/inspect.rs): stem 16x16x16 outputs x 27, pruned 27x8x8 x 144, head 45x8x8 x 27.
+    let (stem, pruned, head) = (
+        16 * 16 * 16 * 27u64,
+        27 * 8 * 8 * 144u64,
+        45 * 8 * 8 * 27u64,
+    );
+    assert_eq!(total, stem + pruned + head);
+    assert_eq!(macs["node_of_pruned.out"], pruned);
+    let (_, sum) = quantize(&m, &ranges, &QdqOptions::default()).unwrap();
+    let keys: Vec<&str> = sum.quantized.iter().map(|l| l.node.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["node_of_stem.out", "node_of_pruned.out", "node_of_head.out"]
+    );
+    assert_eq!(int8_mac_share(&sum.quantized, &macs, total), 1.0);
+    let opts = QdqOptions {
+        keep_fp: ["node_of_head.out".to_string()].into(),
+        ..Default::default()
+    };
+    let (_, sum) = quantize(&m, &ranges, &opts).unwrap();
+    let share = int8_mac_share(&sum.quantized, &macs, total);
+    assert_eq!(share, (stem + pruned) as f64 / total as f64);
+}
+
+/// Models that parse but break an op's rules are ONNX errors naming the node, never a panic.
+#[test]
+fn malformed_layers_are_onnx_errors_naming_the_node() {
+    let model = |n: onnx_protobuf::NodeProto, w_dims: &[i64]| {
+        let mut b = GraphBuilder::new("bad");
+        b.graph.input.push(value_info("images", &[1, 4]));
+        let count = w_dims.iter().product::<i64>().max(1) as usize;
+        b.graph
+            .initializer
+            .push(float_tensor("w", w_dims, vec![0.5; count]));
+        b.graph.node.push(n);
+        b.graph.output.push(value_info("y", &[1, 4]));
+        b.finish(13, "bad.onnx")
+    };
+    let ranges: HashMap<String, f32> = [("images".to_string(), 1.0)].into();
+    let cases = [
+        // Conv with its weight missing.
+        (
+            node("Conv", "conv1", &["images"], &["y"], vec![]),
+            vec![4, 4, 1, 1],
+            "1 input(s)",
+        ),
+        // Gemm's B must be 2-D.
+        (
+            node("Gemm", "gemm1", &["images", "w"], &["y"], vec![]),
+            vec![4],
+            "rank 1",
+        ),
+        // MatMul's B cannot be a scalar.
+        (
+            node("MatMul", "mm0", &["images", "w"], &["y"], vec![]),
+            vec![],
+            "rank 0",
+        ),
+    ];
+    for (n, dims, why) in cases {
+        let name = n.name.clone();
+        let m = model(n, &dims);
+        let e = quantize(&m, &ranges, &QdqOptions::default()).unwrap_err();
+        assert!(matches!(e, trtforge::Error::Onnx { .. }), "{e:?}");
+        let e = e.to_string();
+        assert!(
+            e.contains("bad.onnx") && e.contains(&format!("'{name}'")) && e.contains(why),
+            "{e}"
+        );
+        assert!(candidates(&m, &ranges, &BTreeSet::new()).is_err());
+    }
+    // A weight whose data does not fill its dims.
+    let mut m = model(
+        node("MatMul", "mm", &["images", "w"], &["y"], vec![]),
+        &[4, 4],
+    );
+    m.proto.graph.mut_or_insert_default().initializer[0]
+        .float_data
+        .truncate(3);
+    let e = quantize(&m, &ranges, &QdqOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'mm'") && e.contains("3 values"), "{e}");
 }

@@ -12,7 +12,7 @@ use super::stream::Skipped;
 use super::{ImageSet, ImageStream};
 use crate::error::{Error, Result};
 use crate::exec::OrtSession;
-use crate::onnx::{activation_names, Model};
+use crate::onnx::{Graph, Model};
 use crate::recipe::{Algorithm, Calibration, LoadedRecipe, TrtVersion};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -245,20 +245,17 @@ pub fn gather(
     opts: &CalibrateOptions,
 ) -> Result<Gathered> {
     let input = &recipe.recipe.input;
-    let names = activation_names(model);
-    let graph_inputs: Vec<String> = crate::onnx::real_inputs(model)
-        .iter()
-        .map(|v| v.name.clone())
-        .collect();
+    let graph = Graph::new(model);
     let plan = if opts.expose_all {
-        Plan::expose_all(model, &names, &graph_inputs)
+        Plan::expose_all(&graph)
     } else {
-        Plan::new(model, &names, &graph_inputs)
+        Plan::new(&graph)
     };
+    let graph_inputs = plan.graph_inputs();
     let exposed = plan.exposed();
     log::info!(
         "{} activations: {} returned by ONNX Runtime, {} derived from histograms",
-        names.len(),
+        plan.names.len(),
         exposed.len(),
         plan.derived_count()
     );

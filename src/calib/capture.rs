@@ -21,7 +21,7 @@ use super::histogram::NonFinitePolicy;
 use super::histogram::{HistogramSet, TensorHistogram};
 use super::unary::{self, Unary};
 use crate::error::Result;
-use crate::onnx::Model;
+use crate::onnx::Graph;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
@@ -58,17 +58,30 @@ const PERMUTATIONS: &[&str] = &[
 ];
 
 impl Plan {
-    /// `names`: every activation in graph order (graph inputs first), as `activation_names` gives.
-    pub fn new(model: &Model, names: &[String], graph_inputs: &[String]) -> Self {
-        Self::build(model, names, graph_inputs, true)
+    /// The plan for every activation of `graph` (real inputs first, then node outputs, as
+    /// [`Graph::activation_names`] lists them).
+    pub fn new(graph: &Graph) -> Self {
+        Self::build(graph, true)
     }
 
     /// Every tensor exposed by ONNX Runtime: slower, for cross-checking the recomputation.
-    pub fn expose_all(model: &Model, names: &[String], graph_inputs: &[String]) -> Self {
-        Self::build(model, names, graph_inputs, false)
+    pub fn expose_all(graph: &Graph) -> Self {
+        Self::build(graph, false)
     }
 
-    fn build(model: &Model, names: &[String], graph_inputs: &[String], derive: bool) -> Self {
+    /// Real graph inputs: the caller feeds them.
+    pub fn graph_inputs(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .zip(&self.sources)
+            .filter(|(_, s)| **s == Source::Input)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    fn build(graph: &Graph, derive: bool) -> Self {
+        let names = graph.activation_names();
+        // Position of each activation in `names` (histograms are kept in that order).
         let index: HashMap<&str, usize> = names
             .iter()
             .enumerate()
@@ -76,29 +89,22 @@ impl Plan {
             .collect();
         let mut sources: Vec<Source> = names
             .iter()
-            .map(|n| {
-                if graph_inputs.contains(n) {
-                    Source::Input
-                } else {
-                    Source::Exposed
-                }
+            .map(|n| match graph.producer(n) {
+                None => Source::Input,
+                Some(_) => Source::Exposed,
             })
             .collect();
         // Which tensor each sigmoid output was recomputed from, for the SiLU pattern.
         let mut sigmoid_of: HashMap<usize, usize> = HashMap::new();
-        // `expose_all`: every tensor stays Input or Exposed.
-        let nodes = if derive {
-            &model.proto.graph.node[..]
-        } else {
-            &[]
-        };
-        for node in nodes {
-            let [out] = node.output.as_slice() else {
+        for (o, name) in names.iter().enumerate() {
+            // `expose_all`: every tensor stays Input or Exposed.
+            let Some(id) = graph.producer(name).filter(|_| derive) else {
                 continue;
             };
-            let Some(&o) = index.get(out.as_str()) else {
+            let node = graph.node(id);
+            if node.output.len() != 1 {
                 continue;
-            };
+            }
             let ins: Vec<Option<usize>> = node
                 .input
                 .iter()
@@ -153,7 +159,7 @@ impl Plan {
             }
         }
         Plan {
-            names: names.to_vec(),
+            names,
             sources,
             signed,
         }
@@ -257,8 +263,8 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onnx::activation_names;
-    use crate::onnx::synth::{float_tensor, node, value_info, GraphBuilder};
+    use crate::onnx::synth::GraphBuilder;
+    use crate::onnx::{float_tensor, node, value_info, Model};
 
     /// x -> Conv -> c; Sigmoid(c) -> s; Mul(c, s) -> m; Relu(m) -> r; Reshape(r) -> p;
     /// Concat(p, c) -> k; Sigmoid(k) -> q (input derived: must be exposed).
@@ -285,8 +291,8 @@ mod tests {
     #[test]
     fn permutations_and_concats_merge_and_activations_are_recomputed() {
         let m = model();
-        let names = activation_names(&m);
-        let plan = Plan::new(&m, &names, &["x".to_string()]);
+        let plan = Plan::new(&Graph::new(&m));
+        let names = plan.names.clone();
         let at = |n: &str| names.iter().position(|x| x == n).unwrap();
         let src = |n: &str| plan.sources[at(n)].clone();
         assert_eq!(src("x"), Source::Input);
@@ -311,7 +317,8 @@ mod tests {
         assert_eq!(src("k"), Source::Merge(vec![at("p"), at("c")]));
         assert_eq!(src("q"), Source::Exposed);
         assert_eq!(plan.exposed(), ["c", "r", "q"]);
-        let all = Plan::expose_all(&m, &names, &["x".to_string()]);
+        assert_eq!(plan.graph_inputs(), ["x"]);
+        let all = Plan::expose_all(&Graph::new(&m));
         assert_eq!(all.exposed(), ["c", "s", "m", "r", "p", "k", "q"]);
         assert_eq!(all.derived_count(), 0);
     }
@@ -319,8 +326,8 @@ mod tests {
     #[test]
     fn merges_are_exact_and_activations_are_derived_from_a_signed_histogram() {
         let m = model();
-        let names = activation_names(&m);
-        let plan = Plan::new(&m, &names, &["x".to_string()]);
+        let plan = Plan::new(&Graph::new(&m));
+        let names = plan.names.clone();
         let at = |n: &str| names.iter().position(|x| x == n).unwrap();
         let x: Vec<f32> = (0..32).map(|i| (i as f32 - 13.0) * 0.37).collect();
         let c = x.clone(); // identity weights

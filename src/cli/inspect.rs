@@ -33,7 +33,7 @@ pub fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
 pub fn run(a: Args) -> Result<ExitCode> {
     let model = Model::load(&a.model)?;
     let overrides: BTreeMap<String, Vec<usize>> = a.shapes.into_iter().collect();
-    let ins = match onnx::inspect_with_shapes(&model, &overrides) {
+    let ins = match onnx::inspect_with_shapes(&model, &overrides, &trtforge::exec::OrtShapes) {
         Ok(i) => i,
         Err(e @ trtforge::Error::Contract(_)) => return Err(e.into()),
         Err(e) => {

@@ -4,4 +4,5 @@ mod ort;
 
 pub use self::ort::{
     init as init_ort, library_path as ort_library_path, version as ort_version, zeros, OrtSession,
+    OrtShapes,
 };

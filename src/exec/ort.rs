@@ -131,7 +131,7 @@ impl OrtSession {
         let bytes = if extra_outputs.is_empty() {
             model.to_bytes()?
         } else {
-            crate::onnx::with_extra_outputs(model, extra_outputs)?.to_bytes()?
+            crate::onnx::with_extra_outputs(model, extra_outputs).to_bytes()?
         };
         let threads = crate::env::var("TRTFORGE_ORT_THREADS")
             .and_then(|t| t.parse().ok())
@@ -283,6 +283,32 @@ impl OrtSession {
             }
         }
         Ok(shapes)
+    }
+}
+
+/// Shapes from one ONNX Runtime run on zeros, every node output returned: exact for every op.
+pub struct OrtShapes;
+
+impl crate::onnx::ShapeSource for OrtShapes {
+    fn tensor_shapes(
+        &self,
+        model: &Model,
+        inputs: &std::collections::BTreeMap<String, Vec<usize>>,
+    ) -> Result<std::collections::HashMap<String, Vec<usize>>> {
+        let names: Vec<String> = model
+            .proto
+            .graph
+            .node
+            .iter()
+            .flat_map(|n| n.output.iter().cloned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        let mut session = OrtSession::from_model(model, &names)?;
+        let arrays: Vec<(String, ArrayD<f32>)> =
+            inputs.iter().map(|(n, s)| (n.clone(), zeros(s))).collect();
+        let views: Vec<(&str, ArrayViewD<f32>)> =
+            arrays.iter().map(|(n, a)| (n.as_str(), a.view())).collect();
+        Ok(session.run_shapes(&views)?.into_iter().collect())
     }
 }
 

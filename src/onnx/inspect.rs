@@ -1,12 +1,12 @@
 //! `trtforge inspect`: a graph summary with MACs at the input size and a lint for pruned
 //! models whose channel counts waste tensor-core work.
 
-use super::Model;
+use super::{attr, node_key, Graph, Model, ShapeSource};
 use crate::error::{Error, Result};
-use onnx_protobuf::{tensor_proto::DataType, NodeProto, TensorProto, ValueInfoProto};
+use onnx_protobuf::{tensor_proto::DataType, ValueInfoProto};
 use protobuf::Enum;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// FP16 tensor cores work on channel multiples of 8, INT8 ones on multiples of 32.
 pub const FP16_ALIGN: i64 = 8;
@@ -127,36 +127,6 @@ fn tensor_info(v: &ValueInfoProto) -> TensorInfo {
     }
 }
 
-/// Constant tensors by name: initializers and the `value` of Constant nodes.
-pub fn constant_tensors(model: &Model) -> HashMap<String, &TensorProto> {
-    let g = &model.proto.graph;
-    let mut map: HashMap<String, &TensorProto> =
-        g.initializer.iter().map(|t| (t.name.clone(), t)).collect();
-    for n in &g.node {
-        if n.op_type == "Constant" {
-            if let (Some(out), Some(a)) = (
-                n.output.first(),
-                n.attribute.iter().find(|a| a.name == "value"),
-            ) {
-                if let Some(t) = a.t.as_ref() {
-                    map.insert(out.clone(), t);
-                }
-            }
-        }
-    }
-    map
-}
-
-/// Graph inputs that are real inputs (not initializers listed as inputs, as IR < 4 required).
-pub fn real_inputs(model: &Model) -> Vec<&ValueInfoProto> {
-    let g = &model.proto.graph;
-    let inits: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
-    g.input
-        .iter()
-        .filter(|i| !inits.contains(i.name.as_str()))
-        .collect()
-}
-
 /// The concrete shape of a real input: `overrides` first, else its declared static shape.
 pub fn input_shape(
     model: &Model,
@@ -166,7 +136,8 @@ pub fn input_shape(
     if let Some(s) = overrides.get(name) {
         return Ok(s.clone());
     }
-    let v = real_inputs(model)
+    let v = Graph::new(model)
+        .real_inputs()
         .into_iter()
         .find(|v| v.name == name)
         .ok_or_else(|| Error::Contract(format!("{}: no input '{name}'", model.path.display())))?;
@@ -190,14 +161,14 @@ fn elements(dims: &[i64]) -> u64 {
 
 /// Inspect without running anything; MACs need shapes from [`inspect_with_shapes`].
 pub fn inspect(model: &Model) -> Inspection {
-    let g = &model.proto.graph;
+    let graph = Graph::new(model);
+    let g = graph.proto();
     let mut ops = BTreeMap::new();
     for n in &g.node {
         *ops.entry(n.op_type.clone()).or_insert(0usize) += 1;
     }
-    let consts = constant_tensors(model);
     let (mut params, mut param_bytes) = (0u64, 0u64);
-    for t in consts.values() {
+    for (_, t) in graph.constants() {
         let n = elements(&t.dims);
         params += n;
         param_bytes += n * dtype_size(t.data_type);
@@ -232,7 +203,7 @@ pub fn inspect(model: &Model) -> Inspection {
         )
         .trim()
         .to_string(),
-        inputs: real_inputs(model).into_iter().map(tensor_info).collect(),
+        inputs: graph.real_inputs().into_iter().map(tensor_info).collect(),
         outputs: g.output.iter().map(tensor_info).collect(),
         nodes: g.node.len(),
         ops,
@@ -242,20 +213,23 @@ pub fn inspect(model: &Model) -> Inspection {
         input_shapes: BTreeMap::new(),
         shape_source: "not computed".into(),
         layers: vec![],
-        alignment: alignment_findings(model, None),
+        alignment: alignment_findings(&graph, None),
         warnings,
     }
 }
 
-/// Full inspection: shapes of every tensor are taken from one ONNX Runtime run on zeros at
-/// the given input shapes (exact for every op, unlike a hand-written shape inference).
+/// Full inspection: the shape of every tensor at the given input shapes comes from `shapes`
+/// (ONNX Runtime runs the model once on zeros: exact for every op, unlike a hand-written
+/// shape inference).
 pub fn inspect_with_shapes(
     model: &Model,
     overrides: &BTreeMap<String, Vec<usize>>,
+    shapes: &dyn ShapeSource,
 ) -> Result<Inspection> {
     let mut ins = inspect(model);
+    let graph = Graph::new(model);
     let mut input_shapes = BTreeMap::new();
-    for v in real_inputs(model) {
+    for v in graph.real_inputs() {
         input_shapes.insert(v.name.clone(), input_shape(model, &v.name, overrides)?);
     }
     for name in overrides.keys() {
@@ -267,46 +241,30 @@ pub fn inspect_with_shapes(
             )));
         }
     }
-    let names: Vec<String> = model
-        .proto
-        .graph
-        .node
-        .iter()
-        .flat_map(|n| n.output.iter().cloned())
-        .filter(|o| !o.is_empty())
-        .collect();
-    let mut session = crate::exec::OrtSession::from_model(model, &names)?;
-    let arrays: Vec<(String, ndarray::ArrayD<f32>)> = input_shapes
-        .iter()
-        .map(|(n, s)| (n.clone(), crate::exec::zeros(s)))
-        .collect();
-    let views: Vec<(&str, ndarray::ArrayViewD<f32>)> =
-        arrays.iter().map(|(n, a)| (n.as_str(), a.view())).collect();
-    let mut shapes: HashMap<String, Vec<usize>> = session.run_shapes(&views)?.into_iter().collect();
+    let mut shapes = shapes.tensor_shapes(model, &input_shapes)?;
     for (n, s) in &input_shapes {
         shapes.insert(n.clone(), s.clone());
     }
-    let layers = layer_macs(model, &shapes);
+    let layers = layer_macs(&graph, &shapes);
     ins.macs = Some(layers.iter().map(|l| l.macs).sum());
-    ins.alignment = alignment_findings(model, Some(&layers));
+    ins.alignment = alignment_findings(&graph, Some(&layers));
     ins.layers = layers;
     ins.input_shapes = input_shapes;
     ins.shape_source = "onnxruntime".into();
     Ok(ins)
 }
 
-fn layer_macs(model: &Model, shapes: &HashMap<String, Vec<usize>>) -> Vec<LayerMacs> {
-    let consts = constant_tensors(model);
+fn layer_macs(graph: &Graph, shapes: &HashMap<String, Vec<usize>>) -> Vec<LayerMacs> {
     let dims_of = |name: &str| -> Option<Vec<usize>> {
         shapes.get(name).cloned().or_else(|| {
-            consts
-                .get(name)
+            graph
+                .constant(name)
                 .map(|t| t.dims.iter().map(|&d| d.max(0) as usize).collect())
         })
     };
     let prod = |d: &[usize]| d.iter().map(|&x| x as u64).product::<u64>();
     let mut out = Vec::new();
-    for (i, n) in model.proto.graph.node.iter().enumerate() {
+    for (_, n) in graph.nodes() {
         let (Some(o), Some(a)) = (
             n.output.first().and_then(|o| dims_of(o)),
             n.input.first().and_then(|a| dims_of(a)),
@@ -320,10 +278,7 @@ fn layer_macs(model: &Model, shapes: &HashMap<String, Vec<usize>>) -> Vec<LayerM
             // Each input element is scattered over (Cout/groups) * kernel outputs.
             ("ConvTranspose", Some(w)) if w.len() >= 2 => prod(&a) * prod(&w[1..]),
             ("Gemm", Some(_)) => {
-                let trans_a = n
-                    .attribute
-                    .iter()
-                    .any(|at| at.name == "transA" && at.i != 0);
+                let trans_a = attr::int(n, "transA").ok().flatten().unwrap_or(0) != 0;
                 let k = if trans_a { a.first() } else { a.get(1) };
                 prod(&o) * k.copied().unwrap_or(0) as u64
             }
@@ -331,7 +286,7 @@ fn layer_macs(model: &Model, shapes: &HashMap<String, Vec<usize>>) -> Vec<LayerM
             _ => continue,
         };
         out.push(LayerMacs {
-            node: node_label(n, i),
+            node: node_key(n),
             op: n.op_type.clone(),
             output_shape: o,
             macs,
@@ -340,44 +295,26 @@ fn layer_macs(model: &Model, shapes: &HashMap<String, Vec<usize>>) -> Vec<LayerM
     out
 }
 
-fn node_label(n: &NodeProto, index: usize) -> String {
-    if n.name.is_empty() {
-        format!(
-            "#{index} ({})",
-            n.output.first().map(String::as_str).unwrap_or("")
-        )
-    } else {
-        n.name.clone()
-    }
-}
-
 fn round_up(c: i64, m: i64) -> i64 {
     (c + m - 1) / m * m
 }
 
 /// Every Conv/ConvTranspose whose output channels are not a multiple of 8 (FP16) or 32
 /// (INT8), with the MACs spent on padding when MACs are known.
-fn alignment_findings(model: &Model, layers: Option<&[LayerMacs]>) -> Vec<AlignmentFinding> {
-    let consts = constant_tensors(model);
+fn alignment_findings(graph: &Graph, layers: Option<&[LayerMacs]>) -> Vec<AlignmentFinding> {
     let mut out = Vec::new();
-    for (i, n) in model.proto.graph.node.iter().enumerate() {
-        let groups = n
-            .attribute
-            .iter()
-            .find(|a| a.name == "group")
-            .map(|a| a.i)
-            .unwrap_or(1)
-            .max(1);
+    for (_, n) in graph.nodes() {
+        let groups = attr::int(n, "group").ok().flatten().unwrap_or(1).max(1);
         let cout = match n.op_type.as_str() {
             "Conv" => n
                 .input
                 .get(1)
-                .and_then(|w| consts.get(w))
+                .and_then(|w| graph.constant(w))
                 .and_then(|t| t.dims.first().copied()),
             "ConvTranspose" => n
                 .input
                 .get(1)
-                .and_then(|w| consts.get(w))
+                .and_then(|w| graph.constant(w))
                 .and_then(|t| t.dims.get(1).map(|c| c * groups)),
             _ => None,
         };
@@ -385,7 +322,7 @@ fn alignment_findings(model: &Model, layers: Option<&[LayerMacs]>) -> Vec<Alignm
         if c <= 0 || c % INT8_ALIGN == 0 {
             continue;
         }
-        let label = node_label(n, i);
+        let label = node_key(n);
         let macs = layers.and_then(|ls| ls.iter().find(|l| l.node == label).map(|l| l.macs));
         let wasted = |m: i64| macs.map(|x| x * (round_up(c, m) - c) as u64 / c as u64);
         out.push(AlignmentFinding {

@@ -107,7 +107,7 @@ impl Model {
 
 /// A truncated file can still parse (protobuf stops at a field boundary), but then tensors go
 /// missing: every node input and graph output must come from an input, an initializer or a node.
-fn check_connected(proto: &ModelProto) -> std::result::Result<(), String> {
+pub(crate) fn check_connected(proto: &ModelProto) -> std::result::Result<(), String> {
     use std::collections::HashSet;
     let g = &proto.graph;
     let mut known: HashSet<&str> = g.input.iter().map(|i| i.name.as_str()).collect();

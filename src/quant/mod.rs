@@ -6,7 +6,7 @@ pub mod qdq;
 pub mod report;
 
 pub use plan::{PrecisionPlan, Validation, PLAN_FILE};
-pub use qdq::{candidates, quantize, upgrade_opset, QdqOptions, QdqSummary, QuantLayer};
+pub use qdq::{candidates, quantize, QdqOptions, QdqSummary, QuantLayer};
 pub use report::QuantizeReport;
 
 pub const QDQ_MODEL_FILE: &str = "model.qdq.onnx";
@@ -18,7 +18,7 @@ use crate::calib::ImageSet;
 use crate::error::{Error, Result};
 use crate::eval::DecodeParams;
 use crate::recipe::{Algorithm, LoadedRecipe, Order};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -114,13 +114,7 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
     plan::check_disjoint(&cal_set, &val_set)?;
     let val = Validation::load(&val_set, &labels, &recipe.recipe.input)?;
 
-    let ins = crate::onnx::inspect_with_shapes(&model, &BTreeMap::new())?;
-    let macs: HashMap<String, u64> = ins
-        .layers
-        .iter()
-        .map(|l| (l.node.clone(), l.macs))
-        .collect();
-    let total_macs = ins.macs.unwrap_or(0);
+    let (macs, total_macs) = plan::mac_table(&model, &crate::exec::OrtShapes)?;
     let params = DecodeParams::from_eval_set(recipe.recipe.eval.as_ref());
 
     let fp_outs = plan::run_outputs(&model, &val, val.len())?;

@@ -279,6 +279,21 @@ pub struct SearchResult {
     pub seconds: f64,
 }
 
+/// MACs per layer (keyed by [`crate::onnx::node_key`], as every plan and summary is) and in
+/// total, at the model's declared input shapes.
+pub fn mac_table(
+    model: &Model,
+    shapes: &dyn crate::onnx::ShapeSource,
+) -> Result<(HashMap<String, u64>, u64)> {
+    let ins = crate::onnx::inspect_with_shapes(model, &Default::default(), shapes)?;
+    let macs = ins
+        .layers
+        .iter()
+        .map(|l| (l.node.clone(), l.macs))
+        .collect();
+    Ok((macs, ins.macs.unwrap_or(0)))
+}
+
 /// Share of `total` MACs in quantized weighted layers.
 pub fn int8_mac_share(quantized: &[QuantLayer], macs: &HashMap<String, u64>, total: u64) -> f64 {
     let q: u64 = quantized.iter().filter_map(|l| macs.get(&l.node)).sum();
@@ -304,7 +319,7 @@ pub fn search(
     o: &SearchOptions,
 ) -> Result<SearchResult> {
     let started = Instant::now();
-    let layers = candidates(model, ranges, &base.ops);
+    let layers = candidates(model, ranges, &base.ops)?;
     let n = o.sensitivity_images.clamp(1, val.len());
     let fp = run_outputs(model, val, n)?;
     let all = quantize(model, ranges, base)?.0;

@@ -3,21 +3,23 @@
 //! tensor from the calibration ranges. Q/DQ go where TensorRT's fusions look for them: the
 //! data and weight inputs of Conv/ConvTranspose/Gemm/MatMul, and (when enabled) Add
 //! residual inputs, Concat inputs (one shared scale), MaxPool and GlobalAveragePool inputs.
-//! Nothing else is touched, so every op TensorRT cannot run in INT8 stays in float.
+//! Nothing else is touched, so every op TensorRT cannot run in INT8 stays in float. The edits
+//! are one [`Patch`] over the opset-13 model, so names are fresh and the order topological.
 
-use crate::error::{Error, Result};
-use crate::onnx::synth::{int_attr, node};
-use crate::onnx::Model;
+use crate::error::Result;
+use crate::onnx::{
+    float_tensor, int8_tensor, int_attr, node, tensor, upgrade_opset, Graph, Model, NodeId, Patch,
+};
 use crate::recipe::QuantOp;
-use onnx_protobuf::{tensor_proto::DataType, AttributeProto, NodeProto, TensorProto};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use onnx_protobuf::tensor_proto::DataType;
+use std::collections::{BTreeSet, HashMap};
 
 /// What to quantize.
 #[derive(Debug, Clone, Default)]
 pub struct QdqOptions {
     /// Ops quantized besides Conv/ConvTranspose/Gemm/MatMul.
     pub ops: BTreeSet<QuantOp>,
-    /// Layers (by [`node_key`]) left in float: no Q/DQ on their inputs.
+    /// Layers (by [`crate::onnx::node_key`]) left in float: no Q/DQ on their inputs.
     pub keep_fp: BTreeSet<String>,
 }
 
@@ -39,15 +41,6 @@ pub struct QdqSummary {
     pub qdq_pairs: usize,
 }
 
-/// A node's stable name: its name, or its first output when unnamed.
-pub fn node_key(n: &NodeProto) -> String {
-    if n.name.is_empty() {
-        n.output.first().cloned().unwrap_or_default()
-    } else {
-        n.name.clone()
-    }
-}
-
 const WEIGHTED: &[&str] = &["Conv", "ConvTranspose", "Gemm", "MatMul"];
 
 fn op_enabled(op: &str, ops: &BTreeSet<QuantOp>) -> bool {
@@ -61,29 +54,13 @@ fn op_enabled(op: &str, ops: &BTreeSet<QuantOp>) -> bool {
         }
 }
 
-/// Float values of a constant tensor (float_data or little-endian raw_data).
-pub fn float_values(t: &TensorProto) -> Option<Vec<f32>> {
-    if t.data_type != DataType::FLOAT as i32 {
-        return None;
-    }
-    if !t.raw_data.is_empty() {
-        Some(
-            t.raw_data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        )
-    } else {
-        Some(t.float_data.clone())
-    }
-}
-
 /// ONNX QuantizeLinear to INT8 with zero point 0: round half to even, saturate.
 pub fn quantize_value(x: f32, scale: f32) -> i8 {
     (x / scale).round_ties_even().clamp(-128.0, 127.0) as i8
 }
 
-/// Per-channel symmetric INT8 weights along `axis`: (values, scales).
+/// Per-channel symmetric INT8 weights along `axis`: (values, scales). `w` must hold exactly
+/// the elements `dims` describe and `axis` must be one of its axes ([`Weight`] checks both).
 pub fn quantize_weights(w: &[f32], dims: &[i64], axis: usize) -> (Vec<i8>, Vec<f32>) {
     let channels = dims[axis] as usize;
     let inner: usize = dims[axis + 1..].iter().product::<i64>() as usize;
@@ -105,29 +82,61 @@ pub fn quantize_weights(w: &[f32], dims: &[i64], axis: usize) -> (Vec<i8>, Vec<f
     (q, scales)
 }
 
-/// The output-channel axis of a layer's weight (rank-2 Gemm honours transB).
-fn weight_axis(n: &NodeProto, rank: usize) -> usize {
+/// A weight to quantize per output channel: its values and the channel axis.
+struct Weight {
+    name: String,
+    dims: Vec<i64>,
+    values: Vec<f32>,
+    axis: usize,
+}
+
+/// What the writer does with one node.
+enum Decision {
+    /// Not an op the writer quantizes (or another domain).
+    Untouched,
+    /// Could be quantized but is not, and why.
+    Skip(String),
+    /// Activation inputs (slot, amax) and, for weighted ops, the weight.
+    Quantize {
+        slots: Vec<(usize, f32)>,
+        weight: Option<Weight>,
+    },
+}
+
+/// The output-channel axis of a layer's weight of rank `rank` (Gemm honours transB); an
+/// ONNX error for a rank the op does not allow, `Ok(None)` for a valid weight with no
+/// output-channel axis (a 1-D MatMul operand).
+fn weight_axis(g: &Graph, id: NodeId, rank: usize) -> Result<Option<usize>> {
+    let n = g.node(id);
+    let bad = |want: &str| {
+        Err(g.error(
+            id,
+            format!("weight '{}' has rank {rank}, {} needs {want}; the model is malformed: re-export it", n.input[1], n.op_type),
+        ))
+    };
     match n.op_type.as_str() {
-        "ConvTranspose" => 1,
-        "Gemm" => {
-            let trans_b = n.attribute.iter().any(|a| a.name == "transB" && a.i != 0);
-            if trans_b {
-                0
-            } else {
-                1
-            }
-        }
-        "MatMul" => rank - 1,
-        _ => 0,
+        "Conv" | "ConvTranspose" if rank < 3 => bad("rank 3 or more"),
+        "ConvTranspose" => Ok(Some(1)),
+        "Gemm" if rank != 2 => bad("rank 2"),
+        "Gemm" => Ok(Some(if g.attr_int(id, "transB")?.unwrap_or(0) != 0 {
+            0
+        } else {
+            1
+        })),
+        "MatMul" if rank == 0 => bad("rank 1 or more"),
+        "MatMul" if rank == 1 => Ok(None),
+        "MatMul" => Ok(Some(rank - 1)),
+        _ => Ok(Some(0)),
     }
 }
 
-/// Inputs of `n` that get activation Q/DQ, with their amax (None: cannot quantize, with why).
+/// Inputs of `id` that get activation Q/DQ, with their amax (`Err(why)`: cannot quantize).
 fn activation_slots(
-    n: &NodeProto,
-    consts: &HashMap<String, TensorProto>,
+    g: &Graph,
+    id: NodeId,
     ranges: &HashMap<String, f32>,
-) -> std::result::Result<Vec<(usize, f32)>, String> {
+) -> Result<std::result::Result<Vec<(usize, f32)>, String>> {
+    let n = g.node(id);
     let amax_of = |t: &str| -> std::result::Result<f32, String> {
         match ranges.get(t) {
             Some(&a) if a > 0.0 && a.is_finite() => Ok(a),
@@ -135,45 +144,91 @@ fn activation_slots(
             None => Err(format!("no calibration range for '{t}'")),
         }
     };
-    let is_act = |t: &str| !t.is_empty() && !consts.contains_key(t);
-    match n.op_type.as_str() {
+    let is_act = |t: &str| !t.is_empty() && !g.is_constant(t);
+    g.check_arity(id)?;
+    Ok(match n.op_type.as_str() {
         "Conv" | "ConvTranspose" | "Gemm" | "MaxPool" | "GlobalAveragePool" => {
-            Ok(vec![(0, amax_of(&n.input[0])?)])
+            amax_of(g.input(id, 0)?).map(|a| vec![(0, a)])
         }
-        "MatMul" => {
+        "MatMul" => (|| {
             let mut v = vec![(0, amax_of(&n.input[0])?)];
             if is_act(&n.input[1]) {
                 v.push((1, amax_of(&n.input[1])?));
             }
             Ok(v)
-        }
+        })(),
         "Add" => {
-            if n.input.len() != 2 || !n.input.iter().all(|t| is_act(t)) {
-                return Err("not a residual Add (a constant operand)".into());
+            if !n.input.iter().all(|t| is_act(t)) {
+                Err("not a residual Add (a constant operand)".into())
+            } else {
+                (|| Ok(vec![(0, amax_of(&n.input[0])?), (1, amax_of(&n.input[1])?)]))()
             }
-            Ok(vec![(0, amax_of(&n.input[0])?), (1, amax_of(&n.input[1])?)])
         }
         "Concat" => {
             if !n.input.iter().all(|t| is_act(t)) {
-                return Err("a constant Concat input".into());
+                Err("a constant Concat input".into())
+            } else {
+                // TensorRT fuses a Concat whose inputs share one scale: take the widest range.
+                (|| {
+                    let mut a = 0f32;
+                    for t in &n.input {
+                        a = a.max(amax_of(t)?);
+                    }
+                    Ok((0..n.input.len()).map(|i| (i, a)).collect())
+                })()
             }
-            // TensorRT fuses a Concat whose inputs share one scale: take the widest range.
-            let mut a = 0f32;
-            for t in &n.input {
-                a = a.max(amax_of(t)?);
-            }
-            Ok((0..n.input.len()).map(|i| (i, a)).collect())
         }
         _ => Ok(vec![]),
-    }
+    })
 }
 
-/// Constant tensors by name (initializers and Constant nodes), owned.
-fn constants(model: &Model) -> HashMap<String, TensorProto> {
-    crate::onnx::constant_tensors(model)
-        .into_iter()
-        .map(|(k, v)| (k, v.clone()))
-        .collect()
+/// Decide what the writer does with node `id` (ignoring `keep_fp`).
+fn decide(
+    g: &Graph,
+    id: NodeId,
+    ranges: &HashMap<String, f32>,
+    ops: &BTreeSet<QuantOp>,
+) -> Result<Decision> {
+    let n = g.node(id);
+    if !g.is_standard(id) || !op_enabled(&n.op_type, ops) {
+        return Ok(Decision::Untouched);
+    }
+    let slots = match activation_slots(g, id, ranges)? {
+        Ok(s) if s.is_empty() => return Ok(Decision::Untouched),
+        Ok(s) => s,
+        Err(why) => return Ok(Decision::Skip(why)),
+    };
+    if !WEIGHTED.contains(&n.op_type.as_str()) {
+        return Ok(Decision::Quantize {
+            slots,
+            weight: None,
+        });
+    }
+    let w = g.input(id, 1)?;
+    let float_const = g
+        .constant(w)
+        .filter(|t| tensor::data_type(t) == Some(DataType::FLOAT));
+    let weight = match float_const {
+        Some(t) => {
+            let values = tensor::read_f32(t).map_err(|m| g.error(id, m))?;
+            weight_axis(g, id, t.dims.len())?.map(|axis| Weight {
+                name: w.to_string(),
+                dims: t.dims.clone(),
+                values,
+                axis,
+            })
+        }
+        None => None,
+    };
+    if n.op_type != "MatMul" && weight.is_none() {
+        // A non-constant weight: no candidate (Q/DQ would not fuse).
+        return Ok(if g.is_constant(w) {
+            Decision::Skip("weight is not a float constant".into())
+        } else {
+            Decision::Untouched
+        });
+    }
+    Ok(Decision::Quantize { slots, weight })
 }
 
 /// Layers [`quantize`] would put Q/DQ on (ignoring `keep_fp`), in graph order.
@@ -181,51 +236,18 @@ pub fn candidates(
     model: &Model,
     ranges: &HashMap<String, f32>,
     ops: &BTreeSet<QuantOp>,
-) -> Vec<QuantLayer> {
-    let consts = constants(model);
-    model
-        .proto
-        .graph
-        .node
-        .iter()
-        .filter(|n| op_enabled(&n.op_type, ops) && n.domain.is_empty())
-        .filter(|n| activation_slots(n, &consts, ranges).is_ok_and(|s| !s.is_empty()))
-        .filter(|n| {
-            !WEIGHTED.contains(&n.op_type.as_str())
-                || n.op_type == "MatMul"
-                || consts.contains_key(&n.input[1])
-        })
-        .map(|n| QuantLayer {
-            node: node_key(n),
-            op: n.op_type.clone(),
-        })
-        .collect()
-}
-
-fn scalar_f32(name: &str, v: f32) -> TensorProto {
-    let mut t = TensorProto::new();
-    t.name = name.into();
-    t.data_type = DataType::FLOAT as i32;
-    t.float_data = vec![v];
-    t
-}
-
-fn int8_tensor(name: &str, dims: &[i64], v: &[i8]) -> TensorProto {
-    let mut t = TensorProto::new();
-    t.name = name.into();
-    t.dims = dims.to_vec();
-    t.data_type = DataType::INT8 as i32;
-    t.raw_data = v.iter().map(|&x| x as u8).collect();
-    t
-}
-
-fn int64_tensor(name: &str, v: &[i64]) -> TensorProto {
-    let mut t = TensorProto::new();
-    t.name = name.into();
-    t.dims = vec![v.len() as i64];
-    t.data_type = DataType::INT64 as i32;
-    t.int64_data = v.to_vec();
-    t
+) -> Result<Vec<QuantLayer>> {
+    let g = Graph::new(model);
+    let mut out = Vec::new();
+    for (id, n) in g.nodes() {
+        if let Decision::Quantize { .. } = decide(&g, id, ranges, ops)? {
+            out.push(QuantLayer {
+                node: g.key(id),
+                op: n.op_type.clone(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Write the Q/DQ model. The result keeps the original's inputs, outputs and metadata; its
@@ -235,263 +257,120 @@ pub fn quantize(
     ranges: &HashMap<String, f32>,
     opts: &QdqOptions,
 ) -> Result<(Model, QdqSummary)> {
-    let mut m = model.clone();
-    let opset_from = m.opset();
-    upgrade_opset(&mut m, 13)?;
-    let consts = constants(&m);
+    let m = upgrade_opset(model, 13)?;
+    let g = Graph::new(&m);
+    let mut p = Patch::new(&g);
     let mut summary = QdqSummary {
-        opset_from,
+        opset_from: model.opset(),
         opset_to: m.opset(),
         ..Default::default()
     };
-    let mut used_names: HashSet<String> = m
-        .proto
-        .graph
-        .node
-        .iter()
-        .flat_map(|n| {
-            n.output
-                .iter()
-                .cloned()
-                .chain(std::iter::once(n.name.clone()))
-        })
-        .chain(m.proto.graph.initializer.iter().map(|t| t.name.clone()))
-        .chain(m.proto.graph.input.iter().map(|v| v.name.clone()))
-        .collect();
-    let mut fresh = |base: String| -> String {
-        let mut name = base.clone();
-        let mut k = 1;
-        while !used_names.insert(name.clone()) {
-            name = format!("{base}_{k}");
-            k += 1;
-        }
-        name
-    };
-    let mut new_inits: Vec<TensorProto> = Vec::new();
-    let mut nodes: Vec<NodeProto> = Vec::new();
-    // (tensor, amax bits) -> DequantizeLinear output; weight name -> DequantizeLinear output.
+    // (tensor, amax bits) -> DequantizeLinear output; weight/axis -> DequantizeLinear output.
     let mut act_dq: HashMap<(String, u32), String> = HashMap::new();
     let mut w_dq: HashMap<String, String> = HashMap::new();
-    let old_nodes = std::mem::take(&mut m.proto.graph.mut_or_insert_default().node);
-    for mut n in old_nodes {
-        let key = node_key(&n);
-        if !n.domain.is_empty() || !op_enabled(&n.op_type, &opts.ops) {
-            nodes.push(n);
-            continue;
-        }
-        if opts.keep_fp.contains(&key) {
-            summary
-                .skipped
-                .push((key, "kept in float by the plan".into()));
-            nodes.push(n);
-            continue;
-        }
-        let slots = match activation_slots(&n, &consts, ranges) {
-            Ok(s) => s,
-            Err(why) => {
+    for (id, n) in g.nodes() {
+        let key = g.key(id);
+        let decision = decide(&g, id, ranges, &opts.ops)?;
+        let (slots, weight) = match decision {
+            Decision::Untouched => continue,
+            Decision::Skip(why) => {
                 summary.skipped.push((key, why));
-                nodes.push(n);
                 continue;
             }
+            Decision::Quantize { .. } if opts.keep_fp.contains(&key) => {
+                summary
+                    .skipped
+                    .push((key, "kept in float by the plan".into()));
+                continue;
+            }
+            Decision::Quantize { slots, weight } => (slots, weight),
         };
-        let weighted = WEIGHTED.contains(&n.op_type.as_str());
-        let weight = if weighted && n.input.len() > 1 {
-            consts
-                .get(&n.input[1])
-                .and_then(|t| float_values(t).map(|v| (t.clone(), v)))
-        } else {
-            None
-        };
-        if weighted && n.op_type != "MatMul" && weight.is_none() {
-            summary
-                .skipped
-                .push((key, "weight is not a float constant".into()));
-            nodes.push(n);
-            continue;
-        }
         for (slot, amax) in slots {
             let t = n.input[slot].clone();
-            let dq = act_dq
-                .entry((t.clone(), amax.to_bits()))
-                .or_insert_with(|| {
-                    let (s, z) = (
-                        fresh(format!("{t}_scale")),
-                        fresh(format!("{t}_zero_point")),
-                    );
-                    let (q, d) = (
-                        fresh(format!("{t}_quantized")),
-                        fresh(format!("{t}_dequantized")),
-                    );
-                    new_inits.push(scalar_f32(&s, amax / 127.0));
-                    new_inits.push(int8_tensor(&z, &[], &[0]));
-                    let (qn, dn) = (
-                        fresh(format!("{t}_QuantizeLinear")),
-                        fresh(format!("{t}_DequantizeLinear")),
-                    );
-                    nodes.push(node("QuantizeLinear", &qn, &[&t, &s, &z], &[&q], vec![]));
-                    nodes.push(node("DequantizeLinear", &dn, &[&q, &s, &z], &[&d], vec![]));
+            let dq = match act_dq.get(&(t.clone(), amax.to_bits())) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = insert_activation_qdq(&mut p, id, &t, amax);
                     summary.qdq_pairs += 1;
+                    act_dq.insert((t, amax.to_bits()), d.clone());
                     d
-                });
-            n.input[slot] = dq.clone();
+                }
+            };
+            p.set_input(id, slot, &dq);
         }
-        if let Some((wt, values)) = weight {
-            let wname = n.input[1].clone();
-            let axis = weight_axis(&n, wt.dims.len());
-            let dq = w_dq.entry(format!("{wname}/{axis}")).or_insert_with(|| {
-                let (qv, scales) = quantize_weights(&values, &wt.dims, axis);
-                let (qn, s, z) = (
-                    fresh(format!("{wname}_quantized")),
-                    fresh(format!("{wname}_scale")),
-                    fresh(format!("{wname}_zero_point")),
-                );
-                let d = fresh(format!("{wname}_dequantized"));
-                let c = scales.len() as i64;
-                new_inits.push(int8_tensor(&qn, &wt.dims, &qv));
-                let mut st = scalar_f32(&s, 0.0);
-                st.dims = vec![c];
-                st.float_data = scales;
-                new_inits.push(st);
-                new_inits.push(int8_tensor(&z, &[c], &vec![0; c as usize]));
-                let dn = fresh(format!("{wname}_DequantizeLinear"));
-                nodes.push(node(
-                    "DequantizeLinear",
-                    &dn,
-                    &[&qn, &s, &z],
-                    &[&d],
-                    vec![int_attr("axis", axis as i64)],
-                ));
-                d
-            });
-            n.input[1] = dq.clone();
+        if let Some(w) = weight {
+            let k = format!("{}/{}", w.name, w.axis);
+            let dq = match w_dq.get(&k) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = insert_weight_dq(&mut p, id, &w);
+                    w_dq.insert(k, d.clone());
+                    d
+                }
+            };
+            p.set_input(id, 1, &dq);
         }
         summary.quantized.push(QuantLayer {
             node: key,
             op: n.op_type.clone(),
         });
-        nodes.push(n);
     }
-    // Float weights now only feed DequantizeLinear through their INT8 copies: drop the unused.
-    let used: HashSet<String> = nodes
-        .iter()
-        .flat_map(|n| n.input.iter().cloned())
-        .chain(m.proto.graph.output.iter().map(|o| o.name.clone()))
-        .collect();
-    nodes.retain(|n| n.op_type != "Constant" || n.output.iter().any(|o| used.contains(o)));
-    let g = m.proto.graph.mut_or_insert_default();
-    g.node = nodes;
-    g.initializer.retain(|t| used.contains(&t.name));
-    g.initializer.extend(new_inits);
-    let inits: HashSet<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
-    // IR < 4 listed initializers as inputs; drop those that are gone.
-    let real: HashSet<String> = model
-        .proto
-        .graph
-        .input
-        .iter()
-        .filter(|i| {
-            !model
-                .proto
-                .graph
-                .initializer
-                .iter()
-                .any(|t| t.name == i.name)
-        })
-        .map(|i| i.name.clone())
-        .collect();
-    g.input
-        .retain(|i| real.contains(&i.name) || inits.contains(&i.name));
-    Ok((m, summary))
+    // The float weights now feed nothing: `apply` drops them, and their IR < 4 input entries.
+    Ok((p.apply()?, summary))
 }
 
-fn take_ints_attr(n: &mut NodeProto, name: &str) -> Option<Vec<i64>> {
-    let pos = n.attribute.iter().position(|a| a.name == name)?;
-    let a: AttributeProto = n.attribute.remove(pos);
-    Some(a.ints)
+/// QuantizeLinear + DequantizeLinear of activation `t` before node `id`; returns the
+/// dequantized tensor's name.
+fn insert_activation_qdq(p: &mut Patch, id: NodeId, t: &str, amax: f32) -> String {
+    let (s, z) = (
+        p.fresh(&format!("{t}_scale")),
+        p.fresh(&format!("{t}_zero_point")),
+    );
+    let (q, d) = (
+        p.fresh(&format!("{t}_quantized")),
+        p.fresh(&format!("{t}_dequantized")),
+    );
+    p.add_initializer(float_tensor(&s, &[], vec![amax / 127.0]));
+    p.add_initializer(int8_tensor(&z, &[], &[0]));
+    let (qn, dn) = (
+        p.fresh(&format!("{t}_QuantizeLinear")),
+        p.fresh(&format!("{t}_DequantizeLinear")),
+    );
+    p.insert_before(id, node("QuantizeLinear", &qn, &[t, &s, &z], &[&q], vec![]));
+    p.insert_before(
+        id,
+        node("DequantizeLinear", &dn, &[&q, &s, &z], &[&d], vec![]),
+    );
+    d
 }
 
-/// Raise the default-domain opset to `to` (13): ops whose signature changed between opset
-/// 11/12 and 13 are rewritten (Split's `split`, Squeeze/Unsqueeze's and ReduceSum's `axes`
-/// move from attributes to inputs); ops whose meaning changed and cannot be rewritten
-/// without shapes are refused with the reason.
-pub fn upgrade_opset(m: &mut Model, to: i64) -> Result<()> {
-    let from = m.opset();
-    if from >= to {
-        return Ok(());
-    }
-    if from < 11 {
-        return Err(Error::Onnx {
-            path: m.path.clone(),
-            msg: format!("opset {from}: quantize upgrades opsets 11 and 12 only; re-export the model with opset >= 11"),
-        });
-    }
-    let path = m.path.clone();
-    let mut extra = Vec::new();
-    let g = m.proto.graph.mut_or_insert_default();
-    for n in g
-        .node
-        .iter_mut()
-        .filter(|n| n.domain.is_empty() || n.domain == "ai.onnx")
-    {
-        let key = node_key(n);
-        let moved = match n.op_type.as_str() {
-            "Split" => Some(("split", 1)),
-            "Squeeze" | "Unsqueeze" | "ReduceSum" => Some(("axes", 1)),
-            _ => None,
-        };
-        if let Some((attr, slot)) = moved {
-            if let Some(v) = take_ints_attr(n, attr) {
-                let name = format!("{key}_{attr}");
-                extra.push(int64_tensor(&name, &v));
-                while n.input.len() < slot {
-                    n.input.push(String::new());
-                }
-                n.input.insert(slot, name);
-            }
-        }
-        match n.op_type.as_str() {
-            "Softmax" | "LogSoftmax" | "Hardmax" => {
-                // Before 13 these flatten to 2-D at `axis` (default 1); from 13 they act on
-                // one axis (default -1). Only axis = -1 means the same in both.
-                let axis = n.attribute.iter().find(|a| a.name == "axis").map(|a| a.i);
-                if axis != Some(-1) {
-                    return Err(Error::Onnx {
-                        path,
-                        msg: format!(
-                            "node '{key}' ({}) with axis {axis:?} changes meaning at opset 13; re-export the model with opset 13",
-                            n.op_type
-                        ),
-                    });
-                }
-            }
-            "Resize"
-                if n.attribute.iter().any(|a| {
-                    a.name == "coordinate_transformation_mode" && a.s == b"tf_half_pixel_for_nn"
-                }) =>
-            {
-                return Err(Error::Onnx {
-                    path,
-                    msg: format!("node '{key}': Resize mode tf_half_pixel_for_nn does not exist at opset 13; re-export with opset 13"),
-                });
-            }
-            "Upsample" => {
-                return Err(Error::Onnx {
-                    path,
-                    msg: format!("node '{key}': Upsample is deprecated; re-export the model with Resize (opset 13)"),
-                })
-            }
-            _ => {}
-        }
-    }
-    g.initializer.extend(extra);
-    for o in m.proto.opset_import.iter_mut() {
-        if o.domain.is_empty() || o.domain == "ai.onnx" {
-            o.version = to;
-        }
-    }
-    // Opset 13 needs IR version 7.
-    m.proto.ir_version = m.proto.ir_version.max(7);
-    Ok(())
+/// INT8 copy of weight `w` and its per-channel DequantizeLinear before node `id`; returns the
+/// dequantized tensor's name.
+fn insert_weight_dq(p: &mut Patch, id: NodeId, w: &Weight) -> String {
+    let (qv, scales) = quantize_weights(&w.values, &w.dims, w.axis);
+    let name = &w.name;
+    let (qn, s, z) = (
+        p.fresh(&format!("{name}_quantized")),
+        p.fresh(&format!("{name}_scale")),
+        p.fresh(&format!("{name}_zero_point")),
+    );
+    let d = p.fresh(&format!("{name}_dequantized"));
+    let c = scales.len() as i64;
+    p.add_initializer(int8_tensor(&qn, &w.dims, &qv));
+    p.add_initializer(float_tensor(&s, &[c], scales));
+    p.add_initializer(int8_tensor(&z, &[c], &vec![0; c as usize]));
+    let dn = p.fresh(&format!("{name}_DequantizeLinear"));
+    p.insert_before(
+        id,
+        node(
+            "DequantizeLinear",
+            &dn,
+            &[&qn, &s, &z],
+            &[&d],
+            vec![int_attr("axis", w.axis as i64)],
+        ),
+    );
+    d
 }
 
 #[cfg(test)]
