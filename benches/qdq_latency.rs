@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
-use trtforge::calib::preprocess::preprocess_image;
+use trtforge::data::preprocess::preprocess_image;
 use trtforge::exec::OrtSession;
 use trtforge::onnx::Model;
 use trtforge::quant::{quantize, PrecisionPlan, QdqOptions};
@@ -67,7 +67,7 @@ fn main() {
         let first = std::fs::read_dir(&img).ok().and_then(|d| {
             d.flatten()
                 .map(|e| e.path())
-                .find(|p| trtforge::calib::image::has_image_extension(p))
+                .find(|p| trtforge::data::image::has_image_extension(p))
         });
         let x = match first {
             Some(p) => preprocess_image(&p, c)

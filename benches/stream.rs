@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::time::Instant;
-use trtforge::calib::stream::{ImageSet, ImageStream};
+use trtforge::data::{ImageSet, ImageStream};
 use trtforge::recipe::{LoadedRecipe, OnUnreadable, Order};
 
 fn main() {

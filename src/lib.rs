@@ -13,6 +13,7 @@
 
 pub mod calib;
 pub mod cuda;
+pub mod data;
 pub mod doctor;
 pub mod env;
 pub mod error;

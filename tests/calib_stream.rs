@@ -4,10 +4,11 @@
 use ndarray::{ArrayD, Axis};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use trtforge::calib::image::decode_rgb8;
-use trtforge::calib::npy::read_npy;
-use trtforge::calib::preprocess::preprocess_image;
-use trtforge::calib::stream::{dump_inputs, ImageSet, ImageStream};
+use trtforge::data::dump::dump_inputs;
+use trtforge::data::image::decode_rgb8;
+use trtforge::data::npy::read_npy;
+use trtforge::data::preprocess::preprocess_image;
+use trtforge::data::{ImageSet, ImageStream};
 use trtforge::recipe::{InputContract, LoadedRecipe, OnUnreadable, Order};
 
 fn root() -> PathBuf {
@@ -200,7 +201,7 @@ fn preprocessing_matches_reference_pipelines() {
     let mut pixel_files = Vec::new();
     for (i, p) in imgs.iter().enumerate() {
         let f = tmp.path().join(format!("pixels{i}.npy"));
-        trtforge::calib::npy::write_npy(&f, &decoded(p).view()).unwrap();
+        trtforge::data::npy::write_npy(&f, &decoded(p).view()).unwrap();
         pixel_files.push(f);
     }
     for model in ["yolox", "nanodet", "fastestdet"] {

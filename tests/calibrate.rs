@@ -330,7 +330,7 @@ fn derived_tensors_match_asking_onnx_runtime_for_every_activation() {
             ..Default::default()
         };
         let cal = effective_calibration(&recipe, &opts).unwrap();
-        let set = trtforge::calib::ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit)
+        let set = trtforge::data::ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit)
             .unwrap();
         let g = gather(&recipe, &onnx, &cal, set, &opts).unwrap();
         assert_eq!(g.images, 12);
@@ -655,9 +655,9 @@ fn dump_inputs_writes_one_npy_per_image_sorted_in_stream_order() {
         .input;
     for (f, img) in files.iter().zip(prov["images"].as_array().unwrap()) {
         assert_eq!(f.extension().unwrap(), "npy");
-        let got = trtforge::calib::npy::read_npy(f).unwrap();
+        let got = trtforge::data::npy::read_npy(f).unwrap();
         assert_eq!(got.shape(), &[1, 3, 64, 64]);
-        let (want, _) = trtforge::calib::preprocess::preprocess_image(
+        let (want, _) = trtforge::data::preprocess::preprocess_image(
             Path::new(img["path"].as_str().unwrap()),
             &contract,
         )

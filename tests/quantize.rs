@@ -5,7 +5,7 @@ mod common;
 
 use ndarray::{ArrayD, IxDyn};
 use std::collections::{BTreeSet, HashMap};
-use trtforge::calib::ImageSet;
+use trtforge::data::ImageSet;
 use trtforge::exec::OrtSession;
 use trtforge::onnx::synth::{tiny_detector, GraphBuilder};
 use trtforge::onnx::{
@@ -328,7 +328,7 @@ fn shared_detectors_qdq_run_in_onnx_runtime() {
         let m = Model::load(&r.model_path()).unwrap();
         let c = &r.recipe.input;
         let prep = |p: &std::path::Path| {
-            trtforge::calib::preprocess::preprocess_image(p, c)
+            trtforge::data::preprocess::preprocess_image(p, c)
                 .unwrap()
                 .0
                 .insert_axis(ndarray::Axis(0))

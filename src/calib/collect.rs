@@ -4,7 +4,7 @@
 
 use super::capture::{Plan, Source};
 use super::histogram::HistogramSet;
-use super::{stream, ImageStream};
+use crate::data::{dump, ImageStream};
 use crate::error::{Error, Result};
 use crate::exec::OrtSession;
 use ndarray::Axis;
@@ -38,7 +38,7 @@ pub fn collect(
     let input_index = *index
         .get(input_name)
         .ok_or_else(|| Error::Contract(format!("the model has no input '{input_name}'")))?;
-    let bar = super::progress_bar(stream.total() as u64, "calibrate");
+    let bar = crate::util::progress_bar(stream.total() as u64, "calibrate");
     let mut seen_float = vec![false; plan.names.len()];
     // Where the time goes (printed with -v).
     let (mut seq, mut t_wait, mut t_run, mut t_hist) = (0usize, 0f64, 0f64, 0f64);
@@ -51,7 +51,7 @@ pub fn collect(
         for (k, item) in batch.items.iter().enumerate() {
             let one = batch.tensor.index_axis(Axis(0), k);
             if let Some(d) = dump_inputs {
-                stream::dump_one(d, seq, &item.path, one.view())?;
+                dump::dump_one(d, seq, &item.path, one.view())?;
             }
             // A batch slice is already contiguous: borrowed, not copied.
             let one = one.insert_axis(Axis(0));

@@ -1,24 +1,17 @@
-//! Calibration: the image stream and preprocessing, streaming histograms, range algorithms,
-//! TensorRT cache files with provenance, and the `calibrate` orchestration.
+//! INT8 calibration: streaming histograms of every activation, range algorithms, and the
+//! TensorRT cache, range and provenance files they produce, with the `calibrate` job that
+//! runs the FP32 model over the calibration images (read through [`crate::data`]).
 
-// Image stream and preprocessing.
-pub mod image;
-pub mod npy;
-pub mod preprocess;
-pub mod stream;
-
-// Calibration algorithms and artifacts.
-pub mod cache;
+// Calibration algorithms.
 pub mod capture;
 pub mod histogram;
-pub mod provenance;
 pub mod range;
 pub mod unary;
 
-// Orchestration of `trtforge calibrate`, and progress display.
+// Artifacts.
+pub mod cache;
+pub mod provenance;
+
+// The `trtforge calibrate` job.
 pub mod calibrate;
 mod collect;
-mod progress;
-
-pub use progress::progress_bar;
-pub use stream::{Batch, ImageSet, ImageStream};

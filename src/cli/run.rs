@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use ndarray::Axis;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use trtforge::calib::{stream, ImageSet, ImageStream};
+use trtforge::data::{dump, ImageSet, ImageStream};
 use trtforge::exec::OrtSession;
 use trtforge::recipe::{self, LoadedRecipe, OnUnreadable, Order};
 
@@ -90,12 +90,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut session = OrtSession::open(&model_path, &[])?;
     let started = std::time::Instant::now();
     let (mut seq, mut shapes) = (0usize, Vec::new());
-    let bar = trtforge::calib::progress_bar(images_stream.total() as u64, "run");
+    let bar = trtforge::util::progress_bar(images_stream.total() as u64, "run");
     for batch in images_stream.by_ref() {
         let batch = batch?;
         let outputs = session.run(&[(r.input.tensor.as_str(), batch.tensor.view().into_dyn())])?;
         for (k, item) in batch.items.iter().enumerate() {
-            let stem = stream::dump_file_name(seq, &item.path);
+            let stem = dump::dump_file_name(seq, &item.path);
             let dir = out.join(stem.trim_end_matches(".npy"));
             std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
             for (name, t) in &outputs {
@@ -106,7 +106,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                     } else {
                         t.clone()
                     };
-                trtforge::calib::npy::write_npy(
+                trtforge::data::npy::write_npy(
                     &dir.join(format!("{}.npy", sanitize(name))),
                     &one.view(),
                 )?;
@@ -116,7 +116,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             }
             if let Some(d) = &a.dump_inputs {
                 std::fs::create_dir_all(d).with_context(|| d.display().to_string())?;
-                stream::dump_one(d, seq, &item.path, batch.tensor.index_axis(Axis(0), k))?;
+                dump::dump_one(d, seq, &item.path, batch.tensor.index_axis(Axis(0), k))?;
             }
             seq += 1;
             bar.inc(1);

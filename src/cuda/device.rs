@@ -267,7 +267,7 @@ mod tests {
     /// leaves each preprocessed image in device memory, bound by input name.
     #[test]
     fn bridge_feeds_real_stream_batches_into_device_memory() {
-        use crate::calib::{ImageSet, ImageStream};
+        use crate::data::{ImageSet, ImageStream};
         use crate::recipe::{InputContract, OnUnreadable, Order};
         use crate::trt::bridge::CalibratorState;
         use crate::trt::calib_io::StreamSource;

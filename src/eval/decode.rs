@@ -5,7 +5,7 @@
 //! NMS and the per-image top-k cut. Decoders handle batch size 1 (what `eval` runs).
 
 use super::nms::{nms_class_aware, top_k};
-use crate::calib::preprocess::Letterbox;
+use crate::data::preprocess::Letterbox;
 use crate::error::{Error, Result};
 use crate::recipe::Decoder;
 use ndarray::{ArrayD, ArrayView, ArrayViewD, Axis, Ix2, Ix3};

@@ -17,7 +17,7 @@ pub mod nms;
 pub mod report;
 pub mod run;
 
-pub use crate::calib::preprocess::Letterbox;
+pub use crate::data::Letterbox;
 pub use decode::{DecodeParams, Detection};
 pub use labels::{GroundTruth, ImageTruth};
 pub use map::{evaluate, ClassAp, EvalResult};

@@ -4,7 +4,7 @@
 use super::decode::{DecodeParams, Detection};
 use super::labels::GroundTruth;
 use super::map::{evaluate, ClassAp};
-use crate::calib::preprocess::Letterbox;
+use crate::data::preprocess::Letterbox;
 use crate::error::{Error, Result};
 use crate::recipe::{Decoder, EvalSet};
 use ndarray::{ArrayD, Axis};

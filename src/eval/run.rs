@@ -3,7 +3,7 @@
 use super::decode::DecodeParams;
 use super::labels::{default_labels_dir, read_class_names, GroundTruth};
 use super::report::{EvalReport, Evaluator, Timing};
-use crate::calib::{ImageSet, ImageStream};
+use crate::data::{ImageSet, ImageStream};
 use crate::error::Result;
 use crate::exec::OrtSession;
 use crate::recipe::{LoadedRecipe, OnUnreadable, Order};
@@ -69,7 +69,7 @@ pub fn evaluate_recipe(recipe: &LoadedRecipe, opts: &EvalOptions) -> Result<Eval
     );
     let mut timing = Timing::default();
     let mut stream = ImageStream::new(set, input, input.shape[0], OnUnreadable::Fail, 0)?;
-    let bar = crate::calib::progress_bar(stream.total() as u64, "eval");
+    let bar = crate::util::progress_bar(stream.total() as u64, "eval");
     let mut t = Instant::now();
     for batch in stream.by_ref() {
         let batch = batch?;

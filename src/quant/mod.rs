@@ -14,7 +14,7 @@ pub const REPORT_FILE: &str = "report.json";
 pub const REPORT_MD_FILE: &str = "report.md";
 
 use crate::calib::calibrate::{calibrate, effective_calibration, CalibrateOptions, RANGES_FILE};
-use crate::calib::ImageSet;
+use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::eval::DecodeParams;
 use crate::recipe::{Algorithm, LoadedRecipe, Order};

@@ -5,8 +5,8 @@
 //! `precision_plan.json`: the layers to keep in FP16/FP32 and why.
 
 use super::qdq::{candidates, quantize, QdqOptions, QuantLayer};
-use crate::calib::preprocess::preprocess_image;
-use crate::calib::ImageSet;
+use crate::data::preprocess::preprocess_image;
+use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::eval::{DecodeParams, Evaluator, GroundTruth, Letterbox};
 use crate::exec::OrtSession;
@@ -324,7 +324,7 @@ pub fn search(
     let fp = run_outputs(model, val, n)?;
     let all = quantize(model, ranges, base)?.0;
     let base_err = relative_error(&fp, &run_outputs(&all, val, n)?);
-    let bar = crate::calib::progress_bar(layers.len() as u64, "sensitivity");
+    let bar = crate::util::progress_bar(layers.len() as u64, "sensitivity");
     let mut ranking = Vec::new();
     let mut out_of_time = false;
     // Half the budget for ranking, the rest for confirming with mAP.

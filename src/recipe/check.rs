@@ -89,7 +89,7 @@ pub fn check(recipe: &LoadedRecipe) -> Result<CheckReport> {
     let mut warnings = onnx::inspect(&model).warnings;
     let calibration_images = match &r.calibration {
         Some(c) => {
-            let set = crate::calib::ImageSet::from_path(
+            let set = crate::data::ImageSet::from_path(
                 &recipe.resolve(&c.images),
                 c.order,
                 c.seed,

@@ -17,7 +17,7 @@ use crate::calib::calibrate::{
     DYNAMIC_RANGE_FILE, PROVENANCE_FILE, RANGES_FILE,
 };
 use crate::calib::provenance::Provenance;
-use crate::calib::{ImageSet, ImageStream};
+use crate::data::{ImageSet, ImageStream};
 use crate::error::{Error, Result};
 use crate::recipe::{Calibration, LoadedRecipe, TrtVersion};
 use std::path::{Path, PathBuf};
@@ -366,15 +366,27 @@ mod tests {
         LoadedRecipe::load(&path).unwrap()
     }
 
+    fn cal_set(r: &LoadedRecipe) -> ImageSet {
+        let c = r.recipe.calibration.as_ref().unwrap();
+        ImageSet::from_path(&r.resolve(&c.images), c.order, c.seed, c.limit).unwrap()
+    }
+
     fn stream(r: &LoadedRecipe, batch: usize) -> ImageStream {
-        ImageStream::from_recipe(r, 2)
-            .map(|s| s.with_prefetch(batch.max(2)))
-            .unwrap()
+        let c = r.recipe.calibration.as_ref().unwrap();
+        ImageStream::new(
+            cal_set(r),
+            &r.recipe.input,
+            c.batch_size,
+            c.on_unreadable,
+            2,
+        )
+        .map(|s| s.with_prefetch(batch.max(2)))
+        .unwrap()
     }
 
     /// All images of the set, preprocessed, in order (one stream batch holding everything).
     fn reference(r: &LoadedRecipe) -> Vec<f32> {
-        let set = ImageSet::from_recipe(r).unwrap();
+        let set = cal_set(r);
         let n = set.len();
         let cal = r.recipe.calibration.as_ref().unwrap();
         let mut s = ImageStream::new(set, &r.recipe.input, n, cal.on_unreadable, 2).unwrap();

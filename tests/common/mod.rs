@@ -84,7 +84,7 @@ pub fn real_input(model: &Path, shape: &[usize]) -> ndarray::ArrayD<f32> {
     let recipe = recipe_for(model);
     let image = shared("datasets/coco128-train/images/000000000009.jpg").expect("coco128 image");
     let (t, _) =
-        trtforge::calib::preprocess::preprocess_image(&image, &recipe.recipe.input).unwrap();
+        trtforge::data::preprocess::preprocess_image(&image, &recipe.recipe.input).unwrap();
     let x = t.insert_axis(ndarray::Axis(0)).into_dyn();
     assert_eq!(x.shape(), shape);
     x

@@ -76,6 +76,6 @@ pub fn pycocotools(py: &Path, gt: &GroundTruth, dets: &[Vec<Detection>]) -> (f64
 /// Preprocess exactly as `trtforge run`/`eval`/`calibrate` do (the library's stream code):
 /// a 1x3xHxW tensor and the placement for mapping boxes back.
 pub fn preprocess(img: &image::RgbImage, c: &InputContract) -> (ArrayD<f32>, Letterbox) {
-    let (t, lb) = trtforge::calib::preprocess::preprocess_rgb8(img, c).expect("preprocess");
+    let (t, lb) = trtforge::data::preprocess::preprocess_rgb8(img, c).expect("preprocess");
     (t.insert_axis(ndarray::Axis(0)).into_dyn(), lb)
 }

@@ -26,9 +26,9 @@
 //! - `pil-bilinear`: Pillow's `BILINEAR` (triangle filter widened by the shrink factor, i.e.
 //!   antialiased), via fast_image_resize's `Convolution(Bilinear)`.
 
-use crate::calib::image::decode_rgb8;
+use super::contract::{ChannelOrder, InputContract, Interpolation, ResizeMode};
+use super::image::decode_rgb8;
 use crate::error::{Error, Result};
-use crate::recipe::{ChannelOrder, InputContract, Interpolation, ResizeMode};
 use fast_image_resize::images::{TypedImage, TypedImageRef};
 use fast_image_resize::pixels::F32x3;
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
@@ -281,7 +281,7 @@ pub fn to_f16(a: &Array4<f32>) -> Array4<half::f16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipe::InputDtype;
+    use crate::data::InputDtype;
 
     fn contract(resize: ResizeMode, h: usize, w: usize) -> InputContract {
         InputContract {

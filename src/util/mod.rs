@@ -1,4 +1,9 @@
-//! Small helpers shared by every module that writes artifacts.
+//! Small helpers shared by every module: atomic artifact writes, content hashes, progress
+//! bars.
+
+mod progress;
+
+pub use progress::progress_bar;
 
 use crate::error::{Error, Result};
 use std::io::Write;
