@@ -1,6 +1,6 @@
 //! `trtforge doctor`: what this machine can do, and how to fix what is missing.
 
-use crate::trt::probe::LibStatus;
+use crate::dylib::LibStatus;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -16,22 +16,16 @@ pub struct Doctor {
 
 pub fn onnxruntime() -> LibStatus {
     match crate::exec::ort_version() {
-        Ok((v, _)) => LibStatus {
-            available: true,
-            version: Some(v),
-            detail: crate::exec::ort_library_path()
+        Ok((v, _)) => LibStatus::found(
+            crate::exec::ort_library_path()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-            fix: None,
-        },
-        Err(e) => LibStatus {
-            available: false,
-            version: None,
-            detail: e.to_string(),
-            fix: Some(
-                "bash scripts/setup.sh && source scripts/env.sh (or set ORT_DYLIB_PATH)".into(),
-            ),
-        },
+            v,
+        ),
+        Err(e) => LibStatus::missing(
+            e.to_string(),
+            "bash scripts/setup.sh && source scripts/env.sh (or set ORT_DYLIB_PATH)",
+        ),
     }
 }
 

@@ -11,10 +11,12 @@
 //! - [`measure`]: latency statistics and power samplers.
 //! - [`report`]: manifests and JSON/Markdown/SVG reports.
 
+pub mod build;
 pub mod calib;
 pub mod cuda;
 pub mod data;
 pub mod doctor;
+pub mod dylib;
 pub mod env;
 pub mod error;
 pub mod eval;

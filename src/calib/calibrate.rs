@@ -2,7 +2,8 @@
 //! histogram every activation TensorRT will see, pick INT8 ranges, and write the TensorRT
 //! cache, the range files and the provenance that guards them against staleness.
 
-use super::cache::{dynamic_range_txt, ranges_json, CalibrationCache};
+use super::artifacts::{check_existing, CACHE_FILE};
+use super::cache::CalibrationCache;
 use super::capture::Plan;
 use super::collect::collect;
 use super::histogram::{HistogramSet, NonFinitePolicy};
@@ -16,12 +17,7 @@ use crate::onnx::{Graph, Model};
 use crate::recipe::{Algorithm, Calibration, LoadedRecipe, TrtVersion};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
-
-pub const CACHE_FILE: &str = "calibration.cache";
-pub const RANGES_FILE: &str = "ranges.json";
-pub const DYNAMIC_RANGE_FILE: &str = "dynamic_range.txt";
-pub const PROVENANCE_FILE: &str = "provenance.json";
+use std::path::PathBuf;
 
 /// Command-line overrides of the recipe's calibration section.
 #[derive(Debug, Clone, Default)]
@@ -119,23 +115,6 @@ pub fn current_provenance(
     })
 }
 
-/// Reuse a fresh cache in `out`, or refuse a stale one. `Ok(None)`: nothing there yet.
-pub fn check_existing(out: &Path, now: &Provenance) -> Result<Option<CalibrationCache>> {
-    let (cache, prov) = (out.join(CACHE_FILE), out.join(PROVENANCE_FILE));
-    match (cache.is_file(), prov.is_file()) {
-        (false, false) => Ok(None),
-        (true, false) => Err(Error::Stale {
-            path: cache,
-            msg: format!("no {PROVENANCE_FILE} beside it, so its inputs are unknown; rerun with --force to recalibrate"),
-        }),
-        (false, true) => Ok(None),
-        (true, true) => {
-            Provenance::read(&prov)?.check_matches(now, &prov)?;
-            Ok(Some(CalibrationCache::read(&cache)?))
-        }
-    }
-}
-
 pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<CalibrationReport> {
     let started = std::time::Instant::now();
     let model = crate::recipe::check_model(recipe)?;
@@ -192,19 +171,7 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
         }
     }
     let dropped: u64 = hists.hists.iter().map(|h| h.nan() + h.inf()).sum();
-    // Remove the old provenance first: until the new one is written, whatever is in `out`
-    // counts as unknown, never as fresh.
-    let prov_path = out.join(PROVENANCE_FILE);
-    if prov_path.exists() {
-        std::fs::remove_file(&prov_path).map_err(|e| Error::io(&prov_path, e))?;
-    }
-    crate::util::write_atomic(&out.join(RANGES_FILE), ranges_json(&plain).as_bytes())?;
-    crate::util::write_atomic(
-        &out.join(DYNAMIC_RANGE_FILE),
-        dynamic_range_txt(&plain).as_bytes(),
-    )?;
-    crate::util::write_atomic(&out.join(CACHE_FILE), cache.to_text()?.as_bytes())?;
-    crate::util::write_atomic(&prov_path, now.to_json().as_bytes())?;
+    super::artifacts::write(&out, &plain, cache.to_text()?.as_bytes(), &now)?;
     Ok(CalibrationReport {
         status: "calibrated",
         out: out.display().to_string(),

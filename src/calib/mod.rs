@@ -9,6 +9,7 @@ pub mod range;
 pub mod unary;
 
 // Artifacts.
+pub mod artifacts;
 pub mod cache;
 pub mod provenance;
 

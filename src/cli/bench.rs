@@ -135,8 +135,13 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
 
     let mut exec: Box<dyn Executor> = match backend.as_str() {
         "trt" => {
+            let why = if cfg!(feature = "tensorrt") {
+                "this trtforge has no TensorRT engine executor yet"
+            } else {
+                "this trtforge was built without TensorRT. Rebuild with `cargo build --release --features tensorrt` on a TensorRT host"
+            };
             return unavailable(format!(
-                "{}: TensorRT execution is not available: this trtforge was built without TensorRT. Rebuild with `cargo build --release --features tensorrt` on a TensorRT host, or bench the ONNX model on CPU with --backend ort",
+                "{}: TensorRT execution is not available: {why}; bench the ONNX model on CPU with --backend ort",
                 a.target.display()
             ));
         }

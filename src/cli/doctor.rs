@@ -22,7 +22,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             println!("{:<14}         fix: {f}", "");
         }
     };
-    let lib = |name: &str, l: &trtforge::trt::probe::LibStatus| {
+    let lib = |name: &str, l: &trtforge::dylib::LibStatus| {
         let detail = match &l.version {
             Some(v) => format!("{v} ({})", l.detail),
             None => l.detail.clone(),

@@ -1,7 +1,6 @@
 //! Owning CUDA types over cudarc's safe API.
 
 use crate::error::{Error, Result};
-use crate::trt::bridge::BindingMemory;
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, DriverError};
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -123,8 +122,11 @@ impl DeviceBindings {
     }
 }
 
-impl BindingMemory for DeviceBindings {
-    fn upload(&mut self, name: &str, data: &[f32]) -> Result<*mut c_void> {
+impl DeviceBindings {
+    /// Copy `data` into the buffer kept for `name` (allocated on first use, then reused, so
+    /// the address stays the same) and return its device address. The copy is complete when
+    /// this returns: the reader (TensorRT) uses its own stream.
+    pub fn upload(&mut self, name: &str, data: &[f32]) -> Result<*mut c_void> {
         let stream = self.gpu.stream.clone();
         if !self.buffers.contains_key(name) {
             let buf = stream
@@ -152,12 +154,26 @@ impl BindingMemory for DeviceBindings {
     }
 }
 
+/// Test support: a GPU when there is one, and a raw device read.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use super::Gpu;
+
+    /// Copy `n` floats from device address `ptr` to the host.
+    ///
+    /// # Safety
+    /// `ptr` must be a live device allocation of at least `n` floats in `gpu`'s context.
+    pub unsafe fn read_device(gpu: &Gpu, ptr: *mut std::ffi::c_void, n: usize) -> Vec<f32> {
+        let mut host = vec![0f32; n];
+        gpu.ctx.bind_to_thread().unwrap();
+        // SAFETY: the caller guarantees `ptr` holds `n` floats in this context.
+        unsafe { cudarc::driver::result::memcpy_dtoh_sync(&mut host, ptr as usize as u64) }
+            .unwrap();
+        host
+    }
 
     /// A GPU, or `None` with a printed reason (a failure when TRTFORGE_REQUIRE_GPU is set).
-    fn gpu() -> Option<Gpu> {
+    pub fn gpu() -> Option<Gpu> {
         match Gpu::open(0) {
             Ok(g) => Some(g),
             Err(e) if crate::env::var("TRTFORGE_REQUIRE_GPU").is_some() => {
@@ -169,6 +185,12 @@ mod tests {
             }
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::gpu;
+    use super::*;
 
     #[test]
     fn device_round_trip_and_event_timing() {
@@ -207,48 +229,6 @@ mod tests {
         assert!(e.contains("changed size"), "{e}");
     }
 
-    /// The bridge's getBatch, through the C ABI, leaves each batch in device memory.
-    #[test]
-    fn bridge_puts_batches_in_device_memory() {
-        use crate::trt::bridge::testing::CountingSource;
-        use crate::trt::bridge::CalibratorState;
-        let Some(g) = gpu() else { return };
-        let src = CountingSource::new(2, 5, 3);
-        let want: Vec<Vec<f32>> = (0..3)
-            .map(|b| (0..10).map(|i| src.value(b, i)).collect())
-            .collect();
-        let mut state = CalibratorState::new(
-            Box::new(src),
-            None,
-            Box::new(DeviceBindings::new(g.clone())),
-        );
-        let cb = state.callbacks();
-        let name = std::ffi::CString::new("images").unwrap();
-        let names = [name.as_ptr()];
-        for batch in &want {
-            let mut bindings = [std::ptr::null_mut::<c_void>()];
-            // SAFETY: one-element arrays, live state.
-            let rc =
-                unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
-            assert_eq!(rc, 1);
-            let mut host = vec![0f32; 10];
-            g.ctx.bind_to_thread().unwrap();
-            // SAFETY: `bindings[0]` is a live device allocation of 10 floats owned by the state.
-            unsafe {
-                cudarc::driver::result::memcpy_dtoh_sync(&mut host, bindings[0] as usize as u64)
-            }
-            .unwrap();
-            assert_eq!(&host, batch);
-        }
-        let mut end = [std::ptr::null_mut::<c_void>()];
-        // SAFETY: as above.
-        assert_eq!(
-            unsafe { cb.get_batch.unwrap()(cb.user, end.as_mut_ptr(), names.as_ptr(), 1) },
-            0
-        );
-        assert_eq!(state.finish().unwrap().batches, 3);
-    }
-
     /// Work queued on one stream runs in order: H2D, D2D, memset, then D2H sees each result.
     #[test]
     fn stream_orders_copies_and_memset() {
@@ -261,77 +241,5 @@ mod tests {
         s.memset_zeros(&mut a).unwrap();
         assert_eq!(g.download(&b).unwrap(), host);
         assert!(g.download(&a).unwrap().iter().all(|v| *v == 0.0));
-    }
-
-    /// The calibrator bridge over the real calibration stream (calib_data/, 5 images, batch 1)
-    /// leaves each preprocessed image in device memory, bound by input name.
-    #[test]
-    fn bridge_feeds_real_stream_batches_into_device_memory() {
-        use crate::data::{ImageSet, ImageStream};
-        use crate::recipe::{InputContract, OnUnreadable, Order};
-        use crate::trt::bridge::CalibratorState;
-        use crate::trt::calib_io::StreamSource;
-        let Some(g) = gpu() else { return };
-        // The binary may run from another checkout (the device machine): try both.
-        let data = [
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("calib_data"),
-            std::path::PathBuf::from("calib_data"),
-        ]
-        .into_iter()
-        .find(|p| p.is_dir())
-        .expect("calib_data/ (in the repository) not found");
-        let contract: InputContract = serde_yaml_ng::from_str(
-            "tensor: images\nshape: [1, 3, 96, 96]\nchannel_order: bgr\nscale: 0.00392156862745098\n\
-             resize: letterbox-centre\npad_value: 114\n",
-        )
-        .unwrap();
-        let set = || ImageSet::from_path(&data, Order::Sorted, 0, None).unwrap();
-        let chw = 3 * 96 * 96;
-        let mut all = ImageStream::new(set(), &contract, 5, OnUnreadable::Fail, 2).unwrap();
-        let all = all.next().unwrap().unwrap().tensor;
-        let all = all.as_slice().unwrap();
-        let stream = ImageStream::new(set(), &contract, 1, OnUnreadable::Fail, 2).unwrap();
-        let src = StreamSource::new(stream, "images", 1).unwrap();
-        let mut state = CalibratorState::new(
-            Box::new(src),
-            None,
-            Box::new(DeviceBindings::new(g.clone())),
-        );
-        let cb = state.callbacks();
-        let name = std::ffi::CString::new("images").unwrap();
-        let names = [name.as_ptr()];
-        let mut first = None;
-        for b in 0..5 {
-            let mut bindings = [std::ptr::null_mut::<c_void>()];
-            // SAFETY: one-element arrays, live state.
-            let rc =
-                unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
-            assert_eq!(rc, 1, "batch {b}");
-            assert_eq!(
-                *first.get_or_insert(bindings[0]),
-                bindings[0],
-                "one buffer, reused"
-            );
-            let mut host = vec![0f32; chw];
-            g.ctx.bind_to_thread().unwrap();
-            // SAFETY: `bindings[0]` is a live device allocation of `chw` floats owned by the state.
-            unsafe {
-                cudarc::driver::result::memcpy_dtoh_sync(&mut host, bindings[0] as usize as u64)
-            }
-            .unwrap();
-            assert_eq!(&host[..], &all[b * chw..(b + 1) * chw], "batch {b}");
-        }
-        let mut end = [std::ptr::null_mut::<c_void>()];
-        // SAFETY: as above.
-        assert_eq!(
-            unsafe { cb.get_batch.unwrap()(cb.user, end.as_mut_ptr(), names.as_ptr(), 1) },
-            0
-        );
-        let sum = state.finish().unwrap();
-        println!(
-            "bridge: {} calib_data batches went through device memory",
-            sum.batches
-        );
-        assert_eq!(sum.batches, 5);
     }
 }

@@ -11,3 +11,6 @@ mod device;
 
 #[cfg(feature = "cuda")]
 pub use device::{DeviceBindings, Gpu};
+
+#[cfg(all(test, feature = "cuda"))]
+pub(crate) use device::testing;

@@ -1,6 +1,6 @@
 //! CUDA driver and runtime availability through dlopen, so `doctor` works in every build.
 
-use crate::trt::probe::LibStatus;
+use crate::dylib::{load_version, LibStatus, VersionCall};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,49 +18,10 @@ pub fn decode_version(v: i32) -> String {
     format!("{}.{}", v / 1000, (v % 1000) / 10)
 }
 
-/// Load the first library that opens and call `int f(int*)` on it.
-fn probe_getter(names: &[&str], symbol: &[u8], fix: &str) -> LibStatus {
-    let mut tried = Vec::new();
-    for name in names {
-        // SAFETY: loading the CUDA driver/runtime runs their initialisers, as any CUDA program does.
-        match unsafe { libloading::Library::new(*name) } {
-            Ok(lib) => {
-                // SAFETY: `cuDriverGetVersion`/`cudaRuntimeGetVersion` are `int f(int*)`.
-                let f = unsafe { lib.get::<unsafe extern "C" fn(*mut i32) -> i32>(symbol) };
-                let Ok(f) = f else {
-                    tried.push(format!("{name} (no {})", String::from_utf8_lossy(symbol)));
-                    continue;
-                };
-                let mut v = 0i32;
-                // SAFETY: `v` is a valid out-parameter.
-                let rc = unsafe { f(&mut v) };
-                return if rc == 0 {
-                    LibStatus {
-                        available: true,
-                        version: Some(decode_version(v)),
-                        detail: (*name).to_string(),
-                        fix: None,
-                    }
-                } else {
-                    LibStatus {
-                        available: false,
-                        version: None,
-                        detail: format!(
-                            "{name} loaded but {} returned error {rc}",
-                            String::from_utf8_lossy(symbol)
-                        ),
-                        fix: Some(fix.to_string()),
-                    }
-                };
-            }
-            Err(e) => tried.push(format!("{name} ({e})")),
-        }
-    }
-    LibStatus {
-        available: false,
-        version: None,
-        detail: format!("tried {}", tried.join("; ")),
-        fix: Some(fix.to_string()),
+fn probe_lib(names: &[&str], symbol: &[u8], fix: &str) -> LibStatus {
+    match load_version(names, None, symbol, VersionCall::OutParam) {
+        Ok((path, v)) => LibStatus::found(path, decode_version(v)),
+        Err(why) => LibStatus::missing(why, fix),
     }
 }
 
@@ -68,12 +29,12 @@ fn probe_getter(names: &[&str], symbol: &[u8], fix: &str) -> LibStatus {
 pub fn probe() -> CudaStatus {
     CudaStatus {
         compiled_in: cfg!(feature = "cuda"),
-        driver: probe_getter(
+        driver: probe_lib(
             &["libcuda.so.1", "libcuda.so"],
             b"cuDriverGetVersion",
             "Install the NVIDIA driver (JetPack includes it); a machine without an NVIDIA GPU cannot build or run engines",
         ),
-        runtime: probe_getter(
+        runtime: probe_lib(
             &["libcudart.so.12", "libcudart.so.11.0", "libcudart.so"],
             b"cudaRuntimeGetVersion",
             "Install the CUDA runtime (JetPack includes it; on x86 the cuda-cudart package) and put it on LD_LIBRARY_PATH",

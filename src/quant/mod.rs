@@ -13,7 +13,8 @@ pub const QDQ_MODEL_FILE: &str = "model.qdq.onnx";
 pub const REPORT_FILE: &str = "report.json";
 pub const REPORT_MD_FILE: &str = "report.md";
 
-use crate::calib::calibrate::{calibrate, effective_calibration, CalibrateOptions, RANGES_FILE};
+use crate::calib::artifacts::RANGES_FILE;
+use crate::calib::calibrate::{calibrate, effective_calibration, CalibrateOptions};
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::eval::DecodeParams;

@@ -193,7 +193,7 @@ impl CalibratorState {
                 .cache_written
                 .as_deref()
                 .or(self.cache_bytes.as_deref())
-                .map(super::manifest::sha256_hex),
+                .map(crate::util::sha256_hex),
         }
     }
 
@@ -392,6 +392,14 @@ unsafe extern "C" fn cb_write_cache(user: *mut c_void, data: *const c_void, leng
             };
             s.write_cache(bytes).map(|()| 0)
         })
+    }
+}
+
+/// Calibration batches in device memory, as a real build needs them.
+#[cfg(feature = "cuda")]
+impl BindingMemory for crate::cuda::DeviceBindings {
+    fn upload(&mut self, name: &str, data: &[f32]) -> Result<*mut c_void> {
+        crate::cuda::DeviceBindings::upload(self, name, data)
     }
 }
 
@@ -674,5 +682,43 @@ mod tests {
     fn null_user_is_harmless() {
         // SAFETY: a null user is checked before any dereference.
         assert_eq!(unsafe { cb_batch_size(std::ptr::null_mut()) }, 0);
+    }
+
+    #[cfg(feature = "cuda")]
+    /// The bridge's getBatch, through the C ABI, leaves each batch in device memory.
+    #[test]
+    fn bridge_puts_batches_in_device_memory() {
+        use crate::cuda::testing::{gpu, read_device};
+        use crate::cuda::DeviceBindings;
+        let Some(g) = gpu() else { return };
+        let src = CountingSource::new(2, 5, 3);
+        let want: Vec<Vec<f32>> = (0..3)
+            .map(|b| (0..10).map(|i| src.value(b, i)).collect())
+            .collect();
+        let mut state = CalibratorState::new(
+            Box::new(src),
+            None,
+            Box::new(DeviceBindings::new(g.clone())),
+        );
+        let cb = state.callbacks();
+        let name = std::ffi::CString::new("images").unwrap();
+        let names = [name.as_ptr()];
+        for batch in &want {
+            let mut bindings = [std::ptr::null_mut::<c_void>()];
+            // SAFETY: one-element arrays, live state.
+            let rc =
+                unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
+            assert_eq!(rc, 1);
+            // SAFETY: `bindings[0]` is a live device allocation of 10 floats owned by the state.
+            let host = unsafe { read_device(&g, bindings[0], 10) };
+            assert_eq!(&host, batch);
+        }
+        let mut end = [std::ptr::null_mut::<c_void>()];
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { cb.get_batch.unwrap()(cb.user, end.as_mut_ptr(), names.as_ptr(), 1) },
+            0
+        );
+        assert_eq!(state.finish().unwrap().batches, 3);
     }
 }

@@ -1,14 +1,15 @@
-//! TensorRT: the calibrator bridge, engine manifests and availability probe (always compiled,
-//! pure Rust), and the safe wrapper over the `sys/` C ABI shim (feature `tensorrt`).
+//! The TensorRT binding, and only that. It depends on nothing above [`crate::cuda`] and
+//! [`crate::error`]; the build pipeline that uses it is [`crate::build`].
 //!
-//! The calibration stream plugs in through [`bridge::BatchSource`], the provenance-checked
-//! calibration cache through [`bridge::CacheStore`]; [`calib_io`] implements both over the
-//! calibration issue's `ImageStream` and provenance-checked cache files.
+//! Layers, as cudarc has them:
+//! - `sys`: the raw bindings of `sys/trtforge_shim.h` (feature `tensorrt`);
+//! - [`result`](mod@result): statuses to `Result`s with TensorRT's message (feature `tensorrt`);
+//! - `safe`: owning handles, one file per TensorRT object (feature `tensorrt`);
+//! - [`bridge`]: the calibrator bridge's Rust side, pure Rust behind a C ABI (always compiled,
+//!   so it is tested everywhere);
+//! - [`probe`]: is libnvinfer here, and which version (always compiled, for `doctor`).
 
 pub mod bridge;
-pub mod calib_io;
-pub mod manifest;
-pub mod plan;
 pub mod probe;
 
 #[cfg(test)]
@@ -28,18 +29,13 @@ pub mod sys {
 }
 
 #[cfg(feature = "tensorrt")]
+pub mod result;
+
+#[cfg(feature = "tensorrt")]
 mod safe;
 
 #[cfg(feature = "tensorrt")]
 pub use safe::*;
 
-#[cfg(feature = "tensorrt")]
-mod engine;
-
-#[cfg(feature = "tensorrt")]
-pub use engine::{build_engine, summarize_layers, CalibrationInputs};
-
 pub use bridge::{BatchSource, BindingMemory, CacheStore, CalibratorState, HostTensor};
-pub use calib_io::{ProvenanceCache, StreamSource};
-pub use manifest::{load_checked_engine, manifest_path, write_atomic, Manifest, Runtime};
 pub use probe::{probe, TensorRtStatus};

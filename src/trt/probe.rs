@@ -1,19 +1,9 @@
 //! Is TensorRT usable here? Compiled in (feature `tensorrt`) and libnvinfer loadable
 //! (checked with dlopen, so this works in every build). Always compiled, for `doctor`.
 
+use crate::dylib::{load_version, LibStatus, VersionCall};
 use crate::error::{Error, Result};
 use serde::Serialize;
-
-/// A library found or not, and if not, why and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LibStatus {
-    pub available: bool,
-    /// Version reported by the library itself.
-    pub version: Option<String>,
-    /// The file that was loaded, or why nothing could be.
-    pub detail: String,
-    pub fix: Option<String>,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TensorRtStatus {
@@ -37,62 +27,20 @@ pub fn decode_version(v: i32) -> String {
     }
 }
 
-/// Try each candidate (first in `TENSORRT_LIB_DIR` when set, then the loader's path) and call
-/// `symbol` (an `int32_t f(void)` version function).
-pub(crate) fn probe_lib(
-    names: &[&str],
-    dir_var: Option<&str>,
-    symbol: &[u8],
-) -> std::result::Result<(String, i32), String> {
-    let mut tried = Vec::new();
-    let dir = dir_var.and_then(crate::env::var);
-    for name in names {
-        let candidates: Vec<String> = match &dir {
-            Some(d) => vec![format!("{d}/{name}"), (*name).to_string()],
-            None => vec![(*name).to_string()],
-        };
-        for c in candidates {
-            // SAFETY: loading a vendor library runs its initialisers; these are the libraries
-            // trtforge is meant to use, loaded exactly as their own tools do.
-            match unsafe { libloading::Library::new(&c) } {
-                Ok(lib) => {
-                    // SAFETY: the symbol is declared `int32_t f(void)` in the vendor headers.
-                    let f = unsafe { lib.get::<unsafe extern "C" fn() -> i32>(symbol) };
-                    return match f {
-                        // SAFETY: as above; takes no arguments and only returns a number.
-                        Ok(f) => Ok((c, unsafe { f() })),
-                        Err(e) => Err(format!(
-                            "{c} loaded but has no {}: {e}",
-                            String::from_utf8_lossy(symbol)
-                        )),
-                    };
-                }
-                Err(e) => tried.push(format!("{c} ({e})")),
-            }
-        }
-    }
-    Err(format!("tried {}", tried.join("; ")))
-}
-
 /// Report TensorRT's availability; never fails.
 pub fn probe() -> TensorRtStatus {
-    let library = match probe_lib(NVINFER, Some("TENSORRT_LIB_DIR"), b"getInferLibVersion") {
-        Ok((path, v)) => LibStatus {
-            available: true,
-            version: Some(decode_version(v)),
-            detail: path,
-            fix: None,
-        },
-        Err(why) => LibStatus {
-            available: false,
-            version: None,
-            detail: why,
-            fix: Some(
-                "Install TensorRT (JetPack ships it; on x86 the libnvinfer packages or the TensorRT tar) \
-                 and put its lib folder on LD_LIBRARY_PATH or set TENSORRT_LIB_DIR"
-                    .into(),
-            ),
-        },
+    let library = match load_version(
+        NVINFER,
+        Some("TENSORRT_LIB_DIR"),
+        b"getInferLibVersion",
+        VersionCall::Returned,
+    ) {
+        Ok((path, v)) => LibStatus::found(path, decode_version(v)),
+        Err(why) => LibStatus::missing(
+            why,
+            "Install TensorRT (JetPack ships it; on x86 the libnvinfer packages or the TensorRT tar) \
+             and put its lib folder on LD_LIBRARY_PATH or set TENSORRT_LIB_DIR",
+        ),
     };
     TensorRtStatus {
         compiled_in: cfg!(feature = "tensorrt"),

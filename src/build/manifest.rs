@@ -65,7 +65,7 @@ pub fn manifest_path(engine: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-pub use crate::util::{sha256_hex, write_atomic};
+use crate::util::{sha256_hex, write_atomic};
 
 /// What the loading machine has; compared with the manifest before deserializing.
 #[derive(Debug, Clone, PartialEq, Eq)]

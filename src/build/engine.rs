@@ -1,13 +1,13 @@
 //! `build_engine`: the TensorRT part of `trtforge build` (feature `tensorrt`). Builds from a
 //! [`BuildPlan`], writes the engine atomically and its manifest next to it.
 
-use super::bridge::{BatchSource, CacheStore, CalibratorState};
 use super::manifest::{self, LayerSummary, Manifest, TargetDesc, TensorDesc};
 use super::plan::{BuildPlan, Int8Source};
-use super::safe::*;
 use crate::cuda::{DeviceBindings, Gpu};
 use crate::error::{Error, Result};
 use crate::recipe::{Algorithm, Device, LoadedRecipe, Precision};
+use crate::trt::*;
+use crate::trt::{BatchSource, CacheStore, CalibratorState};
 use std::time::Instant;
 
 /// What the calibration side supplies (the calibration stream and the provenance-checked
@@ -149,9 +149,9 @@ pub fn build_engine(
     };
     let (engine_bytes, summary) = builder.build(&network, &config, session.as_mut())?;
     if let Some(p) = &timing_path {
-        manifest::write_atomic(p, &config.timing_cache()?)?;
+        crate::util::write_atomic(p, &config.timing_cache()?)?;
     }
-    manifest::write_atomic(&plan.engine, &engine_bytes)?;
+    crate::util::write_atomic(&plan.engine, &engine_bytes)?;
     let build_seconds = started.elapsed().as_secs_f64();
 
     let runtime = TrtRuntime::new(&logger)?;
@@ -194,7 +194,7 @@ pub fn build_engine(
         layers,
         calibration_cache_sha256: summary.and_then(|s| s.cache_sha256),
         build_seconds,
-        engine_sha256: manifest::sha256_hex(&engine_bytes),
+        engine_sha256: crate::util::sha256_hex(&engine_bytes),
     };
     m.write(&manifest::manifest_path(&plan.engine))?;
     Ok(m)

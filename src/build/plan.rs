@@ -2,8 +2,8 @@
 //! hash the inputs, find Q/DQ nodes and decide how INT8 is obtained. Runs without TensorRT.
 
 use crate::error::{Error, Result};
+use crate::onnx::Graph;
 use crate::recipe::{LoadedRecipe, Precision, TrtVersion};
-use onnx_protobuf::Message;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -58,31 +58,22 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
     let r = &loaded.recipe;
     let mut steps = vec![format!("recipe {} validated", loaded.path.display())];
     let model = loaded.model_path();
-    let bytes = std::fs::read(&model).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            loaded.field_error(
-                "model",
-                format!(
-                    "{} does not exist; fix the path (relative to the recipe)",
-                    model.display()
-                ),
-            )
-        } else {
-            Error::io(&model, e)
-        }
-    })?;
-    let onnx_sha256 = super::manifest::sha256_hex(&bytes);
-    let parsed = onnx_protobuf::ModelProto::parse_from_bytes(&bytes).map_err(|e| Error::Onnx {
-        path: model.clone(),
-        msg: format!("not an ONNX model ({e}); re-export it"),
-    })?;
-    let graph = parsed.graph.get_or_default();
-    let initializers: std::collections::HashSet<&str> =
-        graph.initializer.iter().map(|i| i.name.as_str()).collect();
+    if !model.is_file() {
+        return Err(loaded.field_error(
+            "model",
+            format!(
+                "{} does not exist; fix the path (relative to the recipe)",
+                model.display()
+            ),
+        ));
+    }
+    // Model::load: external data inlined and checked, a truncated file refused.
+    let onnx = crate::onnx::Model::load(&model)?;
+    let onnx_sha256 = crate::util::sha256_file(&model)?;
+    let graph = Graph::new(&onnx);
     let inputs: Vec<(String, Vec<i64>)> = graph
-        .input
-        .iter()
-        .filter(|i| !initializers.contains(i.name.as_str()))
+        .real_inputs()
+        .into_iter()
         .map(|i| {
             let dims = i
                 .type_
@@ -108,15 +99,14 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
         ));
     }
     let qdq_nodes = graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear")
+        .nodes()
+        .filter(|(_, n)| n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear")
         .count();
     steps.push(format!(
         "model {} read: sha256 {}, {} nodes, {qdq_nodes} Q/DQ",
         model.display(),
         &onnx_sha256[..12],
-        graph.node.len()
+        graph.len()
     ));
     let version = TrtVersion::parse(&r.target.tensorrt).expect("validated by the recipe loader");
     let int8 = match (r.precision, qdq_nodes > 0) {
@@ -126,7 +116,7 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
             return Err(loaded.field_error(
                 "precision",
                 format!(
-                    "TensorRT {version} has no calibrator: INT8 needs a Q/DQ model (export one with `trtforge calibrate`)"
+                    "TensorRT {version} has no calibrator: INT8 needs a Q/DQ model (export one with `trtforge quantize`)"
                 ),
             ))
         }
@@ -139,7 +129,7 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
         (_, false) => Int8Source::Calibrator,
     };
     steps.push(format!("INT8 source: {int8:?}"));
-    let fp16_layers = precision_plan_layers(loaded, graph, int8, &mut steps)?;
+    let fp16_layers = precision_plan_layers(loaded, &graph, int8, &mut steps)?;
     let stem = loaded
         .path
         .file_stem()
@@ -151,7 +141,7 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
         model,
         engine,
         onnx_sha256,
-        recipe_sha256: super::manifest::sha256_hex(loaded.text.as_bytes()),
+        recipe_sha256: crate::util::sha256_hex(loaded.text.as_bytes()),
         precision: r.precision,
         tensorrt: version.to_string(),
         qdq_nodes,
@@ -167,7 +157,7 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
 /// FP32/FP16 builds have no INT8 layer to keep out.
 fn precision_plan_layers(
     loaded: &LoadedRecipe,
-    graph: &onnx_protobuf::GraphProto,
+    graph: &Graph,
     int8: Int8Source,
     steps: &mut Vec<String>,
 ) -> Result<Vec<String>> {
@@ -185,9 +175,10 @@ fn precision_plan_layers(
         ));
     }
     let keep = crate::quant::PrecisionPlan::read(&path)?.keep_set();
-    let nodes: std::collections::HashSet<&str> =
-        graph.node.iter().map(|n| n.name.as_str()).collect();
-    if let Some(missing) = keep.iter().find(|k| !nodes.contains(k.as_str())) {
+    // Layers are matched by the name TensorRT's parser gives them (node_key).
+    let nodes: std::collections::HashSet<String> =
+        graph.nodes().map(|(id, _)| graph.key(id)).collect();
+    if let Some(missing) = keep.iter().find(|k| !nodes.contains(*k)) {
         return Err(Error::Invalid(format!(
             "{}: layer '{missing}' is not a node of {}; the plan was made for another model: rerun `trtforge quantize` for this recipe",
             path.display(),
@@ -250,7 +241,7 @@ mod tests {
         assert_eq!(p.inputs, vec![("images".to_string(), vec![1, 3, 416, 416])]);
         assert_eq!(
             p.onnx_sha256,
-            crate::trt::manifest::sha256_hex(&std::fs::read(&model).unwrap())
+            crate::util::sha256_hex(&std::fs::read(&model).unwrap())
         );
         assert!(p.engine.ends_with("yolox.engine"));
     }

@@ -9,17 +9,15 @@
 //!   writes is stored with the current provenance and the two range files.
 //! - [`prepare`]: the CPU-side decision `trtforge build` makes before any TensorRT call.
 
-use super::bridge::{BatchSource, CacheStore, HostTensor};
 use super::plan::BuildPlan;
-use crate::calib::cache::{dynamic_range_txt, ranges_json, CalibrationCache};
-use crate::calib::calibrate::{
-    check_existing, current_provenance, effective_calibration, CalibrateOptions, CACHE_FILE,
-    DYNAMIC_RANGE_FILE, PROVENANCE_FILE, RANGES_FILE,
-};
+use crate::calib::artifacts::{self, check_existing, CACHE_FILE};
+use crate::calib::cache::CalibrationCache;
+use crate::calib::calibrate::{current_provenance, effective_calibration, CalibrateOptions};
 use crate::calib::provenance::Provenance;
 use crate::data::{ImageSet, ImageStream};
 use crate::error::{Error, Result};
 use crate::recipe::{Calibration, LoadedRecipe, TrtVersion};
+use crate::trt::bridge::{BatchSource, CacheStore, HostTensor};
 use std::path::{Path, PathBuf};
 
 /// A [`BatchSource`] pulling preprocessed images from an [`ImageStream`].
@@ -191,9 +189,8 @@ impl CacheStore for ProvenanceCache {
         }
     }
 
-    /// Store TensorRT's cache: parse it (a cache we could not read back is refused), drop the
-    /// old provenance first (so a half-written set is "unknown", never "fresh"), then write
-    /// the range files, the cache and the provenance, each atomically.
+    /// Store TensorRT's cache: parse it (a cache we could not read back is refused), then
+    /// write the artifact set with the current provenance ([`artifacts::write`]).
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         let path = self.cache_path();
         let text = std::str::from_utf8(bytes).map_err(|_| {
@@ -203,24 +200,12 @@ impl CacheStore for ProvenanceCache {
             ))
         })?;
         let cache = CalibrationCache::parse(text, &path)?;
-        std::fs::create_dir_all(&self.out).map_err(|e| Error::io(&self.out, e))?;
-        let prov = self.out.join(PROVENANCE_FILE);
-        if prov.exists() {
-            std::fs::remove_file(&prov).map_err(|e| Error::io(&prov, e))?;
-        }
         let plain: Vec<(String, f32)> = cache
             .entries
             .iter()
             .map(|e| (e.tensor.clone(), e.amax()))
             .collect();
-        crate::util::write_atomic(&self.out.join(RANGES_FILE), ranges_json(&plain).as_bytes())?;
-        crate::util::write_atomic(
-            &self.out.join(DYNAMIC_RANGE_FILE),
-            dynamic_range_txt(&plain).as_bytes(),
-        )?;
-        crate::util::write_atomic(&path, bytes)?;
-        crate::util::write_atomic(&prov, self.now.to_json().as_bytes())?;
-        Ok(())
+        artifacts::write(&self.out, &plain, bytes, &self.now)
     }
 }
 
@@ -340,6 +325,7 @@ pub fn display_path(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calib::artifacts::{DYNAMIC_RANGE_FILE, PROVENANCE_FILE, RANGES_FILE};
     use crate::trt::bridge::testing::HostBindings;
     use crate::trt::bridge::CalibratorState;
     use std::ffi::{c_void, CString};
@@ -601,7 +587,7 @@ mod tests {
         assert!(sum.cache_used);
         assert_eq!(
             sum.cache_sha256.unwrap(),
-            crate::trt::manifest::sha256_hex(TRT_CACHE)
+            crate::util::sha256_hex(TRT_CACHE)
         );
     }
 
@@ -622,7 +608,7 @@ mod tests {
     fn network_batch_prefers_the_static_dimension() {
         let dir = tempfile::tempdir().unwrap();
         let r = recipe(dir.path(), &calib_data(), 4, 96);
-        let mut plan = crate::trt::plan::plan(&r).unwrap();
+        let mut plan = crate::build::plan::plan(&r).unwrap();
         let cal = r.recipe.calibration.clone().unwrap();
         assert_eq!(network_batch(&r, &plan, &cal), 1, "the model's batch is 1");
         plan.inputs[0].1[0] = -1;
@@ -631,5 +617,72 @@ mod tests {
             4,
             "dynamic: calibration.batch_size"
         );
+    }
+
+    #[cfg(feature = "cuda")]
+    /// The calibrator bridge over the real calibration stream (calib_data/, 5 images, batch 1)
+    /// leaves each preprocessed image in device memory, bound by input name.
+    #[test]
+    fn bridge_feeds_real_stream_batches_into_device_memory() {
+        use crate::cuda::testing::{gpu, read_device};
+        use crate::cuda::DeviceBindings;
+        use crate::data::{InputContract, OnUnreadable, Order};
+        let Some(g) = gpu() else { return };
+        // The binary may run from another checkout (the device machine): try both.
+        let data = [
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("calib_data"),
+            std::path::PathBuf::from("calib_data"),
+        ]
+        .into_iter()
+        .find(|p| p.is_dir())
+        .expect("calib_data/ (in the repository) not found");
+        let contract: InputContract = serde_yaml_ng::from_str(
+            "tensor: images\nshape: [1, 3, 96, 96]\nchannel_order: bgr\nscale: 0.00392156862745098\n\
+             resize: letterbox-centre\npad_value: 114\n",
+        )
+        .unwrap();
+        let set = || ImageSet::from_path(&data, Order::Sorted, 0, None).unwrap();
+        let chw = 3 * 96 * 96;
+        let mut all = ImageStream::new(set(), &contract, 5, OnUnreadable::Fail, 2).unwrap();
+        let all = all.next().unwrap().unwrap().tensor;
+        let all = all.as_slice().unwrap();
+        let stream = ImageStream::new(set(), &contract, 1, OnUnreadable::Fail, 2).unwrap();
+        let src = StreamSource::new(stream, "images", 1).unwrap();
+        let mut state = CalibratorState::new(
+            Box::new(src),
+            None,
+            Box::new(DeviceBindings::new(g.clone())),
+        );
+        let cb = state.callbacks();
+        let name = std::ffi::CString::new("images").unwrap();
+        let names = [name.as_ptr()];
+        let mut first = None;
+        for b in 0..5 {
+            let mut bindings = [std::ptr::null_mut::<c_void>()];
+            // SAFETY: one-element arrays, live state.
+            let rc =
+                unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
+            assert_eq!(rc, 1, "batch {b}");
+            assert_eq!(
+                *first.get_or_insert(bindings[0]),
+                bindings[0],
+                "one buffer, reused"
+            );
+            // SAFETY: `bindings[0]` is a live device allocation of `chw` floats owned by the state.
+            let host = unsafe { read_device(&g, bindings[0], chw) };
+            assert_eq!(&host[..], &all[b * chw..(b + 1) * chw], "batch {b}");
+        }
+        let mut end = [std::ptr::null_mut::<c_void>()];
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { cb.get_batch.unwrap()(cb.user, end.as_mut_ptr(), names.as_ptr(), 1) },
+            0
+        );
+        let sum = state.finish().unwrap();
+        println!(
+            "bridge: {} calib_data batches went through device memory",
+            sum.batches
+        );
+        assert_eq!(sum.batches, 5);
     }
 }

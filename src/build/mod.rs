@@ -1,0 +1,206 @@
+//! The engine-build pipeline of `trtforge build`: recipe -> CPU plan (model checks, Q/DQ
+//! detection, precision plan) -> calibration decision -> TensorRT build -> engine + manifest.
+//! The TensorRT calls themselves are [`crate::trt`]'s.
+//!
+//! INT8 through the calibrator (precision int8/best, no Q/DQ nodes) gets its scales from the
+//! calibration cache in the recipe's output folder:
+//! - a fresh cache (provenance matches) is reused, whatever made it (CPU or TensorRT);
+//! - a stale one is refused, naming the field that changed, unless `force_calibration`;
+//! - with no usable cache: with TensorRT, its own calibrator runs through the bridge, fed by
+//!   the same image stream `trtforge calibrate` reads, and its cache is stored with
+//!   provenance; without TensorRT (or with `cpu_calibration`, or for the percentile/MSE
+//!   algorithms that TensorRT's calibrators do not implement) the cache is computed on CPU
+//!   by [`crate::calib::calibrate`], so the TensorRT build (here or on the Jetson) only reads it.
+
+pub mod calibration;
+pub mod manifest;
+pub mod plan;
+
+#[cfg(feature = "tensorrt")]
+mod engine;
+
+#[cfg(feature = "tensorrt")]
+pub use engine::{build_engine, summarize_layers, CalibrationInputs};
+
+pub use manifest::{load_checked_engine, manifest_path, Manifest, Runtime};
+
+use crate::calib::calibrate::{calibrate, CalibrateOptions};
+use crate::error::{Error, Result};
+use crate::recipe::{Algorithm, LoadedRecipe};
+use crate::trt::TensorRtStatus;
+use calibration::{CacheState, CalibrationPrep};
+use plan::{BuildPlan, Int8Source};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Command-line choices of `trtforge build`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildOptions {
+    /// Recalibrate even when a calibration cache exists (a stale one is otherwise refused).
+    pub force_calibration: bool,
+    /// Compute a missing calibration cache on CPU (ONNX Runtime) even when TensorRT is here.
+    pub cpu_calibration: bool,
+}
+
+/// How the calibration cache for the build was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CalibrationAction {
+    /// A fresh cache was there.
+    Reused,
+    /// Computed on CPU with ONNX Runtime before the build.
+    CalibratedOnCpu,
+    /// TensorRT's calibrator runs during the build, through the bridge.
+    Tensorrt,
+}
+
+/// What happened to the calibration cache before the TensorRT step.
+#[derive(Debug, Clone, Serialize)]
+pub struct CalibrationStep {
+    pub cache: PathBuf,
+    pub state: CacheState,
+    pub action: CalibrationAction,
+    pub network_batch: usize,
+    pub images: usize,
+    /// Unreadable images skipped by a CPU calibration (`path: reason`).
+    #[serde(skip)]
+    pub skipped: Vec<String>,
+}
+
+/// The end of `trtforge build`.
+pub enum Outcome {
+    /// The engine and its manifest are written.
+    #[cfg(feature = "tensorrt")]
+    Built {
+        plan: BuildPlan,
+        manifest: Box<Manifest>,
+    },
+    /// Every CPU step is done, but a step needs what this machine lacks.
+    Unavailable {
+        plan: BuildPlan,
+        calibration: Option<CalibrationStep>,
+        tensorrt: TensorRtStatus,
+        missing: String,
+    },
+}
+
+/// Plan, decide the calibration, and build with TensorRT when it is compiled in and loadable.
+pub fn run(loaded: &LoadedRecipe, opts: BuildOptions) -> Result<Outcome> {
+    let mut plan = plan::plan(loaded)?;
+    let tensorrt = crate::trt::probe();
+    let trt_missing = tensorrt.require().err();
+    let unavailable = |plan, calibration, tensorrt, missing: String| {
+        Ok(Outcome::Unavailable {
+            plan,
+            calibration,
+            tensorrt,
+            missing,
+        })
+    };
+
+    let mut prep: Option<CalibrationPrep> = None;
+    let mut step: Option<CalibrationStep> = None;
+    if plan.int8 == Int8Source::Calibrator {
+        let p = calibration::prepare(loaded, &plan, opts.force_calibration)?;
+        let trt_algorithm = matches!(
+            p.calibration.algorithm,
+            Algorithm::Entropy | Algorithm::Minmax
+        );
+        let mut skipped = vec![];
+        let action = match p.state {
+            CacheState::Fresh => CalibrationAction::Reused,
+            _ if trt_missing.is_none() && trt_algorithm && !opts.cpu_calibration => {
+                CalibrationAction::Tensorrt
+            }
+            _ => {
+                let copts = CalibrateOptions {
+                    force: true, // `prepare` already refused a stale cache unless forced
+                    ..Default::default()
+                };
+                match calibrate(loaded, &copts) {
+                    Ok(report) => {
+                        plan.steps.push(format!(
+                            "calibrated on CPU: {} images, {} tensors -> {}",
+                            report.images, report.tensors, report.cache
+                        ));
+                        skipped = report.skipped;
+                    }
+                    // ONNX Runtime missing: the cache is a step this machine cannot do either.
+                    Err(e @ Error::Unavailable { .. }) => {
+                        let missing = format!("calibration cache: {e}");
+                        return unavailable(plan, None, tensorrt, missing);
+                    }
+                    Err(e) => return Err(e),
+                }
+                CalibrationAction::CalibratedOnCpu
+            }
+        };
+        match action {
+            CalibrationAction::Reused => plan.steps.push(format!(
+                "calibration cache {} is fresh (provenance matches): reused",
+                calibration::display_path(&p.cache_path())
+            )),
+            CalibrationAction::Tensorrt => plan.steps.push(format!(
+                "calibration: TensorRT's calibrator will read {} images in batches of {}",
+                p.set.len(),
+                p.network_batch
+            )),
+            CalibrationAction::CalibratedOnCpu => {}
+        }
+        step = Some(CalibrationStep {
+            cache: p.cache_path(),
+            state: p.state,
+            action,
+            network_batch: p.network_batch,
+            images: p.set.len(),
+            skipped,
+        });
+        prep = Some(p);
+    }
+    for s in &plan.steps {
+        log::info!("{s}");
+    }
+    if let Some(missing) = trt_missing {
+        return unavailable(plan, step, tensorrt, missing.to_string());
+    }
+    build_with_tensorrt(loaded, plan, prep, step, tensorrt)
+}
+
+#[cfg(feature = "tensorrt")]
+fn build_with_tensorrt(
+    loaded: &LoadedRecipe,
+    plan: BuildPlan,
+    prep: Option<CalibrationPrep>,
+    _step: Option<CalibrationStep>,
+    _tensorrt: TensorRtStatus,
+) -> Result<Outcome> {
+    let mut calib = CalibrationInputs::default();
+    if let Some(p) = &prep {
+        // Even with a fresh cache the calibrator needs a source; TensorRT then never asks it.
+        let (source, cache) = p.bridge_inputs(loaded, 0)?;
+        calib.source = Some(Box::new(source));
+        calib.cache = Some(Box::new(cache));
+    }
+    let manifest = build_engine(loaded, &plan, calib)?;
+    Ok(Outcome::Built {
+        plan,
+        manifest: Box::new(manifest),
+    })
+}
+
+#[cfg(not(feature = "tensorrt"))]
+fn build_with_tensorrt(
+    _: &LoadedRecipe,
+    plan: BuildPlan,
+    _: Option<CalibrationPrep>,
+    step: Option<CalibrationStep>,
+    tensorrt: TensorRtStatus,
+) -> Result<Outcome> {
+    // `require()` refuses a build without the feature; this is only reached if it did not.
+    Ok(Outcome::Unavailable {
+        plan,
+        calibration: step,
+        missing: "this trtforge was built without the `tensorrt` feature".into(),
+        tensorrt,
+    })
+}
