@@ -15,8 +15,8 @@ use crate::calib::cache::CalibrationCache;
 use crate::calib::calibrate::{current_provenance, effective_calibration, CalibrateOptions};
 use crate::calib::provenance::Provenance;
 use crate::data::{ImageSet, ImageStream};
-use crate::error::{Error, Result};
-use crate::recipe::{Calibration, LoadedRecipe, TrtVersion};
+use crate::error::{Error, Result, StaleFix};
+use crate::recipe::{Calibration, LoadedRecipe};
 use crate::trt::bridge::{BatchSource, CacheStore, HostTensor};
 use std::path::{Path, PathBuf};
 
@@ -141,18 +141,9 @@ impl BatchSource for StreamSource {
     }
 }
 
-/// Rewrite the calibration module's "rerun with --force" advice for `trtforge build`.
+/// A stale calibration cache seen from `trtforge build`: the fix names its flag.
 pub fn for_build(e: Error) -> Error {
-    match e {
-        Error::Stale { path, msg } => Error::Stale {
-            path,
-            msg: msg.replace(
-                "rerun with --force to recalibrate",
-                "rerun `trtforge build` with --force-calibration (or `trtforge calibrate --force`) to recalibrate",
-            ),
-        },
-        other => other,
-    }
+    e.with_stale_fix(StaleFix::RecalibrateInBuild)
 }
 
 /// The provenance-checked calibration cache in a recipe's output folder, as TensorRT sees it.
@@ -259,8 +250,7 @@ pub fn network_batch(loaded: &LoadedRecipe, plan: &BuildPlan, cal: &Calibration)
 /// is an error (naming the differing field) unless `force`.
 pub fn prepare(loaded: &LoadedRecipe, plan: &BuildPlan, force: bool) -> Result<CalibrationPrep> {
     let cal = effective_calibration(loaded, &CalibrateOptions::default())?;
-    let trt = TrtVersion::parse(&loaded.recipe.target.tensorrt)
-        .ok_or_else(|| loaded.field_error("target.tensorrt", "expected a version like 10.3"))?;
+    let trt = loaded.recipe.target.tensorrt;
     let set = ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit)?;
     let out = loaded.output_dir();
     let provenance = current_provenance(loaded, &cal, &set, trt)?;
@@ -491,7 +481,13 @@ mod tests {
     fn provenance(r: &LoadedRecipe) -> Provenance {
         let cal = effective_calibration(r, &CalibrateOptions::default()).unwrap();
         let set = ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit).unwrap();
-        current_provenance(r, &cal, &set, TrtVersion::parse("10.3").unwrap()).unwrap()
+        current_provenance(
+            r,
+            &cal,
+            &set,
+            crate::trt::TrtVersion::parse("10.3").unwrap(),
+        )
+        .unwrap()
     }
 
     const TRT_CACHE: &[u8] =
@@ -531,8 +527,9 @@ mod tests {
         m.save(&r.model_path()).unwrap();
         let mut store = ProvenanceCache::new(&out, provenance(&r), false);
         match store.read().unwrap_err() {
-            Error::Stale { path, msg } => {
-                assert!(path.ends_with(PROVENANCE_FILE), "{}", path.display());
+            e @ Error::Stale { .. } => {
+                let msg = e.to_string();
+                assert!(msg.contains(PROVENANCE_FILE), "{msg}");
                 assert!(msg.contains("model sha256 differs"), "{msg}");
                 assert!(msg.contains("--force-calibration"), "{msg}");
             }

@@ -1,7 +1,7 @@
 //! `<engine>.manifest.json`: what an engine was built from and for, and the load-time check
 //! that refuses an engine made for another TensorRT version or GPU. Always compiled.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StaleFix};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -98,10 +98,8 @@ impl Manifest {
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
-        let mut text =
-            serde_json::to_vec_pretty(self).map_err(|e| Error::Invalid(e.to_string()))?;
-        text.push(b'\n');
-        write_atomic(path, &text)
+        let text = crate::error::to_json_pretty(self)? + "\n";
+        write_atomic(path, text.as_bytes())
     }
 
     /// Refuse an engine made for another TensorRT version or compute capability.
@@ -109,20 +107,21 @@ impl Manifest {
         if !same_trt(&self.tensorrt, &rt.tensorrt) {
             return Err(Error::Stale {
                 path: engine.to_path_buf(),
-                msg: format!(
-                    "built with TensorRT {} but this machine has TensorRT {}; rebuild it here with `trtforge build`",
+                why: format!(
+                    "built with TensorRT {} but this machine has TensorRT {}",
                     self.tensorrt, rt.tensorrt
                 ),
+                fix: StaleFix::RebuildHere,
             });
         }
         if self.compute_capability.trim() != rt.compute_capability.trim() {
             return Err(Error::Stale {
                 path: engine.to_path_buf(),
-                msg: format!(
-                    "built for compute capability {} ({}) but this GPU is compute capability {}; \
-                     rebuild it on the target with `trtforge build`",
+                why: format!(
+                    "built for compute capability {} ({}) but this GPU is compute capability {}",
                     self.compute_capability, self.gpu_name, rt.compute_capability
                 ),
+                fix: StaleFix::RebuildOnTarget,
             });
         }
         Ok(())
@@ -147,10 +146,11 @@ pub fn load_checked_engine(engine: &Path, rt: &Runtime) -> Result<(Manifest, Vec
     if sha != m.engine_sha256 {
         return Err(Error::Stale {
             path: engine.to_path_buf(),
-            msg: format!(
-                "engine sha256 {sha} differs from its manifest's {}; rebuild it with `trtforge build`",
+            why: format!(
+                "engine sha256 {sha} differs from its manifest's {}",
                 m.engine_sha256
             ),
+            fix: StaleFix::Rebuild,
         });
     }
     Ok((m, bytes))

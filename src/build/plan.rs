@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::onnx::Graph;
-use crate::recipe::{LoadedRecipe, Precision, TrtVersion};
+use crate::recipe::{LoadedRecipe, Precision};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -108,7 +108,7 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
         &onnx_sha256[..12],
         graph.len()
     ));
-    let version = TrtVersion::parse(&r.target.tensorrt).expect("validated by the recipe loader");
+    let version = r.target.tensorrt;
     let int8 = match (r.precision, qdq_nodes > 0) {
         (Precision::Fp32 | Precision::Fp16, _) => Int8Source::None,
         (_, true) => Int8Source::ExplicitQdq,

@@ -10,7 +10,7 @@
 
 use super::cache::{dynamic_range_txt, ranges_json, CalibrationCache};
 use super::provenance::Provenance;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StaleFix};
 use std::path::Path;
 
 pub const CACHE_FILE: &str = "calibration.cache";
@@ -47,7 +47,8 @@ pub fn check_existing(out: &Path, now: &Provenance) -> Result<Option<Calibration
         (false, false) => Ok(None),
         (true, false) => Err(Error::Stale {
             path: cache,
-            msg: format!("no {PROVENANCE_FILE} beside it, so its inputs are unknown; rerun with --force to recalibrate"),
+            why: format!("no {PROVENANCE_FILE} beside it, so its inputs are unknown"),
+            fix: StaleFix::Recalibrate,
         }),
         (false, true) => Ok(None),
         (true, true) => {

@@ -66,7 +66,7 @@ pub fn collect(
                     if let Some(&i) = index.get(name) {
                         if plan.sources[i] == Source::Exposed {
                             values[i] = Some(v.as_slice().ok_or_else(|| {
-                                Error::Ort(format!("output {name} is not contiguous"))
+                                Error::internal(format!("output {name} is not contiguous"))
                             })?);
                         }
                     }

@@ -688,7 +688,7 @@ impl HistogramSet {
     /// Tensors are processed in parallel (rayon), each by one thread.
     pub fn add_all(&mut self, values: &[&[f32]], image: &Path) -> Result<()> {
         if values.len() != self.hists.len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Internal(format!(
                 "{} tensors given for {} histograms (image {})",
                 values.len(),
                 self.hists.len(),
@@ -705,7 +705,7 @@ impl HistogramSet {
     /// Merge a set over the same tensors (for per-thread accumulation over images).
     pub fn merge(&mut self, other: &HistogramSet) -> Result<()> {
         if self.names != other.names {
-            return Err(Error::Invalid(
+            return Err(Error::Internal(
                 "cannot merge histogram sets over different tensors".into(),
             ));
         }

@@ -13,7 +13,7 @@
 //! so it is recorded but not compared. The model's and images' paths are informational.
 
 use super::range::RangeParams;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StaleFix};
 use crate::recipe::{Algorithm, InputContract};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -86,7 +86,8 @@ impl Provenance {
         let bytes = crate::error::read_file(path)?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Stale {
             path: path.to_path_buf(),
-            msg: format!("unreadable provenance ({e}); rerun with --force to recalibrate"),
+            why: format!("unreadable provenance ({e})"),
+            fix: StaleFix::Recalibrate,
         })
     }
 
@@ -105,9 +106,10 @@ impl Provenance {
     pub fn check_matches(&self, now: &Provenance, path: &Path) -> Result<()> {
         match self.first_difference(now) {
             None => Ok(()),
-            Some(msg) => Err(Error::Stale {
+            Some(why) => Err(Error::Stale {
                 path: path.to_path_buf(),
-                msg: format!("{msg}; rerun with --force to recalibrate"),
+                why,
+                fix: StaleFix::Recalibrate,
             }),
         }
     }

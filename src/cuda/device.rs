@@ -7,7 +7,10 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 fn cuda_err(what: &str) -> impl Fn(DriverError) -> Error + '_ {
-    move |e| Error::Invalid(format!("CUDA {what} failed: {e}"))
+    move |e| Error::Cuda {
+        what: what.to_string(),
+        msg: e.to_string(),
+    }
 }
 
 /// One GPU: its primary context and the stream trtforge issues work on.

@@ -243,12 +243,12 @@ fn resize_fir(img: &RgbImage, cw: usize, ch: usize, alg: ResizeAlg) -> Result<Ve
         .map(|p| F32x3::new([p[0] as f32, p[1] as f32, p[2] as f32]))
         .collect();
     let src = TypedImageRef::new(sw, sh, &src_px)
-        .map_err(|e| Error::Invalid(format!("resize: source buffer: {e}")))?;
+        .map_err(|e| Error::internal(format!("resize: source buffer: {e}")))?;
     let mut dst = TypedImage::<F32x3>::new(cw as u32, ch as u32);
     let opts = ResizeOptions::new().resize_alg(alg).use_alpha(false);
     RESIZER
         .with(|r| r.borrow_mut().resize_typed(&src, &mut dst, &opts))
-        .map_err(|e| Error::Invalid(format!("resize {sw}x{sh} -> {cw}x{ch}: {e}")))?;
+        .map_err(|e| Error::internal(format!("resize {sw}x{sh} -> {cw}x{ch}: {e}")))?;
     Ok(dst.pixels().iter().map(|p| p.0).collect())
 }
 

@@ -128,7 +128,7 @@ impl ImageStream {
             .thread_name(|i| format!("trtforge-decode-{i}"))
             .build()
             .map_err(|e| {
-                Error::Invalid(format!(
+                Error::internal(format!(
                     "cannot start {workers} image decoding threads: {e}"
                 ))
             })?;

@@ -74,7 +74,7 @@ fn iou64(a: &[f32; 4], b: &[f32; 4]) -> f64 {
 /// COCO-style mAP of `detections[i]` (original-image pixels) against `gt.images[i]`.
 pub fn evaluate(gt: &GroundTruth, detections: &[Vec<Detection>]) -> Result<EvalResult> {
     if gt.images.len() != detections.len() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::internal(format!(
             "evaluation got detections for {} images but ground truth for {}",
             detections.len(),
             gt.images.len()

@@ -67,21 +67,31 @@ pub fn library_path() -> Result<PathBuf> {
 
 /// Load the library once per process; later calls return the first outcome.
 pub fn init() -> Result<Environment> {
-    static INIT: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+    // (why, fix) of a failure, kept as text: the first outcome is every later call's.
+    static INIT: OnceLock<std::result::Result<Environment, (String, String)>> = OnceLock::new();
     let outcome = INIT.get_or_init(|| {
-        let path = library_path().map_err(|e| e.to_string())?;
+        let path = library_path().map_err(|e| match e {
+            Error::Unavailable { why, fix, .. } => (why, fix),
+            other => (other.to_string(), FIX.to_string()),
+        })?;
         let builder = ort::init_from(&path).map_err(|e| {
-            format!(
-                "ONNX Runtime is not available: cannot load {}: {e}. {FIX}",
-                path.display()
+            (
+                format!("cannot load {}: {e}", path.display()),
+                FIX.to_string(),
             )
         })?;
-        builder
-            .with_name("trtforge")
-            .build()
-            .map_err(|e| format!("ONNX Runtime environment: {e}"))
+        builder.with_name("trtforge").build().map_err(|e| {
+            (
+                format!("cannot create its environment: {e}"),
+                FIX.to_string(),
+            )
+        })
     });
-    outcome.clone().map_err(Error::Ort)
+    outcome.clone().map_err(|(why, fix)| Error::Unavailable {
+        what: "ONNX Runtime".into(),
+        why,
+        fix,
+    })
 }
 
 /// Version of the ONNX Runtime library found (from its file name, e.g. 1.31.1) and its build
@@ -137,10 +147,10 @@ impl OrtSession {
             .and_then(|t| t.parse().ok())
             .unwrap_or(0);
         let ort_err = |e: ort::Error| {
-            Error::Ort(format!(
-                "{}: cannot create a session: {e}",
-                model.path.display()
-            ))
+            Error::ort(
+                format!("{}: cannot create a session", model.path.display()),
+                e,
+            )
         };
         let mut builder = Session::builder(&env).map_err(ort_err)?;
         if threads > 0 {
@@ -209,7 +219,7 @@ impl OrtSession {
                         self.inputs.join(", ")
                     )));
                 }
-                let t = TensorRef::from_array_view(view.view()).map_err(|e| Error::Ort(e.to_string()))?;
+                let t = TensorRef::from_array_view(view.view()).map_err(|e| Error::ort(format!("input '{name}'"), e))?;
                 Ok((name.to_string(), t))
             })
             .collect()
@@ -225,7 +235,7 @@ impl OrtSession {
         let outputs = self
             .session
             .run(values)
-            .map_err(|e| Error::Ort(format!("{}: run failed: {e}", self.model.display())))?;
+            .map_err(|e| Error::ort(format!("{}: run failed", self.model.display()), e))?;
         let mut result = Vec::with_capacity(self.outputs.len());
         for name in &self.outputs {
             let Some(v) = outputs.get(name.as_str()) else {
@@ -249,7 +259,7 @@ impl OrtSession {
         let outputs = self
             .session
             .run(values)
-            .map_err(|e| Error::Ort(format!("{}: run failed: {e}", self.model.display())))?;
+            .map_err(|e| Error::ort(format!("{}: run failed", self.model.display()), e))?;
         let mut views = Vec::with_capacity(self.outputs.len());
         for name in &self.outputs {
             if let Some(v) = outputs.get(name.as_str()) {
@@ -270,7 +280,7 @@ impl OrtSession {
         let outputs = self
             .session
             .run(values)
-            .map_err(|e| Error::Ort(format!("{}: run failed: {e}", self.model.display())))?;
+            .map_err(|e| Error::ort(format!("{}: run failed", self.model.display()), e))?;
         let mut shapes = Vec::new();
         for name in &self.outputs {
             if let Some(v) = outputs.get(name.as_str()) {

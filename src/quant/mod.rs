@@ -96,8 +96,8 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
         ..Default::default()
     };
     let cal_report = match calibrate(recipe, &copts) {
-        Err(Error::Stale { path, msg }) => {
-            log::warn!("{}: stale ({msg}); recalibrating", path.display());
+        Err(Error::Stale { path, why, .. }) => {
+            log::warn!("{}: stale ({why}); recalibrating", path.display());
             copts.force = true;
             calibrate(recipe, &copts)?
         }
@@ -169,7 +169,7 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
     let qdq_path = out.join(QDQ_MODEL_FILE);
     qmodel.save(&qdq_path)?;
     if let Some(p) = &plan_out {
-        let text = serde_json::to_string_pretty(p).map_err(|e| Error::Invalid(e.to_string()))?;
+        let text = crate::error::to_json_pretty(p)?;
         crate::util::write_atomic(&out.join(PLAN_FILE), text.as_bytes())?;
     }
     let report = QuantizeReport {
@@ -205,7 +205,7 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
         out_of_time,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Invalid(e.to_string()))?;
+    let json = crate::error::to_json_pretty(&report)?;
     crate::util::write_atomic(&out.join(REPORT_FILE), json.as_bytes())?;
     crate::util::write_atomic(&out.join(REPORT_MD_FILE), report.markdown().as_bytes())?;
     Ok(report)

@@ -5,6 +5,7 @@ mod schema;
 
 pub use check::{check, check_model, CheckReport};
 
+pub use crate::trt::TrtVersion;
 pub use schema::*;
 
 use crate::error::{Error, Result};
@@ -172,12 +173,6 @@ impl LoadedRecipe {
             }
             _ => {}
         }
-        if TrtVersion::parse(&r.target.tensorrt).is_none() {
-            return Err(self.field_error(
-                "target.tensorrt",
-                "expected a TensorRT version like 8.5.2, 8.6 or 10.3",
-            ));
-        }
         if let Some(level) = r.builder.optimization_level {
             if level > 5 {
                 return Err(self.field_error("builder.optimization_level", "expected 0..5"));
@@ -225,52 +220,6 @@ pub fn normalize(p: &Path) -> PathBuf {
     }
 }
 
-/// A TensorRT version as recipes and manifests name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub struct TrtVersion {
-    pub major: u32,
-    pub minor: u32,
-    pub patch: u32,
-}
-
-impl TrtVersion {
-    pub fn parse(s: &str) -> Option<Self> {
-        let mut it = s.trim().split('.');
-        let major = it.next()?.parse().ok()?;
-        let minor = it.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
-        let patch = it.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
-        if it.next().is_some() || !(8..=11).contains(&major) {
-            return None;
-        }
-        Some(TrtVersion {
-            major,
-            minor,
-            patch,
-        })
-    }
-
-    /// NV_TENSORRT_VERSION as TensorRT computes it (the number in calibration cache headers):
-    /// before 10 major*1000 + minor*100 + patch, from 10 on major*10000 + minor*100 + patch.
-    pub fn cache_number(&self) -> u32 {
-        if self.major < 10 {
-            self.major * 1000 + self.minor * 100 + self.patch
-        } else {
-            self.major * 10000 + self.minor * 100 + self.patch
-        }
-    }
-
-    /// TensorRT 11 removed the calibrator: only explicit (Q/DQ) quantization.
-    pub fn has_calibrator(&self) -> bool {
-        self.major < 11
-    }
-}
-
-impl std::fmt::Display for TrtVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
-    }
-}
-
 /// Find `line, column` (1-based) of a dotted field path in block-style YAML, by following
 /// keys at increasing indentation. Good enough for the recipes we write and document.
 pub fn locate(text: &str, field: &str) -> Option<(usize, usize)> {
@@ -308,15 +257,6 @@ pub fn locate(text: &str, field: &str) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cache_numbers_follow_nv_tensorrt_version() {
-        assert_eq!(TrtVersion::parse("8.5.2").unwrap().cache_number(), 8502);
-        assert_eq!(TrtVersion::parse("8.6.2").unwrap().cache_number(), 8602);
-        assert_eq!(TrtVersion::parse("10.3").unwrap().cache_number(), 100300);
-        assert!(TrtVersion::parse("7.1").is_none());
-        assert!(TrtVersion::parse("ten").is_none());
-    }
 
     #[test]
     fn normalize_is_lexical() {

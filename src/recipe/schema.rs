@@ -5,6 +5,7 @@
 pub use crate::data::{
     ChannelOrder, InputContract, InputDtype, Interpolation, OnUnreadable, Order, ResizeMode,
 };
+use crate::trt::TrtVersion;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -115,14 +116,18 @@ pub struct Target {
     pub gpu_fallback: bool,
     /// TensorRT version the artifacts are for, `major.minor[.patch]` (default 10.3: JetPack 6.1/6.2).
     #[serde(default = "default_trt")]
-    pub tensorrt: String,
+    pub tensorrt: TrtVersion,
 }
 
 fn yes() -> bool {
     true
 }
-fn default_trt() -> String {
-    "10.3".into()
+fn default_trt() -> TrtVersion {
+    TrtVersion {
+        major: 10,
+        minor: 3,
+        patch: 0,
+    }
 }
 
 impl Default for Target {

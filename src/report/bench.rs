@@ -97,7 +97,7 @@ impl BenchReport {
         let ps = &cfg.percentiles;
         let its = &m.run.iterations;
         let latency = stats::summarize(&m.run.latencies_ms(), ps)
-            .ok_or_else(|| Error::Invalid("the bench measured no iteration".into()))?;
+            .ok_or_else(|| Error::internal("the bench measured no iteration"))?;
         let mut warnings = m.context.warnings.clone();
         if latency.cv_percent > 10.0 {
             warnings.push(format!(
@@ -193,7 +193,7 @@ impl BenchReport {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let json = dir.join("bench.json");
         let text = serde_json::to_string_pretty(self)
-            .map_err(|e| Error::Invalid(format!("cannot serialize the report: {e}")))?;
+            .map_err(|e| Error::internal(format!("cannot serialize the report: {e}")))?;
         crate::util::write_atomic(&json, text.as_bytes())?;
         let mut svgs = Vec::new();
         let hist = dir.join("latency_histogram.svg");

@@ -9,7 +9,7 @@ use crate::{Error, Result};
 use plotters::prelude::*;
 
 fn perr(e: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("plotting failed: {e}"))
+    Error::internal(format!("plotting failed: {e}"))
 }
 
 const SIZE: (u32, u32) = (960, 540);

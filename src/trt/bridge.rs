@@ -105,10 +105,11 @@ impl CallbackFailure {
         };
         match self.cause {
             Cause::Error(e @ Error::Stale { .. }) => e,
-            Cause::Error(e) => Error::Invalid(format!("{at} failed: {e}")),
-            Cause::Panic(msg) => Error::Invalid(format!(
-                "{at} panicked: {msg} (a bug in trtforge or the batch source; calibration stopped)"
-            )),
+            Cause::Error(e) => Error::Callback {
+                at,
+                source: Box::new(e),
+            },
+            Cause::Panic(msg) => Error::CallbackPanic { at, msg },
         }
     }
 }
@@ -313,6 +314,14 @@ unsafe fn with_state<T>(
     }
 }
 
+/// TensorRT broke the calibrator interface's contract.
+fn tensorrt_fault(msg: String) -> Error {
+    Error::Tensorrt {
+        what: "getBatch".into(),
+        msg,
+    }
+}
+
 unsafe extern "C" fn cb_batch_size(user: *mut c_void) -> i32 {
     // SAFETY: called by the C++ calibrator with the `user` we gave it.
     unsafe { with_state(user, "getBatchSize", 0, |s| s.batch_size()) }
@@ -328,17 +337,17 @@ unsafe extern "C" fn cb_get_batch(
     unsafe {
         with_state(user, "getBatch", -1, |s| {
             let n = usize::try_from(nb_bindings)
-                .map_err(|_| Error::Invalid(format!("TensorRT passed {nb_bindings} bindings")))?;
+                .map_err(|_| tensorrt_fault(format!("passed {nb_bindings} bindings")))?;
             if n > 0 && (bindings.is_null() || names.is_null()) {
-                return Err(Error::Invalid("TensorRT passed null binding arrays".into()));
+                return Err(tensorrt_fault("passed null binding arrays".into()));
             }
             let mut owned = Vec::with_capacity(n);
             for i in 0..n {
                 // SAFETY: TensorRT passes `nb_bindings` valid NUL-terminated names.
                 let p = *names.add(i);
                 if p.is_null() {
-                    return Err(Error::Invalid(format!(
-                        "TensorRT passed a null name for binding {i}"
+                    return Err(tensorrt_fault(format!(
+                        "passed a null name for binding {i}"
                     )));
                 }
                 owned.push(CStr::from_ptr(p).to_string_lossy().into_owned());
@@ -483,9 +492,8 @@ pub(crate) mod testing {
             if self.stale {
                 return Err(Error::Stale {
                     path: "build/yolox.calib.cache".into(),
-                    msg: "made from model sha256 1111… but the recipe's model is 2222…; \
-                          run `trtforge calibrate` again"
-                        .into(),
+                    why: "made from model sha256 1111… but the recipe's model is 2222…".into(),
+                    fix: crate::error::StaleFix::Recalibrate,
                 });
             }
             Ok(self.bytes.lock().unwrap().clone())
@@ -670,9 +678,10 @@ mod tests {
             "no calibration on top of a refused cache"
         );
         match s.finish().unwrap_err() {
-            Error::Stale { path, msg } => {
+            Error::Stale { path, why, fix } => {
                 assert!(path.ends_with("yolox.calib.cache"));
-                assert!(msg.contains("trtforge calibrate"));
+                assert!(why.contains("model sha256"));
+                assert_eq!(fix, crate::error::StaleFix::Recalibrate);
             }
             other => panic!("expected Stale, got {other}"),
         }

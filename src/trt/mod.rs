@@ -7,10 +7,12 @@
 //! - `safe`: owning handles, one file per TensorRT object (feature `tensorrt`);
 //! - [`bridge`]: the calibrator bridge's Rust side, pure Rust behind a C ABI (always compiled,
 //!   so it is tested everywhere);
-//! - [`probe`]: is libnvinfer here, and which version (always compiled, for `doctor`).
+//! - [`probe`]: is libnvinfer here, and which version (always compiled, for `doctor`);
+//! - [`version`]: TensorRT version numbers and what each version has.
 
 pub mod bridge;
 pub mod probe;
+pub mod version;
 
 #[cfg(test)]
 mod harness_test;
@@ -39,3 +41,4 @@ pub use safe::*;
 
 pub use bridge::{BatchSource, BindingMemory, CacheStore, CalibratorState, HostTensor};
 pub use probe::{probe, TensorRtStatus};
+pub use version::TrtVersion;

@@ -27,7 +27,14 @@ pub(crate) fn check(status: i32, what: &str) -> Result<()> {
             fix: "Use a TensorRT version that has it, or drop the recipe field".into(),
         });
     }
-    Err(Error::Invalid(format!("TensorRT {what}: {msg}")))
+    Err(Error::Tensorrt {
+        what: what.to_string(),
+        msg: if msg.is_empty() {
+            "failed without a message (see TensorRT's log above; run with -vv)".into()
+        } else {
+            msg
+        },
+    })
 }
 
 pub(crate) fn cstr(p: *const c_char) -> String {

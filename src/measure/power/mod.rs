@@ -181,7 +181,7 @@ impl Sampler {
                 }
                 Ok(trace)
             })
-            .map_err(|e| Error::Invalid(format!("cannot start the power sampler thread: {e}")))?;
+            .map_err(|e| Error::internal(format!("cannot start the power sampler thread: {e}")))?;
         Ok(Sampler {
             stop,
             handle: Some(handle),
@@ -193,7 +193,7 @@ impl Sampler {
         self.stop.store(true, Ordering::Release);
         let h = self.handle.take().expect("sampler joined twice");
         h.join()
-            .map_err(|_| Error::Invalid("the power sampler thread panicked".into()))?
+            .map_err(|_| Error::internal("the power sampler thread panicked"))?
     }
 }
 

@@ -194,7 +194,7 @@ impl TegrastatsSampler {
                     })
             })
             .map_err(|e| {
-                Error::Invalid(format!("cannot start the tegrastats reader thread: {e}"))
+                Error::internal(format!("cannot start the tegrastats reader thread: {e}"))
             })?;
         Ok(TegrastatsSampler {
             period,
@@ -212,7 +212,7 @@ impl TegrastatsSampler {
         let _ = self.child.wait();
         let h = self.handle.take().expect("joined twice");
         h.join()
-            .map_err(|_| Error::Invalid("the tegrastats reader thread panicked".into()))?
+            .map_err(|_| Error::internal("the tegrastats reader thread panicked"))?
     }
 }
 

@@ -153,8 +153,10 @@ impl<'l> Builder<'l> {
             None => None,
         };
         check(status, "engine build")?;
-        let bytes = bytes
-            .ok_or_else(|| Error::Invalid("TensorRT engine build returned no bytes".into()))?;
+        let bytes = bytes.ok_or_else(|| Error::Tensorrt {
+            what: "engine build".into(),
+            msg: "returned no bytes".into(),
+        })?;
         Ok((bytes.as_slice().to_vec(), summary))
     }
 }

@@ -51,7 +51,10 @@ impl Logger {
             "logger",
         )?;
         Ok(Logger {
-            raw: NonNull::new(raw).ok_or_else(|| Error::Invalid("null logger".into()))?,
+            raw: NonNull::new(raw).ok_or_else(|| Error::Tensorrt {
+                what: "logger".into(),
+                msg: "returned a null handle".into(),
+            })?,
             _f: f,
         })
     }

@@ -27,8 +27,10 @@ macro_rules! handle {
         impl $name<'_> {
             pub(super) fn from_raw(raw: *mut $raw, what: &str) -> Result<Self> {
                 Ok($name {
-                    raw: NonNull::new(raw)
-                        .ok_or_else(|| Error::Invalid(format!("TensorRT {what}: null handle")))?,
+                    raw: NonNull::new(raw).ok_or_else(|| Error::Tensorrt {
+                        what: what.to_string(),
+                        msg: "returned a null handle".into(),
+                    })?,
                     _parent: PhantomData,
                 })
             }
