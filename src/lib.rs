@@ -26,6 +26,7 @@ pub mod onnx;
 pub mod quant;
 pub mod recipe;
 pub mod report;
+pub mod run;
 pub mod trt;
 pub mod util;
 

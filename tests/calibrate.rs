@@ -306,7 +306,7 @@ fn derived_tensors_match_asking_onnx_runtime_for_every_activation() {
     // By default ONNX Runtime returns only what cannot be derived (YOLOX-nano: the conv
     // outputs and a few others): reshapes and concats come from merged histograms, sigmoid and
     // SiLU from the conv outputs' signed histograms. `expose_all` bins every tensor's values.
-    use trtforge::calib::calibrate::{effective_calibration, gather, CalibrateOptions};
+    use trtforge::calib::calibrate::{gather, CalibrateOptions};
     use trtforge::calib::range;
     let (Some(model), Some(all)) = (common::yolox(), coco_images()) else {
         return;
@@ -322,17 +322,16 @@ fn derived_tensors_match_asking_onnx_runtime_for_every_activation() {
         "10.3",
         &calib_section(&list, ""),
     );
-    let recipe = trtforge::recipe::LoadedRecipe::load(&r).unwrap();
-    let onnx = trtforge::recipe::check_model(&recipe).unwrap();
+    let job = trtforge::recipe::LoadedRecipe::load(&r)
+        .unwrap()
+        .calibration_job(&Default::default())
+        .unwrap();
     let run = |expose_all: bool| {
         let opts = CalibrateOptions {
             expose_all,
             ..Default::default()
         };
-        let cal = effective_calibration(&recipe, &opts).unwrap();
-        let set = trtforge::data::ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit)
-            .unwrap();
-        let g = gather(&recipe, &onnx, &cal, set, &opts).unwrap();
+        let g = gather(&job, job.image_set().unwrap(), &opts).unwrap();
         assert_eq!(g.images, 12);
         g
     };

@@ -12,11 +12,11 @@
 use super::plan::BuildPlan;
 use crate::calib::artifacts::{self, check_existing, CACHE_FILE};
 use crate::calib::cache::CalibrationCache;
-use crate::calib::calibrate::{current_provenance, effective_calibration, CalibrateOptions};
+use crate::calib::calibrate::current_provenance;
 use crate::calib::provenance::Provenance;
 use crate::data::{ImageSet, ImageStream};
 use crate::error::{Error, Result, StaleFix};
-use crate::recipe::{Calibration, LoadedRecipe};
+use crate::recipe::{BuildJob, Calibration, CalibrationJob};
 use crate::trt::bridge::{BatchSource, CacheStore, HostTensor};
 use std::path::{Path, PathBuf};
 
@@ -214,10 +214,9 @@ pub enum CacheState {
 
 /// Everything `build` needs to calibrate (or reuse a cache) for an INT8 calibrator plan.
 pub struct CalibrationPrep {
-    pub calibration: Calibration,
+    pub job: CalibrationJob,
     pub set: ImageSet,
     pub provenance: Provenance,
-    pub out: PathBuf,
     pub state: CacheState,
     /// Images per TensorRT calibration batch.
     pub network_batch: usize,
@@ -225,8 +224,8 @@ pub struct CalibrationPrep {
 
 /// The batch TensorRT calibrates with: the model's static batch dimension, else the
 /// calibration profile's opt (the recipe's profile for the input), else `calibration.batch_size`.
-pub fn network_batch(loaded: &LoadedRecipe, plan: &BuildPlan, cal: &Calibration) -> usize {
-    let input = &loaded.recipe.input.tensor;
+pub fn network_batch(job: &BuildJob, plan: &BuildPlan, cal: &Calibration) -> usize {
+    let input = &job.input.tensor;
     let dim0 = plan
         .inputs
         .iter()
@@ -236,9 +235,7 @@ pub fn network_batch(loaded: &LoadedRecipe, plan: &BuildPlan, cal: &Calibration)
     if dim0 > 0 {
         return dim0 as usize;
     }
-    loaded
-        .recipe
-        .builder
+    job.builder
         .profiles
         .get(input)
         .and_then(|p| p.opt.first().copied())
@@ -247,50 +244,46 @@ pub fn network_batch(loaded: &LoadedRecipe, plan: &BuildPlan, cal: &Calibration)
 }
 
 /// Check the cache in the recipe's output folder against the current inputs. A stale cache
-/// is an error (naming the differing field) unless `force`.
-pub fn prepare(loaded: &LoadedRecipe, plan: &BuildPlan, force: bool) -> Result<CalibrationPrep> {
-    let cal = effective_calibration(loaded, &CalibrateOptions::default())?;
-    let trt = loaded.recipe.target.tensorrt;
-    let set = ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit)?;
-    let out = loaded.output_dir();
-    let provenance = current_provenance(loaded, &cal, &set, trt)?;
+/// is an error (naming the differing field) unless `force`. `None` when the recipe has no
+/// calibration section.
+pub fn prepare(job: &BuildJob, plan: &BuildPlan, force: bool) -> Result<Option<CalibrationPrep>> {
+    let Some(cal) = &job.calibration else {
+        return Ok(None);
+    };
+    let set = cal.image_set()?;
+    let provenance = current_provenance(cal, &set)?;
     let state = if force {
         CacheState::Forced
     } else {
-        match check_existing(&out, &provenance).map_err(for_build)? {
+        match check_existing(&cal.out, &provenance).map_err(for_build)? {
             Some(_) => CacheState::Fresh,
             None => CacheState::Absent,
         }
     };
-    let network_batch = network_batch(loaded, plan, &cal);
-    Ok(CalibrationPrep {
-        calibration: cal,
+    Ok(Some(CalibrationPrep {
+        network_batch: network_batch(job, plan, &cal.calibration),
+        job: cal.clone(),
         set,
         provenance,
-        out,
         state,
-        network_batch,
-    })
+    }))
 }
 
 impl CalibrationPrep {
     /// The bridge's inputs: the calibration stream (same set, contract and policy as
     /// `trtforge calibrate`) and the provenance-checked cache.
-    pub fn bridge_inputs(
-        &self,
-        loaded: &LoadedRecipe,
-        workers: usize,
-    ) -> Result<(StreamSource, ProvenanceCache)> {
+    pub fn bridge_inputs(&self, workers: usize) -> Result<(StreamSource, ProvenanceCache)> {
+        let (c, input) = (&self.job.calibration, &self.job.input);
         let stream = ImageStream::new(
             self.set.clone(),
-            &loaded.recipe.input,
-            self.calibration.batch_size,
-            self.calibration.on_unreadable,
+            input,
+            c.batch_size,
+            c.on_unreadable,
             workers,
         )?;
-        let source = StreamSource::new(stream, &loaded.recipe.input.tensor, self.network_batch)?;
+        let source = StreamSource::new(stream, &input.tensor, self.network_batch)?;
         let cache = ProvenanceCache::new(
-            &self.out,
+            &self.job.out,
             self.provenance.clone(),
             self.state == CacheState::Forced,
         );
@@ -298,7 +291,7 @@ impl CalibrationPrep {
     }
 
     pub fn cache_path(&self) -> PathBuf {
-        self.out.join(CACHE_FILE)
+        self.job.out.join(CACHE_FILE)
     }
 }
 
@@ -326,7 +319,7 @@ mod tests {
     }
 
     /// A recipe in `dir` over `images`, with a real (synthesised) 96x96 model.
-    fn recipe(dir: &Path, images: &Path, batch: usize, size: i64) -> LoadedRecipe {
+    fn recipe(dir: &Path, images: &Path, batch: usize, size: i64) -> BuildJob {
         let model = dir.join("tiny.onnx");
         let mut m = crate::onnx::synth::tiny_detector(size);
         m.path = model.clone();
@@ -339,19 +332,21 @@ mod tests {
         );
         let path = dir.join("tiny.yaml");
         std::fs::write(&path, text).unwrap();
-        LoadedRecipe::load(&path).unwrap()
+        crate::recipe::LoadedRecipe::load(&path)
+            .unwrap()
+            .build_job()
+            .unwrap()
     }
 
-    fn cal_set(r: &LoadedRecipe) -> ImageSet {
-        let c = r.recipe.calibration.as_ref().unwrap();
-        ImageSet::from_path(&r.resolve(&c.images), c.order, c.seed, c.limit).unwrap()
+    fn cal(r: &BuildJob) -> &CalibrationJob {
+        r.calibration.as_ref().unwrap()
     }
 
-    fn stream(r: &LoadedRecipe, batch: usize) -> ImageStream {
-        let c = r.recipe.calibration.as_ref().unwrap();
+    fn stream(r: &BuildJob, batch: usize) -> ImageStream {
+        let c = &cal(r).calibration;
         ImageStream::new(
-            cal_set(r),
-            &r.recipe.input,
+            cal(r).image_set().unwrap(),
+            &r.input,
             c.batch_size,
             c.on_unreadable,
             2,
@@ -361,11 +356,11 @@ mod tests {
     }
 
     /// All images of the set, preprocessed, in order (one stream batch holding everything).
-    fn reference(r: &LoadedRecipe) -> Vec<f32> {
-        let set = cal_set(r);
+    fn reference(r: &BuildJob) -> Vec<f32> {
+        let set = cal(r).image_set().unwrap();
         let n = set.len();
-        let cal = r.recipe.calibration.as_ref().unwrap();
-        let mut s = ImageStream::new(set, &r.recipe.input, n, cal.on_unreadable, 2).unwrap();
+        let c = &cal(r).calibration;
+        let mut s = ImageStream::new(set, &r.input, n, c.on_unreadable, 2).unwrap();
         let b = s.next().unwrap().unwrap();
         b.tensor.as_standard_layout().as_slice().unwrap().to_vec()
     }
@@ -478,16 +473,8 @@ mod tests {
         assert!(e.contains("c.jpg") && e.contains("unreadable image"), "{e}");
     }
 
-    fn provenance(r: &LoadedRecipe) -> Provenance {
-        let cal = effective_calibration(r, &CalibrateOptions::default()).unwrap();
-        let set = ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit).unwrap();
-        current_provenance(
-            r,
-            &cal,
-            &set,
-            crate::trt::TrtVersion::parse("10.3").unwrap(),
-        )
-        .unwrap()
+    fn provenance(r: &BuildJob) -> Provenance {
+        current_provenance(cal(r), &cal(r).image_set().unwrap()).unwrap()
     }
 
     const TRT_CACHE: &[u8] =
@@ -497,7 +484,7 @@ mod tests {
     fn cache_store_absent_then_written_then_fresh_then_stale() {
         let dir = tempfile::tempdir().unwrap();
         let r = recipe(dir.path(), &calib_data(), 2, 96);
-        let out = r.output_dir();
+        let out = cal(&r).out.clone();
         let now = provenance(&r);
 
         // Absent: TensorRT calibrates.
@@ -523,8 +510,8 @@ mod tests {
 
         // Stale: another model (same file name, other weights/shape) is refused, naming the field.
         let mut m = crate::onnx::synth::tiny_detector(64);
-        m.path = r.model_path();
-        m.save(&r.model_path()).unwrap();
+        m.path = r.model.path.clone();
+        m.save(&r.model.path).unwrap();
         let mut store = ProvenanceCache::new(&out, provenance(&r), false);
         match store.read().unwrap_err() {
             e @ Error::Stale { .. } => {
@@ -557,7 +544,7 @@ mod tests {
     fn fresh_cache_goes_to_tensorrt_through_the_c_abi() {
         let dir = tempfile::tempdir().unwrap();
         let r = recipe(dir.path(), &calib_data(), 2, 96);
-        let out = r.output_dir();
+        let out = cal(&r).out.clone();
         ProvenanceCache::new(&out, provenance(&r), false)
             .write(TRT_CACHE)
             .unwrap();
@@ -592,7 +579,7 @@ mod tests {
     fn a_cache_that_is_not_a_tensorrt_cache_is_not_stored() {
         let dir = tempfile::tempdir().unwrap();
         let r = recipe(dir.path(), &calib_data(), 2, 96);
-        let out = r.output_dir();
+        let out = cal(&r).out.clone();
         let e = ProvenanceCache::new(&out, provenance(&r), false)
             .write(b"garbage\n")
             .unwrap_err()
@@ -606,11 +593,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = recipe(dir.path(), &calib_data(), 4, 96);
         let mut plan = crate::build::plan::plan(&r).unwrap();
-        let cal = r.recipe.calibration.clone().unwrap();
-        assert_eq!(network_batch(&r, &plan, &cal), 1, "the model's batch is 1");
+        let c = &cal(&r).calibration;
+        assert_eq!(network_batch(&r, &plan, c), 1, "the model's batch is 1");
         plan.inputs[0].1[0] = -1;
         assert_eq!(
-            network_batch(&r, &plan, &cal),
+            network_batch(&r, &plan, c),
             4,
             "dynamic: calibration.batch_size"
         );

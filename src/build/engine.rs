@@ -5,7 +5,7 @@ use super::manifest::{self, LayerSummary, Manifest, TargetDesc, TensorDesc};
 use super::plan::{BuildPlan, Int8Source};
 use crate::cuda::{DeviceBindings, Gpu};
 use crate::error::{Error, Result};
-use crate::recipe::{Algorithm, Device, LoadedRecipe, Precision};
+use crate::recipe::{Algorithm, BuildJob, Device, Precision};
 use crate::trt::*;
 use crate::trt::{BatchSource, CacheStore, CalibratorState};
 use std::time::Instant;
@@ -57,11 +57,11 @@ pub fn summarize_layers(json: &str) -> LayerSummary {
 
 /// Build the engine described by `plan`, write it and its manifest; returns the manifest.
 pub fn build_engine(
-    loaded: &LoadedRecipe,
+    job: &BuildJob,
     plan: &BuildPlan,
     calib: CalibrationInputs,
 ) -> Result<Manifest> {
-    let r = &loaded.recipe;
+    let r = job;
     let started = Instant::now();
     let gpu = Gpu::open(0)?;
     let logger = Logger::to_log()?;
@@ -112,7 +112,7 @@ pub fn build_engine(
         config.set_optimization_level(level)?;
     }
     config.set_detailed_profiling()?;
-    let timing_path = r.builder.timing_cache.as_ref().map(|p| loaded.resolve(p));
+    let timing_path = r.builder.timing_cache.clone();
     if let Some(p) = &timing_path {
         let bytes = std::fs::read(p).ok();
         config.set_timing_cache(bytes.as_deref())?;
@@ -137,7 +137,8 @@ pub fn build_engine(
             why: "INT8 with the calibrator needs calibration batches and none were supplied".into(),
             fix: "Run `trtforge calibrate` for this recipe first (its cache is reused), or give the recipe a Q/DQ model".into(),
         })?;
-        let minmax = r.calibration.as_ref().map(|c| c.algorithm) == Some(Algorithm::Minmax);
+        let minmax =
+            r.calibration.as_ref().map(|c| c.calibration.algorithm) == Some(Algorithm::Minmax);
         let state = CalibratorState::new(
             source,
             calib.cache,

@@ -26,7 +26,7 @@ pub use manifest::{load_checked_engine, manifest_path, Manifest, Runtime};
 
 use crate::calib::calibrate::{calibrate, CalibrateOptions};
 use crate::error::{Error, Result};
-use crate::recipe::{Algorithm, LoadedRecipe};
+use crate::recipe::{Algorithm, BuildJob};
 use crate::trt::TensorRtStatus;
 use calibration::{CacheState, CalibrationPrep};
 use plan::{BuildPlan, Int8Source};
@@ -85,8 +85,8 @@ pub enum Outcome {
 }
 
 /// Plan, decide the calibration, and build with TensorRT when it is compiled in and loadable.
-pub fn run(loaded: &LoadedRecipe, opts: BuildOptions) -> Result<Outcome> {
-    let mut plan = plan::plan(loaded)?;
+pub fn run(job: &BuildJob, opts: BuildOptions) -> Result<Outcome> {
+    let mut plan = plan::plan(job)?;
     let tensorrt = crate::trt::probe();
     let trt_missing = tensorrt.require().err();
     let unavailable = |plan, calibration, tensorrt, missing: String| {
@@ -100,10 +100,13 @@ pub fn run(loaded: &LoadedRecipe, opts: BuildOptions) -> Result<Outcome> {
 
     let mut prep: Option<CalibrationPrep> = None;
     let mut step: Option<CalibrationStep> = None;
-    if plan.int8 == Int8Source::Calibrator {
-        let p = calibration::prepare(loaded, &plan, opts.force_calibration)?;
+    let calibration = match plan.int8 {
+        Int8Source::Calibrator => calibration::prepare(job, &plan, opts.force_calibration)?,
+        _ => None,
+    };
+    if let Some(p) = calibration {
         let trt_algorithm = matches!(
-            p.calibration.algorithm,
+            p.job.calibration.algorithm,
             Algorithm::Entropy | Algorithm::Minmax
         );
         let mut skipped = vec![];
@@ -117,7 +120,7 @@ pub fn run(loaded: &LoadedRecipe, opts: BuildOptions) -> Result<Outcome> {
                     force: true, // `prepare` already refused a stale cache unless forced
                     ..Default::default()
                 };
-                match calibrate(loaded, &copts) {
+                match calibrate(&p.job, &copts) {
                     Ok(report) => {
                         plan.steps.push(format!(
                             "calibrated on CPU: {} images, {} tensors -> {}",
@@ -163,12 +166,12 @@ pub fn run(loaded: &LoadedRecipe, opts: BuildOptions) -> Result<Outcome> {
     if let Some(missing) = trt_missing {
         return unavailable(plan, step, tensorrt, missing.to_string());
     }
-    build_with_tensorrt(loaded, plan, prep, step, tensorrt)
+    build_with_tensorrt(job, plan, prep, step, tensorrt)
 }
 
 #[cfg(feature = "tensorrt")]
 fn build_with_tensorrt(
-    loaded: &LoadedRecipe,
+    job: &BuildJob,
     plan: BuildPlan,
     prep: Option<CalibrationPrep>,
     _step: Option<CalibrationStep>,
@@ -177,11 +180,11 @@ fn build_with_tensorrt(
     let mut calib = CalibrationInputs::default();
     if let Some(p) = &prep {
         // Even with a fresh cache the calibrator needs a source; TensorRT then never asks it.
-        let (source, cache) = p.bridge_inputs(loaded, 0)?;
+        let (source, cache) = p.bridge_inputs(0)?;
         calib.source = Some(Box::new(source));
         calib.cache = Some(Box::new(cache));
     }
-    let manifest = build_engine(loaded, &plan, calib)?;
+    let manifest = build_engine(job, &plan, calib)?;
     Ok(Outcome::Built {
         plan,
         manifest: Box::new(manifest),
@@ -190,7 +193,7 @@ fn build_with_tensorrt(
 
 #[cfg(not(feature = "tensorrt"))]
 fn build_with_tensorrt(
-    _: &LoadedRecipe,
+    _: &BuildJob,
     plan: BuildPlan,
     _: Option<CalibrationPrep>,
     step: Option<CalibrationStep>,

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::onnx::Graph;
-use crate::recipe::{LoadedRecipe, Precision};
+use crate::recipe::{BuildJob, Precision};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -54,23 +54,12 @@ impl BuildPlan {
 }
 
 /// Validate and plan; every error names the recipe field or file and the fix.
-pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
-    let r = &loaded.recipe;
-    let mut steps = vec![format!("recipe {} validated", loaded.path.display())];
-    let model = loaded.model_path();
-    if !model.is_file() {
-        return Err(loaded.field_error(
-            "model",
-            format!(
-                "{} does not exist; fix the path (relative to the recipe)",
-                model.display()
-            ),
-        ));
-    }
-    // Model::load: external data inlined and checked, a truncated file refused.
-    let onnx = crate::onnx::Model::load(&model)?;
+pub fn plan(job: &BuildJob) -> Result<BuildPlan> {
+    let origin = &job.origin;
+    let mut steps = vec![format!("recipe {} validated", origin.path.display())];
+    let model = job.model.path.clone();
     let onnx_sha256 = crate::util::sha256_file(&model)?;
-    let graph = Graph::new(&onnx);
+    let graph = Graph::new(&job.model);
     let inputs: Vec<(String, Vec<i64>)> = graph
         .real_inputs()
         .into_iter()
@@ -88,16 +77,6 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
             (i.name.clone(), dims)
         })
         .collect();
-    if !inputs.iter().any(|(n, _)| n == &r.input.tensor) {
-        let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
-        return Err(loaded.field_error(
-            "input.tensor",
-            format!(
-                "the model has no input '{}'; its inputs are {names:?}",
-                r.input.tensor
-            ),
-        ));
-    }
     let qdq_nodes = graph
         .nodes()
         .filter(|(_, n)| n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear")
@@ -108,20 +87,20 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
         &onnx_sha256[..12],
         graph.len()
     ));
-    let version = r.target.tensorrt;
-    let int8 = match (r.precision, qdq_nodes > 0) {
+    let version = job.target.tensorrt;
+    let int8 = match (job.precision, qdq_nodes > 0) {
         (Precision::Fp32 | Precision::Fp16, _) => Int8Source::None,
         (_, true) => Int8Source::ExplicitQdq,
         (_, false) if !version.has_calibrator() => {
-            return Err(loaded.field_error(
+            return Err(origin.field_error(
                 "precision",
                 format!(
                     "TensorRT {version} has no calibrator: INT8 needs a Q/DQ model (export one with `trtforge quantize`)"
                 ),
             ))
         }
-        (_, false) if r.calibration.is_none() => {
-            return Err(loaded.field_error(
+        (_, false) if job.calibration.is_none() => {
+            return Err(origin.field_error(
                 "calibration",
                 "INT8 without Q/DQ nodes needs a calibration section (images, batch_size)",
             ))
@@ -129,20 +108,14 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
         (_, false) => Int8Source::Calibrator,
     };
     steps.push(format!("INT8 source: {int8:?}"));
-    let fp16_layers = precision_plan_layers(loaded, &graph, int8, &mut steps)?;
-    let stem = loaded
-        .path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let engine = loaded.output_dir().join(format!("{stem}.engine"));
+    let fp16_layers = precision_plan_layers(job, &graph, int8, &mut steps)?;
     Ok(BuildPlan {
-        recipe: loaded.path.clone(),
+        recipe: origin.path.clone(),
         model,
-        engine,
+        engine: job.engine.clone(),
         onnx_sha256,
-        recipe_sha256: crate::util::sha256_hex(loaded.text.as_bytes()),
-        precision: r.precision,
+        recipe_sha256: origin.sha256(),
+        precision: job.precision,
         tensorrt: version.to_string(),
         qdq_nodes,
         int8,
@@ -156,17 +129,16 @@ pub fn plan(loaded: &LoadedRecipe) -> Result<BuildPlan> {
 /// Only the calibrator path applies them: a Q/DQ model already leaves them unquantized, and
 /// FP32/FP16 builds have no INT8 layer to keep out.
 fn precision_plan_layers(
-    loaded: &LoadedRecipe,
+    job: &BuildJob,
     graph: &Graph,
     int8: Int8Source,
     steps: &mut Vec<String>,
 ) -> Result<Vec<String>> {
-    let Some(rel) = &loaded.recipe.builder.precision_plan else {
+    let Some(path) = job.builder.precision_plan.clone() else {
         return Ok(vec![]);
     };
-    let path = loaded.resolve(rel);
     if !path.is_file() {
-        return Err(loaded.field_error(
+        return Err(job.origin.field_error(
             "builder.precision_plan",
             format!(
                 "{} does not exist; write it with `trtforge quantize` or fix the path",
@@ -182,7 +154,7 @@ fn precision_plan_layers(
         return Err(Error::Invalid(format!(
             "{}: layer '{missing}' is not a node of {}; the plan was made for another model: rerun `trtforge quantize` for this recipe",
             path.display(),
-            loaded.model_path().display()
+            job.model.path.display()
         )));
     }
     if int8 != Int8Source::Calibrator {
@@ -221,21 +193,25 @@ mod tests {
         None
     }
 
-    fn recipe(dir: &Path, model: &Path, extra: &str) -> LoadedRecipe {
+    fn job(dir: &Path, model: &Path, extra: &str) -> Result<BuildJob> {
+        recipe(dir, model, extra).build_job()
+    }
+
+    fn recipe(dir: &Path, model: &Path, extra: &str) -> crate::recipe::LoadedRecipe {
         let text = format!(
             "model: {}\ninput:\n  tensor: images\n  shape: [1, 3, 416, 416]\n  channel_order: bgr\n  resize: letterbox-top-left\n  pad_value: 114\n{extra}",
             model.display()
         );
         let path = dir.join("yolox.yaml");
         std::fs::write(&path, &text).unwrap();
-        LoadedRecipe::load(&path).unwrap()
+        crate::recipe::LoadedRecipe::load(&path).unwrap()
     }
 
     #[test]
     fn plans_the_real_yolox_model() {
         let Some(model) = shared_model() else { return };
         let dir = tempfile::tempdir().unwrap();
-        let p = plan(&recipe(dir.path(), &model, "precision: fp16\n")).unwrap();
+        let p = plan(&job(dir.path(), &model, "precision: fp16\n").unwrap()).unwrap();
         assert_eq!(p.int8, Int8Source::None);
         assert_eq!(p.qdq_nodes, 0);
         assert_eq!(p.inputs, vec![("images".to_string(), vec![1, 3, 416, 416])]);
@@ -250,23 +226,29 @@ mod tests {
     fn int8_needs_calibration_or_qdq() {
         let Some(model) = shared_model() else { return };
         let dir = tempfile::tempdir().unwrap();
-        let e = plan(&recipe(dir.path(), &model, "precision: int8\n"))
+        let e = plan(&job(dir.path(), &model, "precision: int8\n").unwrap())
             .unwrap_err()
             .to_string();
         assert!(e.contains("calibration") && e.contains("yolox.yaml"), "{e}");
-        let e = plan(&recipe(
-            dir.path(),
-            &model,
-            "precision: int8\ntarget:\n  tensorrt: '11.0'\n",
-        ))
+        let e = plan(
+            &job(
+                dir.path(),
+                &model,
+                "precision: int8\ntarget:\n  tensorrt: '11.0'\n",
+            )
+            .unwrap(),
+        )
         .unwrap_err()
         .to_string();
         assert!(e.contains("no calibrator") && e.contains("Q/DQ"), "{e}");
-        let ok = plan(&recipe(
-            dir.path(),
-            &model,
-            "precision: int8\ncalibration:\n  images: imgs\n",
-        ))
+        let ok = plan(
+            &job(
+                dir.path(),
+                &model,
+                "precision: int8\ncalibration:\n  images: imgs\n",
+            )
+            .unwrap(),
+        )
         .unwrap();
         assert_eq!(ok.int8, Int8Source::Calibrator);
     }
@@ -277,7 +259,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut r = recipe(dir.path(), &model, "");
         r.recipe.input.tensor = "input.1".into();
-        let e = plan(&r).unwrap_err().to_string();
+        let e = r.build_job().unwrap_err().to_string();
         assert!(e.contains("input.tensor") && e.contains("images"), "{e}");
     }
 
@@ -317,7 +299,7 @@ calibration:
 builder:
   precision_plan: precision_plan.json
 ";
-        let p = plan(&recipe(dir.path(), &model, int8)).unwrap();
+        let p = plan(&job(dir.path(), &model, int8).unwrap()).unwrap();
         assert_eq!(p.fp16_layers, ["Conv_44", "Conv_70"]);
         assert!(
             p.steps
@@ -331,7 +313,7 @@ builder:
 builder:
   precision_plan: precision_plan.json
 ";
-        let p = plan(&recipe(dir.path(), &model, fp16)).unwrap();
+        let p = plan(&job(dir.path(), &model, fp16).unwrap()).unwrap();
         assert!(p.fp16_layers.is_empty());
         assert!(
             p.steps.iter().any(|s| s.contains("not applied")),
@@ -340,7 +322,7 @@ builder:
         );
         // A plan naming a node this model lacks was made for another model.
         write_plan(dir.path(), &["Conv_44", "Conv_9999"]);
-        let e = plan(&recipe(dir.path(), &model, int8))
+        let e = plan(&job(dir.path(), &model, int8).unwrap())
             .unwrap_err()
             .to_string();
         assert!(
@@ -349,7 +331,7 @@ builder:
         );
         // A corrupt plan names the file and what it should be.
         std::fs::write(dir.path().join("precision_plan.json"), "{\"keep\": [").unwrap();
-        let e = plan(&recipe(dir.path(), &model, int8))
+        let e = plan(&job(dir.path(), &model, int8).unwrap())
             .unwrap_err()
             .to_string();
         assert!(
@@ -358,7 +340,7 @@ builder:
         );
         // A missing plan names the recipe field.
         std::fs::remove_file(dir.path().join("precision_plan.json")).unwrap();
-        let e = plan(&recipe(dir.path(), &model, int8))
+        let e = plan(&job(dir.path(), &model, int8).unwrap())
             .unwrap_err()
             .to_string();
         assert!(

@@ -13,19 +13,16 @@ use crate::data::Skipped;
 use crate::data::{ImageSet, ImageStream};
 use crate::error::{Error, Result};
 use crate::exec::OrtSession;
-use crate::onnx::{Graph, Model};
-use crate::recipe::{Algorithm, Calibration, LoadedRecipe, TrtVersion};
+use crate::onnx::Graph;
+use crate::recipe::{Algorithm, CalibrationJob};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::PathBuf;
 
-/// Command-line overrides of the recipe's calibration section.
+/// How `calibrate` runs (the settings themselves are the [`CalibrationJob`]).
 #[derive(Debug, Clone, Default)]
 pub struct CalibrateOptions {
-    pub images: Option<PathBuf>,
-    pub limit: Option<usize>,
-    pub algorithm: Option<Algorithm>,
-    pub out: Option<PathBuf>,
+    /// Also write each preprocessed image as one `.npy` here.
     pub dump_inputs: Option<PathBuf>,
     /// Recalibrate even when a cache exists (fresh or stale).
     pub force: bool,
@@ -34,6 +31,25 @@ pub struct CalibrateOptions {
     /// Ask ONNX Runtime for every activation instead of deriving permutations, concats and
     /// cheap activations (slower; a cross-check of the derivation).
     pub expose_all: bool,
+}
+
+/// What a `calibrate` call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CalibrationStatus {
+    /// Histograms were gathered and the artifact set written.
+    Calibrated,
+    /// A fresh cache (provenance matches) was reused.
+    UpToDate,
+}
+
+impl std::fmt::Display for CalibrationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CalibrationStatus::Calibrated => "calibrated",
+            CalibrationStatus::UpToDate => "up-to-date",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,8 +62,7 @@ pub struct FlaggedTensor {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CalibrationReport {
-    /// `calibrated`, or `up-to-date` when a fresh cache was reused.
-    pub status: &'static str,
+    pub status: CalibrationStatus,
     pub out: String,
     pub cache: String,
     pub cache_header: String,
@@ -62,43 +77,9 @@ pub struct CalibrationReport {
     pub seconds: f64,
 }
 
-/// The recipe's calibration section with the command-line overrides applied.
-pub fn effective_calibration(
-    recipe: &LoadedRecipe,
-    opts: &CalibrateOptions,
-) -> Result<Calibration> {
-    let mut c = match (&recipe.recipe.calibration, &opts.images) {
-        (Some(c), _) => c.clone(),
-        (None, Some(images)) => {
-            serde_yaml_ng::from_str::<Calibration>(&format!("images: {}", images.display()))
-                .map_err(|e| Error::Invalid(e.to_string()))?
-        }
-        (None, None) => return Err(recipe.field_error(
-            "calibration",
-            "no calibration section: add one (images, batch_size, algorithm) or pass --images DIR",
-        )),
-    };
-    if let Some(i) = &opts.images {
-        c.images = i.clone();
-    } else {
-        c.images = recipe.resolve(&c.images);
-    }
-    if opts.limit.is_some() {
-        c.limit = opts.limit;
-    }
-    if let Some(a) = opts.algorithm {
-        c.algorithm = a;
-    }
-    Ok(c)
-}
-
 /// Provenance of a calibration with these inputs (hashes every file; cheap next to inference).
-pub fn current_provenance(
-    recipe: &LoadedRecipe,
-    cal: &Calibration,
-    set: &ImageSet,
-    trt: TrtVersion,
-) -> Result<Provenance> {
+pub fn current_provenance(job: &CalibrationJob, set: &ImageSet) -> Result<Provenance> {
+    let cal = &job.calibration;
     let params = RangeParams::from_recipe(Some(cal));
     let images = set
         .paths()
@@ -107,28 +88,27 @@ pub fn current_provenance(
         .collect::<Result<Vec<_>>>()?;
     Ok(Provenance {
         tool_version: crate::TOOL_VERSION.to_string(),
-        tensorrt: trt.to_string(),
-        model: FileRecord::of(&recipe.model_path())?,
-        input: recipe.recipe.input.clone(),
+        tensorrt: job.tensorrt.to_string(),
+        model: FileRecord::of(&job.model.path)?,
+        input: job.input.clone(),
         calibration: CalibrationRecord::new(&params, cal.drop_nonfinite),
         images,
     })
 }
 
-pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<CalibrationReport> {
+pub fn calibrate(job: &CalibrationJob, opts: &CalibrateOptions) -> Result<CalibrationReport> {
     let started = std::time::Instant::now();
-    let model = crate::recipe::check_model(recipe)?;
-    let cal = effective_calibration(recipe, opts)?;
-    let trt = recipe.recipe.target.tensorrt;
-    let set = ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit)?;
-    let out = opts.out.clone().unwrap_or_else(|| recipe.output_dir());
-    let now = current_provenance(recipe, &cal, &set, trt)?;
-    let params = RangeParams::from_recipe(Some(&cal));
+    let cal = &job.calibration;
+    let trt = job.tensorrt;
+    let set = job.image_set()?;
+    let out = &job.out;
+    let now = current_provenance(job, &set)?;
+    let params = RangeParams::from_recipe(Some(cal));
     if !opts.force {
-        if let Some(cache) = check_existing(&out, &now)? {
+        if let Some(cache) = check_existing(out, &now)? {
             log::info!("{}: up to date, reusing it", out.join(CACHE_FILE).display());
             return Ok(CalibrationReport {
-                status: "up-to-date",
+                status: CalibrationStatus::UpToDate,
                 out: out.display().to_string(),
                 cache: out.join(CACHE_FILE).display().to_string(),
                 cache_header: format!("TRT-{}-{}", cache.version, cache.algorithm),
@@ -150,7 +130,7 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
         images: seq,
         skipped,
         graph_inputs,
-    } = gather(recipe, &model, &cal, set, opts)?;
+    } = gather(job, set, opts)?;
     let t = std::time::Instant::now();
     let ranges = compute_all(&hists, &params, &graph_inputs);
     log::info!("ranges: {:.2} s", t.elapsed().as_secs_f64());
@@ -170,9 +150,9 @@ pub fn calibrate(recipe: &LoadedRecipe, opts: &CalibrateOptions) -> Result<Calib
         }
     }
     let dropped: u64 = hists.hists.iter().map(|h| h.nan() + h.inf()).sum();
-    super::artifacts::write(&out, &plain, cache.to_text()?.as_bytes(), &now)?;
+    super::artifacts::write(out, &plain, cache.to_text()?.as_bytes(), &now)?;
     Ok(CalibrationReport {
-        status: "calibrated",
+        status: CalibrationStatus::Calibrated,
         out: out.display().to_string(),
         cache: out.join(CACHE_FILE).display().to_string(),
         cache_header: format!("TRT-{}-{}", cache.version, cache.algorithm),
@@ -203,14 +183,8 @@ pub struct Gathered {
 
 /// Run the model over `set` and histogram every activation (the part of `calibrate` before
 /// ranges are picked; public so checks can compare histograms, e.g. with `expose_all`).
-pub fn gather(
-    recipe: &LoadedRecipe,
-    model: &Model,
-    cal: &Calibration,
-    set: ImageSet,
-    opts: &CalibrateOptions,
-) -> Result<Gathered> {
-    let input = &recipe.recipe.input;
+pub fn gather(job: &CalibrationJob, set: ImageSet, opts: &CalibrateOptions) -> Result<Gathered> {
+    let (model, cal, input) = (&*job.model, &job.calibration, &job.input);
     let graph = Graph::new(model);
     let plan = if opts.expose_all {
         Plan::expose_all(&graph)

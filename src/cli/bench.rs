@@ -150,17 +150,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 log::warn!("--no-transfers, --spin-wait and --cuda-graph apply to TensorRT only; ignored for --backend ort");
             }
             if is_recipe {
-                let r = LoadedRecipe::load(&a.target)?;
-                let model = r.model_path();
-                let mut shape = r.recipe.input.shape.to_vec();
-                if let Some(b) = a.batch {
-                    shape[0] = b;
-                }
+                let job = LoadedRecipe::load(&a.target)?.bench_job(a.batch);
                 Box::new(OrtExecutor::open_seeded(
-                    &model,
-                    &r.recipe.input.tensor,
-                    &shape,
-                    a.seed,
+                    &job.model, &job.input, &job.shape, a.seed,
                 )?)
             } else if kind == "onnx" {
                 Box::new(OrtExecutor::open_model(&a.target, a.batch, a.seed)?)

@@ -29,7 +29,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
         force_calibration: args.force_calibration,
         cpu_calibration: args.cpu_calibration,
     };
-    match trtforge::build::run(&loaded, opts)? {
+    match trtforge::build::run(&loaded.build_job()?, opts)? {
         #[cfg(feature = "tensorrt")]
         Outcome::Built { plan, manifest: m } => {
             if args.json {

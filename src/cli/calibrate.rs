@@ -4,7 +4,7 @@ use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use trtforge::calib::calibrate::{calibrate, CalibrateOptions};
-use trtforge::recipe::{Algorithm, LoadedRecipe};
+use trtforge::recipe::{Algorithm, CalibrationOverrides, LoadedRecipe};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -56,17 +56,19 @@ impl From<AlgorithmArg> for Algorithm {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let recipe = LoadedRecipe::load(&a.recipe)?;
-    let opts = CalibrateOptions {
+    let job = recipe.calibration_job(&CalibrationOverrides {
         images: a.images,
         limit: a.limit,
         algorithm: a.algorithm.map(Into::into),
         out: a.out,
+    })?;
+    let opts = CalibrateOptions {
         dump_inputs: a.dump_inputs,
         force: a.force,
         workers: 0,
         expose_all: a.expose_all,
     };
-    let report = calibrate(&recipe, &opts)?;
+    let report = calibrate(&job, &opts)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);

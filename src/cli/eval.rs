@@ -3,8 +3,8 @@
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use trtforge::eval::run::{evaluate_recipe, EvalOptions};
-use trtforge::recipe::LoadedRecipe;
+use trtforge::eval::run::evaluate;
+use trtforge::recipe::{EvalOverrides, LoadedRecipe};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,13 +27,13 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let recipe = LoadedRecipe::load(&a.recipe)?;
-    let opts = EvalOptions {
+    let job = recipe.eval_job(&EvalOverrides {
         model: a.model,
         images: a.images,
         labels: a.labels,
         limit: a.limit,
-    };
-    let report = evaluate_recipe(&recipe, &opts)?;
+    })?;
+    let report = evaluate(&job)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

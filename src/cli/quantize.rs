@@ -4,8 +4,8 @@
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use trtforge::quant::{run as quantize, QuantizeOptions};
-use trtforge::recipe::{Algorithm, LoadedRecipe};
+use trtforge::quant::run as quantize;
+use trtforge::recipe::{Algorithm, LoadedRecipe, QuantizeOverrides};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,14 +38,14 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "mse" => Algorithm::Mse,
         _ => Algorithm::Entropy,
     });
-    let opts = QuantizeOptions {
+    let job = recipe.quantize_job(&QuantizeOverrides {
         out: a.out,
         max_map_drop: a.max_map_drop,
         algorithm,
         plan: a.plan,
         time_budget_s: a.time_budget,
-    };
-    let report = quantize(&recipe, &opts)?;
+    })?;
+    let report = quantize(&job)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

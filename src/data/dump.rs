@@ -16,15 +16,9 @@ pub struct DumpSummary {
     pub skipped: Vec<Skipped>,
 }
 
-/// File name for the `seq`-th yielded image: `000042_<stem>.npy`, so sorting names gives
-/// stream order. Characters outside `[A-Za-z0-9._-]` in the stem become `_`.
-pub fn dump_file_name(seq: usize, path: &Path) -> String {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy())
-        .unwrap_or_default();
-    let stem: String = stem
-        .chars()
+/// `name` with every character outside `[A-Za-z0-9._-]` replaced by `_`, safe as a file name.
+pub fn safe_name(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "._-".contains(c) {
                 c
@@ -32,8 +26,28 @@ pub fn dump_file_name(seq: usize, path: &Path) -> String {
                 '_'
             }
         })
-        .collect();
-    format!("{seq:06}_{stem}.npy")
+        .collect()
+}
+
+/// File name for the `seq`-th yielded image: `000042_<stem>.npy`, so sorting names gives
+/// stream order. Characters outside `[A-Za-z0-9._-]` in the stem become `_`.
+pub fn dump_file_name(seq: usize, path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default();
+    format!("{seq:06}_{}.npy", safe_name(&stem))
+}
+
+/// Where `trtforge run` writes the outputs of the `seq`-th image: `<out>/000042_<stem>/`,
+/// one `<output>.npy` per model output inside ([`output_file`]).
+pub fn output_dir(out: &Path, seq: usize, path: &Path) -> PathBuf {
+    out.join(dump_file_name(seq, path).trim_end_matches(".npy"))
+}
+
+/// The file of model output `name` in an image's output folder.
+pub fn output_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{}.npy", safe_name(name)))
 }
 
 /// Write one preprocessed image (`3 x H x W`) as a `1 x 3 x H x W` float32 `.npy` in `dir`

@@ -187,6 +187,14 @@ pub fn shuffle<T>(items: &mut [T], seed: u64) {
     }
 }
 
+/// The conventional labels folder next to an images folder: `.../images` -> `.../labels`.
+pub fn default_labels_dir(images_dir: &Path) -> PathBuf {
+    match images_dir.parent() {
+        Some(parent) => parent.join("labels"),
+        None => PathBuf::from("labels"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

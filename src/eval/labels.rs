@@ -1,6 +1,7 @@
 //! YOLO-format ground truth: one `labels/<stem>.txt` per image, one `class cx cy w h` line per
 //! object, coordinates normalised to 0..1. An image without a label file has no objects.
 
+pub use crate::data::set::default_labels_dir;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -49,14 +50,6 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn label_path(labels_dir: &Path, image: &Path) -> PathBuf {
     let stem = image.file_stem().unwrap_or_default();
     labels_dir.join(Path::new(stem).with_extension("txt"))
-}
-
-/// The conventional labels folder next to an images folder: `.../images` -> `.../labels`.
-pub fn default_labels_dir(images_dir: &Path) -> PathBuf {
-    match images_dir.parent() {
-        Some(parent) => parent.join("labels"),
-        None => PathBuf::from("labels"),
-    }
 }
 
 /// Parse YOLO label text for a `width x height` image; `path` is for messages.

@@ -6,24 +6,20 @@ use super::labels::GroundTruth;
 use super::map::{evaluate, ClassAp};
 use crate::data::preprocess::Letterbox;
 use crate::error::{Error, Result};
-use crate::recipe::{Decoder, EvalSet};
+use crate::recipe::Decoder;
 use ndarray::{ArrayD, Axis};
 use serde::Serialize;
 use std::time::Instant;
 
 impl DecodeParams {
-    /// Defaults (score 0.001, IoU 0.65, 100 per image) overridden by a recipe's `eval` section.
-    pub fn from_eval_set(eval: Option<&EvalSet>) -> Self {
-        let mut p = DecodeParams::default();
-        if let Some(e) = eval {
-            if let Some(s) = e.score_threshold {
-                p.score_threshold = s;
-            }
-            if let Some(i) = e.iou_threshold {
-                p.iou_threshold = i;
-            }
+    /// Defaults (score 0.001, IoU 0.65, 100 per image) with the given thresholds.
+    pub fn with_thresholds(score: Option<f32>, iou: Option<f32>) -> Self {
+        let d = DecodeParams::default();
+        DecodeParams {
+            score_threshold: score.unwrap_or(d.score_threshold),
+            iou_threshold: iou.unwrap_or(d.iou_threshold),
+            ..d
         }
-        p
     }
 }
 

@@ -14,92 +14,26 @@ pub const REPORT_FILE: &str = "report.json";
 pub const REPORT_MD_FILE: &str = "report.md";
 
 use crate::calib::artifacts::RANGES_FILE;
-use crate::calib::calibrate::{calibrate, effective_calibration, CalibrateOptions};
-use crate::data::ImageSet;
+use crate::calib::calibrate::{calibrate, CalibrateOptions};
 use crate::error::{Error, Result};
 use crate::eval::DecodeParams;
-use crate::recipe::{Algorithm, LoadedRecipe, Order};
+use crate::recipe::QuantizeJob;
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-/// Command-line overrides of the recipe's `quantize` section.
-#[derive(Debug, Clone, Default)]
-pub struct QuantizeOptions {
-    pub out: Option<PathBuf>,
-    /// Gate of the accuracy-aware search (overrides `quantize.max_map_drop`).
-    pub max_map_drop: Option<f64>,
-    /// Calibration algorithm (overrides `calibration.algorithm`).
-    pub algorithm: Option<Algorithm>,
-    /// Apply this precision plan instead of searching one.
-    pub plan: Option<PathBuf>,
-    /// Search without a gate in the recipe or flags: naive Q/DQ only when false.
-    pub time_budget_s: Option<u64>,
-}
-
-/// The validation set of the recipe's `quantize.validation` (sorted, skip, limit) and its
-/// label folder.
-pub fn validation_set(recipe: &LoadedRecipe) -> Result<(ImageSet, PathBuf)> {
-    let v = recipe
-        .recipe
-        .quantize
-        .as_ref()
-        .and_then(|q| q.validation.as_ref())
-        .ok_or_else(|| {
-            recipe.field_error(
-                "quantize.validation",
-                "no validation images: add quantize.validation.images (disjoint from calibration.images)",
-            )
-        })?;
-    let images = recipe.resolve(&v.images);
-    let all = ImageSet::from_path(&images, Order::Sorted, 0, None)?;
-    if v.skip >= all.len() {
-        return Err(recipe.field_error(
-            "quantize.validation.skip",
-            format!(
-                "skip {} leaves none of the {} images; lower it",
-                v.skip,
-                all.len()
-            ),
-        ));
-    }
-    let set = ImageSet::from_paths(
-        all.paths()[v.skip..].to_vec(),
-        &images,
-        Order::Sorted,
-        0,
-        v.limit,
-    )?;
-    let labels = match &v.labels {
-        Some(l) => recipe.resolve(l),
-        None => crate::eval::labels::default_labels_dir(&images),
-    };
-    Ok((set, labels))
-}
+use std::time::Instant;
 
 /// `trtforge quantize`: calibrate (or reuse a fresh calibration), write the Q/DQ model,
 /// evaluate FP32 vs INT8 on the validation slice, and (with a gate) search the plan.
-pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport> {
+pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
     let started = Instant::now();
-    let q = recipe.recipe.quantize.clone().unwrap_or_default();
-    let decoder = recipe.recipe.decoder.ok_or_else(|| {
-        recipe.field_error(
-            "decoder",
-            "quantize needs a decoder (yolox, nanodet, ...) to measure mAP",
-        )
-    })?;
-    let model = crate::recipe::check_model(recipe)?;
-    let out = o.out.clone().unwrap_or_else(|| recipe.output_dir());
-    let mut copts = CalibrateOptions {
-        algorithm: o.algorithm,
-        out: Some(out.clone()),
-        ..Default::default()
-    };
-    let cal_report = match calibrate(recipe, &copts) {
+    let (cal_job, decoder) = (&job.calibration, job.decoder);
+    let model = &*cal_job.model;
+    let out = &cal_job.out;
+    let mut copts = CalibrateOptions::default();
+    let cal_report = match calibrate(cal_job, &copts) {
         Err(Error::Stale { path, why, .. }) => {
             log::warn!("{}: stale ({why}); recalibrating", path.display());
             copts.force = true;
-            calibrate(recipe, &copts)?
+            calibrate(cal_job, &copts)?
         }
         r => r?,
     };
@@ -109,43 +43,42 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
         .into_iter()
         .collect();
 
-    let cal = effective_calibration(recipe, &copts)?;
-    let cal_set = ImageSet::from_path(&cal.images, cal.order, cal.seed, cal.limit)?;
-    let (val_set, labels) = validation_set(recipe)?;
-    plan::check_disjoint(&cal_set, &val_set)?;
-    let val = Validation::load(&val_set, &labels, &recipe.recipe.input)?;
+    let cal_set = cal_job.image_set()?;
+    let val_set = &job.validation.set;
+    plan::check_disjoint(&cal_set, val_set)?;
+    let val = Validation::load(val_set, &job.validation.labels, &cal_job.input)?;
 
-    let (macs, total_macs) = plan::mac_table(&model, &crate::exec::OrtShapes)?;
-    let params = DecodeParams::from_eval_set(recipe.recipe.eval.as_ref());
+    let (macs, total_macs) = plan::mac_table(model, &crate::exec::OrtShapes)?;
+    let params = DecodeParams::with_thresholds(job.thresholds.score, job.thresholds.iou);
 
-    let fp_outs = plan::run_outputs(&model, &val, val.len())?;
+    let fp_outs = plan::run_outputs(model, &val, val.len())?;
     let fp32 = plan::map_of_outputs(&fp_outs, &val, decoder, &params)?;
     let base = QdqOptions {
-        ops: q.ops.iter().copied().collect(),
+        ops: job.ops.clone(),
         keep_fp: Default::default(),
     };
-    let (naive_model, naive_sum) = quantize(&model, &ranges, &base)?;
+    let (naive_model, naive_sum) = quantize(model, &ranges, &base)?;
     let naive = plan::evaluate_map(&naive_model, &val, decoder, &params)?;
     let naive_share = plan::int8_mac_share(&naive_sum.quantized, &macs, total_macs);
     log::info!("FP32 mAP@0.5:0.95 {:.4}, naive INT8 {:.4}", fp32.1, naive.1);
 
-    let gate = o.max_map_drop.or(q.max_map_drop);
+    let gate = job.max_map_drop;
     let (mut keep, mut sensitivity, mut steps, mut out_of_time, mut gate_met) =
         (Default::default(), vec![], vec![], false, None);
     let mut plan_out = None;
-    if let Some(p) = &o.plan {
+    if let Some(p) = &job.plan {
         keep = PrecisionPlan::read(p)?.keep_set();
     } else if let Some(g) = gate {
         let so = plan::SearchOptions {
             max_map_drop: g,
-            min_int8_macs: q.min_int8_macs.unwrap_or(0.8),
-            sensitivity_images: q.sensitivity_images.unwrap_or(8),
-            time_budget: Duration::from_secs(o.time_budget_s.or(q.time_budget_s).unwrap_or(600)),
+            min_int8_macs: job.min_int8_macs,
+            sensitivity_images: job.sensitivity_images,
+            time_budget: job.time_budget,
             decoder,
             params,
         };
         let r = plan::search(
-            &model, &ranges, &base, &val, &macs, total_macs, fp32.1, naive, &so,
+            model, &ranges, &base, &val, &macs, total_macs, fp32.1, naive, &so,
         )?;
         keep = r.plan.keep_set();
         (sensitivity, steps, out_of_time, gate_met) =
@@ -156,7 +89,7 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
         keep_fp: keep.clone(),
         ..base
     };
-    let (qmodel, sum) = quantize(&model, &ranges, &opts)?;
+    let (qmodel, sum) = quantize(model, &ranges, &opts)?;
     let q_outs = plan::run_outputs(&qmodel, &val, val.len())?;
     let planned = plan::map_of_outputs(&q_outs, &val, decoder, &params)?;
     let share = plan::int8_mac_share(&sum.quantized, &macs, total_macs);
@@ -165,7 +98,7 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
     if let (Some(p), Some(met)) = (plan_out.as_mut(), gate_met) {
         p.gate_met = met;
     }
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let qdq_path = out.join(QDQ_MODEL_FILE);
     qmodel.save(&qdq_path)?;
     if let Some(p) = &plan_out {
@@ -173,7 +106,7 @@ pub fn run(recipe: &LoadedRecipe, o: &QuantizeOptions) -> Result<QuantizeReport>
         crate::util::write_atomic(&out.join(PLAN_FILE), text.as_bytes())?;
     }
     let report = QuantizeReport {
-        model: recipe.model_path().display().to_string(),
+        model: model.path.display().to_string(),
         qdq_model: qdq_path.display().to_string(),
         algorithm: cal_report.algorithm,
         calibration_images: cal_set.len(),

@@ -1,9 +1,11 @@
 //! YAML recipes: parse with exact error locations, resolve relative paths, validate.
 
 mod check;
+mod jobs;
 mod schema;
 
 pub use check::{check, check_model, CheckReport};
+pub use jobs::*;
 
 pub use crate::trt::TrtVersion;
 pub use schema::*;
@@ -90,12 +92,7 @@ impl LoadedRecipe {
 
     /// An error pointing at `field` (dotted path) with the location found in the text.
     pub fn field_error(&self, field: &str, msg: impl Into<String>) -> Error {
-        let (line, col) = locate(&self.text, field).unwrap_or((0, 0));
-        Error::Recipe {
-            location: format!("{}:{line}:{col}", self.path.display()),
-            field: field.to_string(),
-            msg: msg.into(),
-        }
+        field_error(&self.path, &self.text, field, msg)
     }
 
     /// Checks that need no model: value ranges and consistency between fields.
@@ -196,6 +193,16 @@ impl LoadedRecipe {
             }
         }
         Ok(())
+    }
+}
+
+/// An error pointing at `field` (dotted path) of the recipe `path` whose text is `text`.
+pub(crate) fn field_error(path: &Path, text: &str, field: &str, msg: impl Into<String>) -> Error {
+    let (line, col) = locate(text, field).unwrap_or((0, 0));
+    Error::Recipe {
+        location: format!("{}:{line}:{col}", path.display()),
+        field: field.to_string(),
+        msg: msg.into(),
     }
 }
 

@@ -82,6 +82,27 @@ fn default_batch() -> usize {
     1
 }
 
+impl Calibration {
+    /// A calibration section naming only its images (every other field at its default),
+    /// as `--images DIR` makes one for a recipe without a calibration section.
+    pub fn with_images(images: PathBuf) -> Self {
+        Calibration {
+            images,
+            limit: None,
+            batch_size: default_batch(),
+            order: Order::default(),
+            seed: 0,
+            algorithm: Algorithm::default(),
+            percentile: None,
+            bins: None,
+            max_clip_share: None,
+            input_algorithm: None,
+            on_unreadable: OnUnreadable::default(),
+            drop_nonfinite: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
