@@ -532,8 +532,8 @@ mod tests {
         );
         let cb = state.callbacks();
         let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
-        // SAFETY: valid out-pointers, live state.
         assert_eq!(
+            // SAFETY: valid out-pointers, live state.
             unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) },
             -1
         );
@@ -557,13 +557,13 @@ mod tests {
         );
         let cb = state.callbacks();
         let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
-        // SAFETY: valid out-pointers, live state.
         assert_eq!(
+            // SAFETY: valid out-pointers, live state.
             unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) },
             1
         );
-        // SAFETY: the state keeps the bytes alive until the next call.
         assert_eq!(
+            // SAFETY: the state keeps the bytes alive until the next call.
             unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) },
             TRT_CACHE
         );
@@ -657,8 +657,8 @@ mod tests {
             assert_eq!(&host[..], &all[b * chw..(b + 1) * chw], "batch {b}");
         }
         let mut end = [std::ptr::null_mut::<c_void>()];
-        // SAFETY: as above.
         assert_eq!(
+            // SAFETY: as above.
             unsafe { cb.get_batch.unwrap()(cb.user, end.as_mut_ptr(), names.as_ptr(), 1) },
             0
         );

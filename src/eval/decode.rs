@@ -4,21 +4,12 @@
 //! back through the [`Letterbox`] and clipped to the image. [`Decoder::decode`] adds class-aware
 //! NMS and the per-image top-k cut. Decoders handle batch size 1 (what `eval` runs).
 
+use super::detection::Detection;
 use super::nms::{nms_class_aware, top_k};
 use crate::data::preprocess::Letterbox;
 use crate::error::{Error, Result};
 use crate::recipe::Decoder;
 use ndarray::{ArrayD, ArrayView, ArrayViewD, Axis, Ix2, Ix3};
-
-/// One detected object.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Detection {
-    /// `[x1, y1, x2, y2]` in original-image pixels.
-    pub bbox: [f32; 4],
-    pub score: f32,
-    /// Class index (COCO: 0..79 in the 80-class order of the YOLO labels).
-    pub class: u32,
-}
 
 /// Thresholds for turning raw outputs into the detections mAP is computed on.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -8,7 +8,7 @@
 //! - classes without ground truth are ignored; a class with ground truth but no detection
 //!   scores 0. mAP@0.5:0.95 is the mean over classes and thresholds.
 
-use super::decode::Detection;
+use super::detection::Detection;
 use super::labels::GroundTruth;
 use crate::error::{Error, Result};
 use serde::Serialize;

@@ -11,6 +11,7 @@
 //!   100 detections per image), written to agree with pycocotools.
 
 pub mod decode;
+pub mod detection;
 pub mod labels;
 pub mod map;
 pub mod nms;
@@ -18,7 +19,8 @@ pub mod report;
 pub mod run;
 
 pub use crate::data::Letterbox;
-pub use decode::{DecodeParams, Detection};
+pub use decode::DecodeParams;
+pub use detection::Detection;
 pub use labels::{GroundTruth, ImageTruth};
 pub use map::{evaluate, ClassAp, EvalResult};
 pub use nms::{nms_class_aware, top_k};

@@ -1,6 +1,6 @@
 //! Class-aware greedy non-maximum suppression and the per-image top-k cut.
 
-use super::decode::Detection;
+use super::detection::Detection;
 
 /// IoU of two `[x1, y1, x2, y2]` boxes (continuous coordinates, no +1), 0 for empty boxes.
 pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {

@@ -1,7 +1,8 @@
 //! An evaluation run: collect detections image by image, then score them and report
 //! (the JSON that `trtforge eval --json` prints, and a human table).
 
-use super::decode::{DecodeParams, Detection};
+use super::decode::DecodeParams;
+use super::detection::Detection;
 use super::labels::GroundTruth;
 use super::map::{evaluate, ClassAp};
 use crate::data::preprocess::Letterbox;

@@ -10,7 +10,7 @@ use crate::measure::session::{Measured, PowerPlan, PowerResult};
 use crate::measure::stats::{self, Summary};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Version of the JSON layout below.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -68,14 +68,6 @@ pub struct BenchReport {
     pub warnings: Vec<String>,
     /// Every measured iteration, in order.
     pub iterations: Vec<IterRecord>,
-}
-
-/// Paths of everything [`BenchReport::write_all`] wrote.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReportFiles {
-    pub json: PathBuf,
-    pub markdown: PathBuf,
-    pub svgs: Vec<PathBuf>,
 }
 
 fn split(
@@ -186,37 +178,5 @@ impl BenchReport {
         }
         serde_json::from_value(v)
             .map_err(|e| Error::Invalid(format!("{}: malformed bench report: {e}", path.display())))
-    }
-
-    /// Write `bench.json`, `bench.md` and the SVG plots into `dir` (created if needed).
-    pub fn write_all(&self, dir: &Path) -> Result<ReportFiles> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let json = dir.join("bench.json");
-        let text = serde_json::to_string_pretty(self)
-            .map_err(|e| Error::internal(format!("cannot serialize the report: {e}")))?;
-        crate::util::write_atomic(&json, text.as_bytes())?;
-        let mut svgs = Vec::new();
-        let hist = dir.join("latency_histogram.svg");
-        crate::util::write_atomic(&hist, super::svg::histogram(self)?.as_bytes())?;
-        svgs.push(hist);
-        let tl = dir.join("latency_timeline.svg");
-        crate::util::write_atomic(&tl, super::svg::timeline(self)?.as_bytes())?;
-        svgs.push(tl);
-        if let Some(p) = &self.power {
-            let pw = dir.join("power_trace.svg");
-            crate::util::write_atomic(&pw, super::svg::power(self, p)?.as_bytes())?;
-            svgs.push(pw);
-        }
-        let markdown = dir.join("bench.md");
-        let names: Vec<String> = svgs
-            .iter()
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .collect();
-        crate::util::write_atomic(&markdown, super::markdown::render(self, &names).as_bytes())?;
-        Ok(ReportFiles {
-            json,
-            markdown,
-            svgs,
-        })
     }
 }

@@ -3,7 +3,9 @@
 
 pub mod bench;
 pub mod compare;
+pub mod files;
 pub mod markdown;
 pub mod svg;
 
 pub use bench::{BenchReport, SCHEMA_VERSION};
+pub use files::ReportFiles;

@@ -630,15 +630,15 @@ mod tests {
         let mut s = state(CountingSource::new(1, 4, 1), Some(cache.clone()));
         let cb = s.callbacks();
         let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
-        // SAFETY: valid out-pointers, live state.
         assert_eq!(
+            // SAFETY: valid out-pointers, live state.
             unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) },
             0
         );
         assert!(p.is_null() && n == 0);
         let text = b"TRT-8601-EntropyCalibration2\nimages: 3c010a14\n";
-        // SAFETY: `text` is readable for its length.
         assert_eq!(
+            // SAFETY: `text` is readable for its length.
             unsafe { cb.write_cache.unwrap()(cb.user, text.as_ptr().cast(), text.len()) },
             0
         );
@@ -646,8 +646,8 @@ mod tests {
 
         let mut s2 = state(CountingSource::new(1, 4, 1), Some(cache));
         let cb2 = s2.callbacks();
-        // SAFETY: as above.
         assert_eq!(
+            // SAFETY: as above.
             unsafe { cb2.read_cache.unwrap()(cb2.user, &mut p, &mut n) },
             1
         );
@@ -666,8 +666,8 @@ mod tests {
         let mut s = state(CountingSource::new(1, 4, 3), Some(cache));
         let cb = s.callbacks();
         let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
-        // SAFETY: valid out-pointers, live state.
         assert_eq!(
+            // SAFETY: valid out-pointers, live state.
             unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) },
             -1
         );
@@ -723,8 +723,8 @@ mod tests {
             assert_eq!(&host, batch);
         }
         let mut end = [std::ptr::null_mut::<c_void>()];
-        // SAFETY: as above.
         assert_eq!(
+            // SAFETY: as above.
             unsafe { cb.get_batch.unwrap()(cb.user, end.as_mut_ptr(), names.as_ptr(), 1) },
             0
         );

@@ -27,8 +27,8 @@ pub struct InputProfile {
 impl<'l> Builder<'l> {
     pub fn new(logger: &'l Logger) -> Result<Self> {
         let mut raw = std::ptr::null_mut();
-        // SAFETY: valid logger handle, out-pointer.
         check(
+            // SAFETY: valid logger handle, out-pointer.
             unsafe { sys::trtforge_builder_create(logger.raw.as_ptr(), &mut raw) },
             "builder",
         )?;
@@ -38,8 +38,8 @@ impl<'l> Builder<'l> {
     /// Explicit-batch network; `strongly_typed` for Q/DQ models where the version has it.
     pub fn network(&self, strongly_typed: bool) -> Result<Network<'_>> {
         let mut raw = std::ptr::null_mut();
-        // SAFETY: valid builder handle, out-pointer.
         check(
+            // SAFETY: valid builder handle, out-pointer.
             unsafe {
                 sys::trtforge_network_create(self.raw.as_ptr(), i32::from(strongly_typed), &mut raw)
             },
@@ -50,8 +50,8 @@ impl<'l> Builder<'l> {
 
     pub fn config(&self) -> Result<Config<'_>> {
         let mut raw = std::ptr::null_mut();
-        // SAFETY: valid builder handle, out-pointer.
         check(
+            // SAFETY: valid builder handle, out-pointer.
             unsafe { sys::trtforge_config_create(self.raw.as_ptr(), &mut raw) },
             "builder config",
         )?;
@@ -66,8 +66,8 @@ impl<'l> Builder<'l> {
         calibration: bool,
     ) -> Result<()> {
         let mut raw = std::ptr::null_mut();
-        // SAFETY: valid builder handle, out-pointer.
         check(
+            // SAFETY: valid builder handle, out-pointer.
             unsafe { sys::trtforge_profile_create(self.raw.as_ptr(), &mut raw) },
             "optimization profile",
         )?;
@@ -85,8 +85,8 @@ impl<'l> Builder<'l> {
                     "profile for '{name}': min/opt/max ranks differ"
                 )));
             }
-            // SAFETY: arrays of `len` dims, valid profile handle.
             check(
+                // SAFETY: arrays of `len` dims, valid profile handle.
                 unsafe {
                     sys::trtforge_profile_set(
                         raw,
@@ -118,8 +118,8 @@ impl<'l> Builder<'l> {
         calib: Option<&mut CalibrationSession>,
     ) -> Result<(Vec<u8>, Option<CalibrationSummary>)> {
         if let Some(s) = calib.as_deref() {
-            // SAFETY: valid handles; the session outlives this call, and is detached below.
             check(
+                // SAFETY: valid handles; the session outlives this call, and is detached below.
                 unsafe {
                     sys::trtforge_config_set_calibrator(config.raw.as_ptr(), s.calib.raw.as_ptr())
                 },

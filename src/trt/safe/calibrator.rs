@@ -30,8 +30,8 @@ impl CalibrationSession {
             sys::TRTFORGE_CALIB_ENTROPY2
         };
         let mut raw = std::ptr::null_mut();
-        // SAFETY: `cb.user` points into the box, which this session owns and outlives the handle.
         check(
+            // SAFETY: `cb.user` points into the box, which this session owns and outlives the handle.
             unsafe { sys::trtforge_calibrator_create(&cb, algo as i32, &mut raw) },
             "calibrator",
         )?;

@@ -103,8 +103,8 @@ impl<'b> Config<'b> {
 
     pub fn timing_cache(&self) -> Result<Vec<u8>> {
         let mut raw = std::ptr::null_mut();
-        // SAFETY: valid handle, out-pointer.
         check(
+            // SAFETY: valid handle, out-pointer.
             unsafe { sys::trtforge_config_serialize_timing_cache(self.raw.as_ptr(), &mut raw) },
             "timing cache",
         )?;

@@ -45,8 +45,8 @@ impl Logger {
         let f: Box<LogFn> = Box::new(Box::new(f));
         let mut raw = std::ptr::null_mut();
         let user = (&*f as *const LogFn).cast_mut().cast();
-        // SAFETY: `user` stays valid as long as the Logger (it owns the box).
         check(
+            // SAFETY: `user` stays valid as long as the Logger (it owns the box).
             unsafe { sys::trtforge_logger_create(Some(log_trampoline), user, &mut raw) },
             "logger",
         )?;

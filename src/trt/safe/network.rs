@@ -62,8 +62,8 @@ impl Network<'_> {
 
     pub fn inputs(&self) -> Result<Vec<IoTensor>> {
         let mut n = 0;
-        // SAFETY: valid handle, out-pointer.
         check(
+            // SAFETY: valid handle, out-pointer.
             unsafe { sys::trtforge_network_nb_inputs(self.raw.as_ptr(), &mut n) },
             "network inputs",
         )?;
@@ -72,8 +72,8 @@ impl Network<'_> {
 
     pub fn outputs(&self) -> Result<Vec<IoTensor>> {
         let mut n = 0;
-        // SAFETY: valid handle, out-pointer.
         check(
+            // SAFETY: valid handle, out-pointer.
             unsafe { sys::trtforge_network_nb_outputs(self.raw.as_ptr(), &mut n) },
             "network outputs",
         )?;
@@ -84,22 +84,22 @@ impl Network<'_> {
     /// DataType number such as [`DATA_TYPE_HALF`]). Returns how many layers matched.
     pub fn set_precision_where_exact(&self, wanted: &str, dtype: i32) -> Result<usize> {
         let mut n = 0;
-        // SAFETY: valid handle, out-pointer.
         check(
+            // SAFETY: valid handle, out-pointer.
             unsafe { sys::trtforge_network_nb_layers(self.raw.as_ptr(), &mut n) },
             "network layers",
         )?;
         let mut hits = 0;
         for i in 0..n {
             let mut name = std::ptr::null();
-            // SAFETY: valid handle, index in range, out-pointer.
             check(
+                // SAFETY: valid handle, index in range, out-pointer.
                 unsafe { sys::trtforge_network_layer_name(self.raw.as_ptr(), i, &mut name) },
                 "layer name",
             )?;
             if cstr(name) == wanted {
-                // SAFETY: valid handle, index in range.
                 check(
+                    // SAFETY: valid handle, index in range.
                     unsafe {
                         sys::trtforge_network_set_layer_precision(self.raw.as_ptr(), i, dtype)
                     },
@@ -114,8 +114,8 @@ impl Network<'_> {
     /// Parse an ONNX file into this network; every parser error is reported.
     pub fn parse_onnx(&self, logger: &Logger, path: &Path) -> Result<()> {
         let mut raw = std::ptr::null_mut();
-        // SAFETY: valid handles, out-pointer.
         check(
+            // SAFETY: valid handles, out-pointer.
             unsafe {
                 sys::trtforge_parser_create(self.raw.as_ptr(), logger.raw.as_ptr(), &mut raw)
             },
@@ -149,8 +149,8 @@ impl Network<'_> {
 impl Parser<'_> {
     pub fn errors(&self) -> Result<Vec<ParserError>> {
         let mut n = 0;
-        // SAFETY: valid handle, out-pointer.
         check(
+            // SAFETY: valid handle, out-pointer.
             unsafe { sys::trtforge_parser_nb_errors(self.raw.as_ptr(), &mut n) },
             "parser errors",
         )?;
@@ -158,8 +158,8 @@ impl Parser<'_> {
             .map(|i| {
                 let (mut node, mut name, mut desc, mut code) =
                     (0, std::ptr::null(), std::ptr::null(), 0);
-                // SAFETY: valid handle, index in range, out-pointers.
                 check(
+                    // SAFETY: valid handle, index in range, out-pointers.
                     unsafe {
                         sys::trtforge_parser_error(
                             self.raw.as_ptr(),

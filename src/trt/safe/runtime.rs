@@ -18,8 +18,8 @@ handle!(Engine, sys::trtforge_engine, sys::trtforge_engine_destroy);
 impl<'l> TrtRuntime<'l> {
     pub fn new(logger: &'l Logger) -> Result<Self> {
         let mut raw = std::ptr::null_mut();
-        // SAFETY: valid logger, out-pointer.
         check(
+            // SAFETY: valid logger, out-pointer.
             unsafe { sys::trtforge_runtime_create(logger.raw.as_ptr(), &mut raw) },
             "runtime",
         )?;
@@ -30,8 +30,8 @@ impl<'l> TrtRuntime<'l> {
     /// (`crate::build::manifest::load_checked_engine`).
     pub fn deserialize(&self, bytes: &[u8]) -> Result<Engine<'_>> {
         let mut raw = std::ptr::null_mut();
-        // SAFETY: valid runtime; TensorRT copies what it needs from `bytes`.
         check(
+            // SAFETY: valid runtime; TensorRT copies what it needs from `bytes`.
             unsafe {
                 sys::trtforge_engine_deserialize(
                     self.raw.as_ptr(),
@@ -49,8 +49,8 @@ impl<'l> TrtRuntime<'l> {
 impl Engine<'_> {
     pub fn io_tensors(&self) -> Result<Vec<IoTensor>> {
         let mut n = 0;
-        // SAFETY: valid handle, out-pointer.
         check(
+            // SAFETY: valid handle, out-pointer.
             unsafe { sys::trtforge_engine_nb_io(self.raw.as_ptr(), &mut n) },
             "engine I/O",
         )?;
@@ -58,8 +58,8 @@ impl Engine<'_> {
             .map(|i| {
                 let (mut name, mut inp, mut nb, mut dims, mut dt) =
                     (std::ptr::null(), 0, 0, [0i64; 8], 0);
-                // SAFETY: valid handle, index in range, out-pointers.
                 check(
+                    // SAFETY: valid handle, index in range, out-pointers.
                     unsafe {
                         sys::trtforge_engine_io(
                             self.raw.as_ptr(),
@@ -86,8 +86,8 @@ impl Engine<'_> {
     /// The engine inspector's per-layer JSON.
     pub fn layer_info_json(&self) -> Result<String> {
         let mut raw = std::ptr::null_mut();
-        // SAFETY: valid handle, out-pointer.
         check(
+            // SAFETY: valid handle, out-pointer.
             unsafe { sys::trtforge_engine_layer_info_json(self.raw.as_ptr(), &mut raw) },
             "engine inspector",
         )?;
