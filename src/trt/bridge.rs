@@ -603,7 +603,13 @@ mod tests {
         assert_eq!(get_batch(&cb, "images").0, 1);
         assert_eq!(get_batch(&cb, "images").0, -1);
         assert_eq!(get_batch(&cb, "images").0, -1, "no batch after a failure");
-        let e = s.finish().unwrap_err().to_string();
+        let e = s.finish().unwrap_err();
+        // The batch source's own error is kept as the source.
+        match &e {
+            Error::Callback { source, .. } => assert!(matches!(**source, Error::Image { .. })),
+            other => panic!("expected a callback error, got {other:?}"),
+        }
+        let e = e.to_string();
         assert!(e.contains("calibration batch 2 (getBatch) failed"), "{e}");
         assert!(
             e.contains("calib/002.jpg") && e.contains("not a JPEG"),
@@ -619,7 +625,9 @@ mod tests {
         let cb = s.callbacks();
         assert_eq!(get_batch(&cb, "images").0, 1);
         assert_eq!(get_batch(&cb, "images").0, -1);
-        let e = s.finish().unwrap_err().to_string();
+        let e = s.finish().unwrap_err();
+        assert!(matches!(e, Error::CallbackPanic { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("calibration batch 1 (getBatch) panicked"), "{e}");
         assert!(e.contains("decoder exploded on batch 1"), "{e}");
     }
