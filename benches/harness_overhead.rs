@@ -6,7 +6,6 @@
 //! Target: under 2 microseconds per iteration.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Instant;
 use trtforge::measure::{harness, BenchConfig, Executor, ExecutorInfo, Stop, Timing, Warmup};
 
@@ -16,11 +15,7 @@ impl Executor for Noop {
     fn info(&self) -> ExecutorInfo {
         ExecutorInfo {
             backend: "noop".into(),
-            artifact: PathBuf::new(),
-            artifact_sha256: String::new(),
-            input_name: String::new(),
-            input_shape: vec![],
-            notes: vec![],
+            ..Default::default()
         }
     }
     #[inline(never)]

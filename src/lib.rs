@@ -1,15 +1,23 @@
-//! trtforge: ONNX detection models to TensorRT engines for Jetson Orin.
+//! trtforge: ONNX detection models to TensorRT engines for Jetson Orin and Thor.
 //!
-//! Where things live (one module per concern):
-//! - [`onnx`]: lossless ONNX load/write, inspection, MACs, channel-alignment lint.
-//! - [`recipe`]: the YAML recipe schema and its validation.
-//! - [`calib`]: the calibration image stream and preprocessing.
-//! - [`exec`]: executors (ONNX Runtime on CPU; TensorRT behind the `tensorrt` feature).
-//! - [`eval`]: detection decoders, NMS, COCO-style mAP.
-//! - [`trt`]: the safe TensorRT wrapper and the calibrator bridge (feature `tensorrt`).
-//! - [`cuda`]: cudarc device buffers, streams, events (feature `cuda`).
-//! - [`measure`]: latency statistics and power samplers.
-//! - [`report`]: manifests and JSON/Markdown/SVG reports.
+//! Modules, from the bottom up (each depends only on modules listed before it):
+//! - [`error`], [`mod@env`], [`util`], [`dylib`]: the error type, environment variables, atomic
+//!   writes and hashes, run-time library probes.
+//! - [`cuda`]: cudarc device buffers, streams, events (feature `cuda`); [`trt`]: the TensorRT
+//!   binding only (raw, result, safe handles, calibrator bridge, probe, versions).
+//! - [`onnx`]: lossless load/write and the one graph layer (view, patches, tensors, opset
+//!   upgrade, inspection).
+//! - [`data`]: image decoding, the input contract, preprocessing, image sets, the ordered
+//!   stream, `.npy` dumps.
+//! - [`recipe`]: the YAML schema, located errors, and the resolved jobs every command runs.
+//! - [`exec`]: executors (ONNX Runtime on CPU).
+//! - [`eval`]: detection decoders, NMS, COCO-style mAP, and the `eval` job.
+//! - [`calib`]: histograms, range algorithms, cache/range/provenance files, the `calibrate` job.
+//! - [`quant`]: the Q/DQ writer and the accuracy-aware precision plan (`quantize`).
+//! - [`build`]: the engine-build pipeline (plan, calibration decision, engine, manifest).
+//! - [`run`]: reference outputs over images (`run`).
+//! - [`measure`], [`report`]: latency statistics, power samplers, energy; bench reports.
+//! - [`doctor`]: what this machine has.
 
 pub mod build;
 pub mod calib;

@@ -55,6 +55,11 @@ fn recipe(
     p
 }
 
+/// [`recipe`] for the 64x64 test models: pad 114, TensorRT 10.3.
+fn small_recipe(dir: &Path, name: &str, model: &Path, calibration: &str) -> PathBuf {
+    recipe(dir, name, model, 64, 114, "10.3", calibration)
+}
+
 fn list_file(dir: &Path, name: &str, images: &[PathBuf]) -> PathBuf {
     let p = dir.join(name);
     let text: String = images
@@ -103,6 +108,24 @@ fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
 }
 
+/// `trtforge calibrate RECIPE --out OUT [extra...] --json`, asserting success.
+fn calibrate_json(recipe: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "calibrate",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.push("--json");
+    json(&ok(&args))
+}
+
+/// `provenance.json` of a calibration output folder.
+fn provenance(out: &Path) -> serde_json::Value {
+    json(&std::fs::read_to_string(out.join("provenance.json")).unwrap())
+}
+
 /// The float tensors ONNX Runtime produces for `model`: graph inputs plus every node output
 /// that comes back as f32 when exposed (shape arithmetic in int64 does not).
 fn float_activations(model: &Path, size: usize) -> (Vec<String>, Vec<String>) {
@@ -142,22 +165,8 @@ fn yolox_64_images_cover_every_float_tensor_with_finite_ranges() {
     let tmp = tempfile::tempdir().unwrap();
     let (ent, mm) = (tmp.path().join("entropy"), tmp.path().join("minmax"));
     let r = common::crate_root().join("engines/yolox-nano-int8.yaml");
-    let r = r.to_str().unwrap();
-    let e = json(&ok(&[
-        "calibrate",
-        r,
-        "--out",
-        ent.to_str().unwrap(),
-        "--json",
-    ]));
-    ok(&[
-        "calibrate",
-        r,
-        "--algorithm",
-        "minmax",
-        "--out",
-        mm.to_str().unwrap(),
-    ]);
+    let e = calibrate_json(&r, &ent, &[]);
+    calibrate_json(&r, &mm, &["--algorithm", "minmax"]);
     assert_eq!(e["images"], 64, "the recipe's limit is 64");
 
     // Every float tensor TensorRT sees has an entry, in graph order; nothing else does.
@@ -268,15 +277,8 @@ fn cache_is_identical_whatever_the_order_and_batch_size() {
             &cal,
         );
         let out = tmp.path().join(format!("out{i}"));
-        ok(&[
-            "calibrate",
-            r.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        let prov: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("provenance.json")).unwrap())
-                .unwrap();
+        calibrate_json(&r, &out, &[]);
+        let prov = provenance(&out);
         let order: Vec<String> = prov["images"]
             .as_array()
             .unwrap()
@@ -429,15 +431,7 @@ fn stale_cache_is_refused_per_field_and_force_recalibrates() {
     let list = list_file(d, "images.txt", &imgs);
     let out = d.join("out");
     let o = out.to_str().unwrap();
-    let r = recipe(
-        d,
-        "r.yaml",
-        &model,
-        64,
-        114,
-        "10.3",
-        &calib_section(&list, ""),
-    );
+    let r = small_recipe(d, "r.yaml", &model, &calib_section(&list, ""));
     let r = r.to_str().unwrap();
     assert!(ok(&["calibrate", r, "--out", o]).starts_with("calibrated"));
     assert!(ok(&["calibrate", r, "--out", o]).starts_with("up-to-date"));
@@ -569,15 +563,7 @@ fn nonfinite_activations_fail_naming_tensor_and_image_or_are_dropped_and_counted
     let list = list_file(d, "images.txt", &all[..2]);
     let out = d.join("out");
     let o = out.to_str().unwrap();
-    let r = recipe(
-        d,
-        "r.yaml",
-        &model,
-        64,
-        114,
-        "10.3",
-        &calib_section(&list, ""),
-    );
+    let r = small_recipe(d, "r.yaml", &model, &calib_section(&list, ""));
     let e = fails(&["calibrate", r.to_str().unwrap(), "--out", o]);
     assert!(
         e.contains("'log.out'") && e.contains(all[0].to_str().unwrap()),
@@ -589,22 +575,13 @@ fn nonfinite_activations_fail_naming_tensor_and_image_or_are_dropped_and_counted
     );
     assert!(!out.join(CACHE).exists(), "a failed run left a cache");
 
-    let r = recipe(
+    let r = small_recipe(
         d,
         "r2.yaml",
         &model,
-        64,
-        114,
-        "10.3",
         &calib_section(&list, "  drop_nonfinite: true\n"),
     );
-    let j = json(&ok(&[
-        "calibrate",
-        r.to_str().unwrap(),
-        "--out",
-        o,
-        "--json",
-    ]));
+    let j = calibrate_json(&r, Path::new(o), &[]);
     assert_eq!(
         j["nonfinite_dropped"],
         2 * 3 * 64 * 64,
@@ -629,25 +606,16 @@ fn dump_inputs_writes_one_npy_per_image_sorted_in_stream_order() {
     let model = tiny_model(d, "tiny.onnx");
     let list = list_file(d, "images.txt", &all[..5]);
     let cal = calib_section(&list, "  order: shuffled\n  seed: 7\n  batch_size: 2\n");
-    let r = recipe(d, "r.yaml", &model, 64, 114, "10.3", &cal);
+    let r = small_recipe(d, "r.yaml", &model, &cal);
     let (out, dump) = (d.join("out"), d.join("dump"));
-    ok(&[
-        "calibrate",
-        r.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--dump-inputs",
-        dump.to_str().unwrap(),
-    ]);
+    calibrate_json(&r, &out, &["--dump-inputs", dump.to_str().unwrap()]);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dump)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
     assert_eq!(files.len(), 5);
-    let prov: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("provenance.json")).unwrap())
-            .unwrap();
+    let prov = provenance(&out);
     let contract = trtforge::recipe::LoadedRecipe::load(&r)
         .unwrap()
         .recipe
@@ -686,7 +654,7 @@ fn bad_calibration_input_fails_in_one_line_and_writes_nothing() {
     };
 
     // No calibration section and no --images.
-    let r = recipe(d, "nocal.yaml", &model, 64, 114, "10.3", "");
+    let r = small_recipe(d, "nocal.yaml", &model, "");
     let e = fails(&["calibrate", r.to_str().unwrap(), "--out", o]);
     assert!(
         e.contains("nocal.yaml") && e.contains("calibration") && e.contains("--images"),
@@ -697,15 +665,7 @@ fn bad_calibration_input_fails_in_one_line_and_writes_nothing() {
     // An empty image folder.
     let empty = d.join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let r = recipe(
-        d,
-        "empty.yaml",
-        &model,
-        64,
-        114,
-        "10.3",
-        &calib_section(&empty, ""),
-    );
+    let r = small_recipe(d, "empty.yaml", &model, &calib_section(&empty, ""));
     let e = fails(&["calibrate", r.to_str().unwrap(), "--out", o]);
     assert!(
         e.contains(empty.to_str().unwrap()),
@@ -721,13 +681,10 @@ fn bad_calibration_input_fails_in_one_line_and_writes_nothing() {
     }
     let bad = mixed.join("000_broken.jpg");
     std::fs::write(&bad, b"not a jpeg at all").unwrap();
-    let r = recipe(
+    let r = small_recipe(
         d,
         "fail.yaml",
         &model,
-        64,
-        114,
-        "10.3",
         &calib_section(&mixed, "  on_unreadable: fail\n"),
     );
     let e = fails(&["calibrate", r.to_str().unwrap(), "--out", o]);
@@ -736,22 +693,13 @@ fn bad_calibration_input_fails_in_one_line_and_writes_nothing() {
         "{e}"
     );
     no_cache("unreadable, fail");
-    let r = recipe(
+    let r = small_recipe(
         d,
         "skip.yaml",
         &model,
-        64,
-        114,
-        "10.3",
         &calib_section(&mixed, "  on_unreadable: skip\n"),
     );
-    let j = json(&ok(&[
-        "calibrate",
-        r.to_str().unwrap(),
-        "--out",
-        o,
-        "--json",
-    ]));
+    let j = calibrate_json(&r, Path::new(o), &[]);
     assert_eq!(j["images"], 2);
     let skipped = j["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 1);
@@ -765,13 +713,10 @@ fn bad_calibration_input_fails_in_one_line_and_writes_nothing() {
     std::fs::create_dir(&broken).unwrap();
     std::fs::write(broken.join("a.jpg"), b"garbage").unwrap();
     let out2 = d.join("out2");
-    let r = recipe(
+    let r = small_recipe(
         d,
         "allbad.yaml",
         &model,
-        64,
-        114,
-        "10.3",
         &calib_section(&broken, "  on_unreadable: skip\n"),
     );
     let e = fails(&[

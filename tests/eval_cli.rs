@@ -13,7 +13,7 @@ fn eval_yolox_nano_on_coco128_scores_about_0_33() {
     assert_eq!(v["images"], 128);
     let m = v["map50_95"].as_f64().unwrap();
     let m50 = v["map50"].as_f64().unwrap();
-    // pycocotools on the same detections: see tests/eval_models.rs; the issue quotes ~0.33.
+    // pycocotools on the same detections: see tests/eval_models.rs; the published figure is ~0.33.
     assert!((0.32..0.35).contains(&m), "map50_95 {m}");
     assert!(m50 > m, "map50 {m50}");
 }

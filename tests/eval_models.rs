@@ -112,7 +112,7 @@ fn yolox_nano_fp32_coco128() {
         return;
     };
     assert_eq!(r.images, 128);
-    // The figure: about 0.33 (the Python reference pipeline gives 0.334).
+    // The published figure: about 0.33 (the Python reference pipeline gives 0.334).
     assert!(
         (r.map50_95 - 0.33).abs() < 0.02,
         "YOLOX-nano mAP@0.5:0.95 {}",

@@ -35,12 +35,7 @@ fn yolox_nano_ort_cpu_full_report() {
         .arg(&out_dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::json_output(&out);
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("bench.json")).unwrap())
             .unwrap();

@@ -183,12 +183,7 @@ fn power_sample_cli_on_fixture() {
         .arg(t.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::json_output(&out);
     assert_eq!(v["energy"]["source"], "ina3221");
     let summed: Vec<&str> = v["energy"]["rails_summed"]
         .as_array()

@@ -200,12 +200,7 @@ fn parse_tegrastats_cli_json() {
         .arg(&p)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::json_output(&out);
     let lines = v.as_array().unwrap();
     assert_eq!(lines.len(), 17);
     // AGX Orin JP5.1 line: total = VDD_GPU_SOC + VDD_CPU_CV + VIN_SYS_5V0, NC and VDDQ left out.

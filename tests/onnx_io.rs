@@ -83,20 +83,22 @@ fn initializers_listed_as_inputs_and_constant_weights_are_handled() {
     }
 }
 
+/// The tiny detector's first weight, to edit.
+fn stem_weight(m: &mut Model) -> &mut onnx_protobuf::TensorProto {
+    let g = m.proto.graph.mut_or_insert_default();
+    g.initializer
+        .iter_mut()
+        .find(|t| t.name == "stem.weight")
+        .unwrap()
+}
+
 #[test]
 fn external_data_inside_the_folder_loads_and_traversal_is_refused() {
     use onnx_protobuf::{tensor_proto::DataLocation, StringStringEntryProto};
     let dir = tempfile::tempdir().unwrap();
     let mut m = onnx::synth::tiny_detector(16);
     // Move the stem weight to an external file.
-    let t = m
-        .proto
-        .graph
-        .mut_or_insert_default()
-        .initializer
-        .iter_mut()
-        .find(|t| t.name == "stem.weight")
-        .unwrap();
+    let t = stem_weight(&mut m);
     let values = t.float_data.clone();
     let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     t.float_data.clear();
@@ -118,12 +120,8 @@ fn external_data_inside_the_folder_loads_and_traversal_is_refused() {
     let good = dir.path().join("model.onnx");
     std::fs::write(&good, m.proto.write_to_bytes().unwrap()).unwrap();
     let loaded = Model::load(&good).unwrap();
-    let t = loaded
-        .proto
-        .graph
-        .initializer
-        .iter()
-        .find(|t| t.name == "stem.weight")
+    let t = onnx::Graph::new(&loaded)
+        .initializer("stem.weight")
         .unwrap();
     assert_eq!(t.raw_data, raw);
     assert!(t.external_data.is_empty());
@@ -131,14 +129,7 @@ fn external_data_inside_the_folder_loads_and_traversal_is_refused() {
     // The same model pointing outside its folder is refused, naming the tensor and the location.
     for bad in ["../weights.bin", "/etc/passwd", "sub/../../weights.bin"] {
         let mut m2 = m.clone();
-        let t = m2
-            .proto
-            .graph
-            .mut_or_insert_default()
-            .initializer
-            .iter_mut()
-            .find(|t| t.name == "stem.weight")
-            .unwrap();
+        let t = stem_weight(&mut m2);
         t.external_data[0] = kv("location", bad);
         let sub = dir.path().join("sub");
         std::fs::create_dir_all(&sub).unwrap();

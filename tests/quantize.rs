@@ -77,30 +77,12 @@ fn tiny_detector_qdq_runs_and_stays_close() {
     assert_eq!(ops("QuantizeLinear"), 3);
     assert_eq!(ops("DequantizeLinear"), 6);
     // Per-channel weights: INT8 initializer, axis 0, one scale per output channel.
-    let w = q
-        .proto
-        .graph
-        .initializer
-        .iter()
-        .find(|t| t.name == "pruned.weight_quantized")
-        .unwrap();
+    let g = Graph::new(&q);
+    let w = g.initializer("pruned.weight_quantized").unwrap();
     assert_eq!(w.data_type, 3, "INT8");
-    let s = q
-        .proto
-        .graph
-        .initializer
-        .iter()
-        .find(|t| t.name == "pruned.weight_scale")
-        .unwrap();
+    let s = g.initializer("pruned.weight_scale").unwrap();
     assert_eq!(s.dims, vec![27]);
-    assert!(
-        !q.proto
-            .graph
-            .initializer
-            .iter()
-            .any(|t| t.name == "pruned.weight"),
-        "float weight dropped"
-    );
+    assert!(!g.is_initializer("pruned.weight"), "float weight dropped");
     // Same inputs and outputs.
     assert_eq!(q.proto.graph.input, m.proto.graph.input);
     assert_eq!(q.proto.graph.output, m.proto.graph.output);
@@ -136,13 +118,8 @@ fn keep_fp_layers_get_no_qdq() {
         ..Default::default()
     };
     let (q, sum) = quantize(&m, &ranges, &opts).unwrap();
-    let head = q
-        .proto
-        .graph
-        .node
-        .iter()
-        .find(|n| n.name == "head")
-        .unwrap();
+    let g = Graph::new(&q);
+    let head = g.node(g.producer("head.out").unwrap());
     assert_eq!(head.input[0], "pruned_act.out");
     assert_eq!(head.input[1], "head.weight");
     assert_eq!(sum.quantized.len(), 2);
@@ -191,23 +168,11 @@ fn residual_add_and_concat_share_a_scale() {
     };
     let (q, sum) = quantize(&m, &ranges, &opts).unwrap();
     assert_eq!(sum.quantized.len(), 4, "{sum:?}");
-    let cat = q.proto.graph.node.iter().find(|n| n.name == "cat").unwrap();
+    let g = Graph::new(&q);
+    let cat = g.node(g.producer("out").unwrap());
     let scale_of = |dq_out: &str| {
-        let dq = q
-            .proto
-            .graph
-            .node
-            .iter()
-            .find(|n| n.output[0] == dq_out)
-            .unwrap();
-        let s = q
-            .proto
-            .graph
-            .initializer
-            .iter()
-            .find(|t| t.name == dq.input[1])
-            .unwrap();
-        s.float_data[0]
+        let dq = g.node(g.producer(dq_out).unwrap());
+        g.initializer(&dq.input[1]).unwrap().float_data[0]
     };
     // Both Concat inputs carry the widest of their ranges.
     assert_eq!(scale_of(&cat.input[0]), 5.0 / 127.0);

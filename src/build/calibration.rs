@@ -3,7 +3,7 @@
 //! - [`StreamSource`]: a [`BatchSource`] over the SAME [`ImageStream`] `trtforge calibrate`
 //!   reads (same image set, order, contract and unreadable-image policy). It regroups the
 //!   stream's images into batches of the network's calibration batch size.
-//! - [`ProvenanceCache`]: a [`CacheStore`] over the calibration issue's files in the recipe's
+//! - [`ProvenanceCache`]: a [`CacheStore`] over the calibration artifact set in the recipe's
 //!   output folder (`calibration.cache` guarded by `provenance.json`): a fresh cache is handed
 //!   to TensorRT, a stale one is refused naming the field that changed, and the cache TensorRT
 //!   writes is stored with the current provenance and the two range files.
@@ -309,9 +309,8 @@ pub fn display_path(path: &Path) -> String {
 mod tests {
     use super::*;
     use crate::calib::artifacts::{DYNAMIC_RANGE_FILE, PROVENANCE_FILE, RANGES_FILE};
-    use crate::trt::bridge::testing::HostBindings;
+    use crate::trt::bridge::testing::{get_batch, read_cache, HostBindings};
     use crate::trt::bridge::CalibratorState;
-    use std::ffi::{c_void, CString};
 
     /// The bundled redistributable photos (5 images, in the repository).
     fn calib_data() -> PathBuf {
@@ -405,22 +404,14 @@ mod tests {
         let cb = state.callbacks();
         // SAFETY: live state.
         assert_eq!(unsafe { cb.batch_size.unwrap()(cb.user) }, 1);
-        let name = CString::new("images").unwrap();
-        let names = [name.as_ptr()];
         for b in 0..5 {
-            let mut bindings = [std::ptr::null_mut::<c_void>()];
-            // SAFETY: one-element arrays, live state.
-            let rc =
-                unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
+            let (rc, ptr) = get_batch(&cb, "images");
             assert_eq!(rc, 1, "batch {b}");
             // SAFETY: HostBindings keeps CHW floats alive at this address until the next call.
-            let got = unsafe { std::slice::from_raw_parts(bindings[0].cast::<f32>(), CHW) };
+            let got = unsafe { std::slice::from_raw_parts(ptr.cast::<f32>(), CHW) };
             assert_eq!(got, &all[b * CHW..(b + 1) * CHW], "batch {b}");
         }
-        let mut end = [std::ptr::null_mut::<c_void>()];
-        // SAFETY: as above.
-        let rc = unsafe { cb.get_batch.unwrap()(cb.user, end.as_mut_ptr(), names.as_ptr(), 1) };
-        assert_eq!(rc, 0);
+        assert_eq!(get_batch(&cb, "images").0, 0);
         let sum = state.finish().unwrap();
         assert_eq!((sum.batches, sum.ended), (5, true));
 
@@ -428,13 +419,7 @@ mod tests {
         let src = StreamSource::new(stream(&r, 1), "images", 1).unwrap();
         let mut state =
             CalibratorState::new(Box::new(src), None, Box::new(HostBindings::default()));
-        let cb = state.callbacks();
-        let wrong = CString::new("input.1").unwrap();
-        let mut bindings = [std::ptr::null_mut::<c_void>()];
-        // SAFETY: as above.
-        let rc =
-            unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), &wrong.as_ptr(), 1) };
-        assert_eq!(rc, -1);
+        assert_eq!(get_batch(&state.callbacks(), "input.1").0, -1);
         let e = state.finish().unwrap_err().to_string();
         assert!(
             e.contains("calibration batch 0") && e.contains("input.1") && e.contains("images"),
@@ -460,11 +445,7 @@ mod tests {
         let mut state =
             CalibratorState::new(Box::new(src), None, Box::new(HostBindings::default()));
         let cb = state.callbacks();
-        let name = CString::new("images").unwrap();
-        let mut bindings = [std::ptr::null_mut::<c_void>()];
-        // SAFETY: one-element arrays, live state.
-        let mut get =
-            || unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), &name.as_ptr(), 1) };
+        let get = || get_batch(&cb, "images").0;
         assert_eq!(get(), 1, "a.png + b.png");
         assert_eq!(get(), -1, "c.jpg is unreadable");
         assert_eq!(get(), -1, "nothing after a failure");
@@ -530,13 +511,7 @@ mod tests {
             Some(Box::new(store)),
             Box::new(HostBindings::default()),
         );
-        let cb = state.callbacks();
-        let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
-        assert_eq!(
-            // SAFETY: valid out-pointers, live state.
-            unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) },
-            -1
-        );
+        assert_eq!(read_cache(&state.callbacks()).0, -1);
         assert!(matches!(state.finish().unwrap_err(), Error::Stale { .. }));
     }
 
@@ -555,18 +530,7 @@ mod tests {
             Some(Box::new(store)),
             Box::new(HostBindings::default()),
         );
-        let cb = state.callbacks();
-        let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
-        assert_eq!(
-            // SAFETY: valid out-pointers, live state.
-            unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) },
-            1
-        );
-        assert_eq!(
-            // SAFETY: the state keeps the bytes alive until the next call.
-            unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) },
-            TRT_CACHE
-        );
+        assert_eq!(read_cache(&state.callbacks()), (1, TRT_CACHE.to_vec()));
         let sum = state.finish().unwrap();
         assert!(sum.cache_used);
         assert_eq!(
@@ -638,30 +602,16 @@ mod tests {
             Box::new(DeviceBindings::new(g.clone())),
         );
         let cb = state.callbacks();
-        let name = std::ffi::CString::new("images").unwrap();
-        let names = [name.as_ptr()];
         let mut first = None;
         for b in 0..5 {
-            let mut bindings = [std::ptr::null_mut::<c_void>()];
-            // SAFETY: one-element arrays, live state.
-            let rc =
-                unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
+            let (rc, ptr) = get_batch(&cb, "images");
             assert_eq!(rc, 1, "batch {b}");
-            assert_eq!(
-                *first.get_or_insert(bindings[0]),
-                bindings[0],
-                "one buffer, reused"
-            );
-            // SAFETY: `bindings[0]` is a live device allocation of `chw` floats owned by the state.
-            let host = unsafe { read_device(&g, bindings[0], chw) };
+            assert_eq!(*first.get_or_insert(ptr), ptr, "one buffer, reused");
+            // SAFETY: `ptr` is a live device allocation of `chw` floats owned by the state.
+            let host = unsafe { read_device(&g, ptr, chw) };
             assert_eq!(&host[..], &all[b * chw..(b + 1) * chw], "batch {b}");
         }
-        let mut end = [std::ptr::null_mut::<c_void>()];
-        assert_eq!(
-            // SAFETY: as above.
-            unsafe { cb.get_batch.unwrap()(cb.user, end.as_mut_ptr(), names.as_ptr(), 1) },
-            0
-        );
+        assert_eq!(get_batch(&cb, "images").0, 0);
         let sum = state.finish().unwrap();
         println!(
             "bridge: {} calib_data batches went through device memory",

@@ -10,8 +10,8 @@ use crate::trt::*;
 use crate::trt::{BatchSource, CacheStore, CalibratorState};
 use std::time::Instant;
 
-/// What the calibration side supplies (the calibration stream and the provenance-checked
-/// cache, from the calibration issue). Only needed when the plan's INT8 source is the calibrator.
+/// What the calibration side supplies: the calibration stream and the provenance-checked
+/// cache ([`super::calibration`]). Only needed when the plan's INT8 source is the calibrator.
 #[derive(Default)]
 pub struct CalibrationInputs {
     pub source: Option<Box<dyn BatchSource>>,

@@ -116,13 +116,7 @@ fn show(file: PathBuf, json: bool) -> Result<ExitCode> {
     );
     println!("algorithm  {}", out.algorithm);
     println!("tensors    {}", out.tensors.len());
-    let w = out
-        .tensors
-        .iter()
-        .map(|t| t.tensor.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
+    let w = column_width(out.tensors.iter().map(|t| t.tensor));
     println!(
         "{:<w$}  {:>8}  {:>14}  {:>14}",
         "tensor", "hex", "scale", "amax"
@@ -198,13 +192,7 @@ fn diff(pa: PathBuf, pb: PathBuf, json: bool) -> Result<ExitCode> {
     for t in &out.only_in_b {
         println!("only in B: {t}");
     }
-    let w = out
-        .common
-        .iter()
-        .map(|t| t.tensor.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
+    let w = column_width(out.common.iter().map(|t| t.tensor));
     println!(
         "{:<w$}  {:>14}  {:>14}  {:>10}",
         "tensor", "amax A", "amax B", "rel diff"
@@ -231,4 +219,9 @@ fn diff(pa: PathBuf, pb: PathBuf, json: bool) -> Result<ExitCode> {
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Width of the tensor-name column: the longest name, at least as wide as its header.
+fn column_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    names.map(str::len).max().unwrap_or(0).max("tensor".len())
 }

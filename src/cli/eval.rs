@@ -8,30 +8,22 @@ use trtforge::recipe::{EvalOverrides, LoadedRecipe};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Recipe (YAML): model, input contract, decoder and default eval set.
-    recipe: PathBuf,
-    /// Evaluate this model instead of the recipe's (same contract and decoder).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Images (folder or list file).
-    #[arg(long)]
-    images: Option<PathBuf>,
+    #[command(flatten)]
+    input: super::args::RecipeImages,
     /// YOLO-format labels folder (default: the recipe's, or `labels/` beside the images).
     #[arg(long)]
     labels: Option<PathBuf>,
-    #[arg(long)]
-    limit: Option<usize>,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let recipe = LoadedRecipe::load(&a.recipe)?;
-    let job = recipe.eval_job(&EvalOverrides {
-        model: a.model,
-        images: a.images,
+    let i = a.input;
+    let job = LoadedRecipe::load(&i.recipe)?.eval_job(&EvalOverrides {
+        model: i.model,
+        images: i.images,
         labels: a.labels,
-        limit: a.limit,
+        limit: i.limit,
     })?;
     let report = evaluate(&job)?;
     if a.json {

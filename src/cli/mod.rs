@@ -18,6 +18,7 @@ pub struct Cli {
     command: Command,
 }
 
+mod args;
 mod bench;
 mod build;
 mod cache;

@@ -8,16 +8,8 @@ use trtforge::recipe::{LoadedRecipe, RunOverrides};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Recipe (YAML): model and input contract.
-    recipe: PathBuf,
-    /// Run this model instead of the recipe's (same input contract).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Image folder or list file (default: the recipe's eval images, else its calibration images).
-    #[arg(long)]
-    images: Option<PathBuf>,
-    #[arg(long)]
-    limit: Option<usize>,
+    #[command(flatten)]
+    input: super::args::RecipeImages,
     /// Where to write outputs: <out>/<NNNNNN>_<image>/<output>.npy (default: <recipe output>/run).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -32,11 +24,11 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let loaded = LoadedRecipe::load(&a.recipe)?;
-    let job = loaded.run_job(&RunOverrides {
-        model: a.model,
-        images: a.images,
-        limit: a.limit,
+    let i = a.input;
+    let job = LoadedRecipe::load(&i.recipe)?.run_job(&RunOverrides {
+        model: i.model,
+        images: i.images,
+        limit: i.limit,
         out: a.out,
         dump_inputs: a.dump_inputs,
         skip_unreadable: a.skip_unreadable,

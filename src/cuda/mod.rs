@@ -1,6 +1,6 @@
 //! CUDA through cudarc (feature `cuda`): a device context with one stream, device buffers the
 //! calibrator bridge uploads batches into, and event timing. The driver is loaded dynamically,
-//! so the crate builds without CUDA; [`probe`] (always compiled) says whether it is there.
+//! so the crate builds without CUDA; [`probe()`] (always compiled) says whether it is there.
 
 pub mod probe;
 

@@ -355,8 +355,23 @@ mod tests {
         Letterbox::compute(ResizeMode::Stretch, w, h, w, h)
     }
 
-    fn close(a: [f32; 4], b: [f32; 4]) -> bool {
-        a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-3)
+    /// Decode with default parameters; exactly one detection must come out, with this box.
+    fn single(
+        d: Decoder,
+        outs: &[(String, ArrayD<f32>)],
+        hw: (usize, usize),
+        lb: &Letterbox,
+        bbox: [f32; 4],
+    ) -> Detection {
+        let dets = d.decode(outs, hw, lb, &DecodeParams::default()).unwrap();
+        assert_eq!(dets.len(), 1, "{dets:?}");
+        let close = dets[0]
+            .bbox
+            .iter()
+            .zip(bbox)
+            .all(|(x, y)| (x - y).abs() < 1e-3);
+        assert!(close, "{:?} != {bbox:?}", dets[0].bbox);
+        dets[0]
     }
 
     #[test]
@@ -371,18 +386,11 @@ mod tests {
         o[[0, row, 4]] = 0.8; // obj
         o[[0, row, 5 + 7]] = 0.5; // class 7
         let outs = vec![("output".to_string(), o.into_dyn())];
-        let d = Decoder::Yolox
-            .decode(&outs, (64, 64), &identity(64, 64), &DecodeParams::default())
-            .unwrap();
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].class, 7);
-        assert!((d[0].score - 0.4).abs() < 1e-6);
         // centre ((2.5) * 16, (1.25) * 16) = (40, 20), size 16.
-        assert!(
-            close(d[0].bbox, [32.0, 12.0, 48.0, 28.0]),
-            "{:?}",
-            d[0].bbox
-        );
+        let want = [32.0, 12.0, 48.0, 28.0];
+        let d = single(Decoder::Yolox, &outs, (64, 64), &identity(64, 64), want);
+        assert_eq!(d.class, 7);
+        assert!((d.score - 0.4).abs() < 1e-6);
     }
 
     #[test]
@@ -395,16 +403,9 @@ mod tests {
         // 320x240 image in a 160x160 centre letterbox: r = 0.5, pad_y = 20.
         let lb = Letterbox::compute(ResizeMode::LetterboxCentre, 320, 240, 160, 160);
         let outs = vec![("output0".to_string(), o.into_dyn())];
-        let d = Decoder::Yolov8
-            .decode(&outs, (160, 160), &lb, &DecodeParams::default())
-            .unwrap();
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].class, 2);
-        assert!(
-            close(d[0].bbox, [160.0, 100.0, 240.0, 140.0]),
-            "{:?}",
-            d[0].bbox
-        );
+        let want = [160.0, 100.0, 240.0, 140.0];
+        let d = single(Decoder::Yolov8, &outs, (160, 160), &lb, want);
+        assert_eq!(d.class, 2);
     }
 
     #[test]
@@ -416,17 +417,10 @@ mod tests {
         o[[0, 5 + 3, 1, 2]] = 0.5;
         let outs = vec![("758".to_string(), o.into_dyn())];
         let lb = Letterbox::compute(ResizeMode::Stretch, 200, 100, 64, 64);
-        let d = Decoder::Fastestdet
-            .decode(&outs, (64, 64), &lb, &DecodeParams::default())
-            .unwrap();
-        assert_eq!(d.len(), 1);
-        assert!((d[0].score - 0.5f32.powf(0.4)).abs() < 1e-6);
         // centre (2/4, 1/4) of the 200x100 image = (100, 25), size (100, 50).
-        assert!(
-            close(d[0].bbox, [50.0, 0.0, 150.0, 50.0]),
-            "{:?}",
-            d[0].bbox
-        );
+        let want = [50.0, 0.0, 150.0, 50.0];
+        let d = single(Decoder::Fastestdet, &outs, (64, 64), &lb, want);
+        assert!((d.score - 0.5f32.powf(0.4)).abs() < 1e-6);
     }
 
     #[test]
@@ -444,19 +438,12 @@ mod tests {
             ("cls_score2".to_string(), reg(4).into_dyn()),
             ("bbox_pred2".to_string(), reg(1).into_dyn()),
         ];
-        let d = Decoder::Nanodet
-            .decode(&outs, (32, 32), &identity(32, 32), &DecodeParams::default())
-            .unwrap();
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].class, 9);
         // Uniform bins: expected distance 3.5 strides = 28 px from centre (12, 12).
-        assert!(close(d[0].bbox, [0.0, 0.0, 32.0, 32.0]), "{:?}", d[0].bbox);
-        let missing = Decoder::Nanodet.decode(
-            &outs[..5],
-            (32, 32),
-            &identity(32, 32),
-            &DecodeParams::default(),
-        );
+        let lb = identity(32, 32);
+        let want = [0.0, 0.0, 32.0, 32.0];
+        let d = single(Decoder::Nanodet, &outs, (32, 32), &lb, want);
+        assert_eq!(d.class, 9);
+        let missing = Decoder::Nanodet.decode(&outs[..5], (32, 32), &lb, &Default::default());
         assert!(missing.unwrap_err().to_string().contains("stride 32"));
     }
 }

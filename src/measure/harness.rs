@@ -32,7 +32,7 @@ impl Timing {
 }
 
 /// What is being measured, recorded in the report and checked by `compare`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExecutorInfo {
     /// `ort-cpu` or `tensorrt`.
     pub backend: String,
@@ -244,11 +244,7 @@ mod tests {
         fn info(&self) -> ExecutorInfo {
             ExecutorInfo {
                 backend: "noop".into(),
-                artifact: PathBuf::new(),
-                artifact_sha256: String::new(),
-                input_name: String::new(),
-                input_shape: vec![],
-                notes: vec![],
+                ..Default::default()
             }
         }
         fn run_once(&mut self) -> Result<Timing> {

@@ -4,10 +4,10 @@
 //!   typed attributes and checked inputs; [`node_key`] is the one node identity;
 //! - [`Patch`]: edits applied in one step, topological and lossless;
 //! - [`tensor`]: typed tensor read/write and slicing; [`attr`]: typed attributes;
-//!   [`builder`]: nodes and value infos;
+//!   [`node`] and [`value_info`]: builders;
 //! - [`upgrade`]: the opset upgrade to 13;
-//! - [`inspect`](mod@inspect): summary, MACs and the channel-alignment lint, with shapes from
-//!   a [`ShapeSource`];
+//! - [`inspect()`] and [`inspect_with_shapes`]: summary, MACs and the channel-alignment lint,
+//!   with shapes from a [`ShapeSource`];
 //! - [`synth`]: the demo model and test fixtures.
 
 pub mod attr;

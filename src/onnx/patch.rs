@@ -317,6 +317,10 @@ mod tests {
     use super::*;
     use crate::onnx::{float_tensor, node, synth::tiny_detector, value_info};
 
+    fn node_names(m: &Model) -> Vec<&str> {
+        m.proto.graph.node.iter().map(|n| n.name.as_str()).collect()
+    }
+
     #[test]
     fn insertions_rewires_and_fresh_names_apply_in_order() {
         let m = tiny_detector(16);
@@ -341,13 +345,7 @@ mod tests {
         p.set_input(head, 0, "scaled");
         let out = p.apply().unwrap();
         assert!(g.producer("pruned_act.out").is_some());
-        let ops: Vec<&str> = out
-            .proto
-            .graph
-            .node
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect();
+        let ops = node_names(&out);
         assert_eq!(
             ops,
             [
@@ -375,13 +373,7 @@ mod tests {
             node("Identity", "late", &["head.out"], &["copy"], vec![]),
         );
         let out = p.apply().unwrap();
-        let names: Vec<&str> = out
-            .proto
-            .graph
-            .node
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect();
+        let names = node_names(&out);
         // It runs as soon as its input exists: right after the head conv.
         let at = |n: &str| names.iter().position(|x| *x == n).unwrap();
         assert_eq!(at("late"), at("head") + 1);

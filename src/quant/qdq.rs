@@ -60,7 +60,7 @@ pub fn quantize_value(x: f32, scale: f32) -> i8 {
 }
 
 /// Per-channel symmetric INT8 weights along `axis`: (values, scales). `w` must hold exactly
-/// the elements `dims` describe and `axis` must be one of its axes ([`Weight`] checks both).
+/// the elements `dims` describe and `axis` must be one of its axes (the writer checks both).
 pub fn quantize_weights(w: &[f32], dims: &[i64], axis: usize) -> (Vec<i8>, Vec<f32>) {
     let channels = dims[axis] as usize;
     let inner: usize = dims[axis + 1..].iter().product::<i64>() as usize;

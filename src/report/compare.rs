@@ -116,24 +116,28 @@ impl Judge {
 /// What differs between the runs' identities.
 pub fn mismatches(old: &BenchReport, new: &BenchReport) -> Vec<String> {
     let mut m = Vec::new();
-    if old.context.device_model != new.context.device_model {
-        m.push(format!(
-            "device: '{}' vs '{}'",
-            old.context.device_model, new.context.device_model
-        ));
-    }
-    if old.context.nvpmodel != new.context.nvpmodel {
-        m.push(format!(
-            "power mode: {:?} vs {:?}",
-            old.context.nvpmodel, new.context.nvpmodel
-        ));
-    }
-    if old.executor.backend != new.executor.backend {
-        m.push(format!(
-            "backend: {} vs {}",
-            old.executor.backend, new.executor.backend
-        ));
-    }
+    // One mismatch line per field that differs, with both values.
+    let mut differ = |what: &str, a: String, b: String| {
+        if a != b {
+            m.push(format!("{what}: {a} vs {b}"));
+        }
+    };
+    let (oc, nc) = (&old.context, &new.context);
+    differ(
+        "device",
+        format!("'{}'", oc.device_model),
+        format!("'{}'", nc.device_model),
+    );
+    differ(
+        "power mode",
+        format!("{:?}", oc.nvpmodel),
+        format!("{:?}", nc.nvpmodel),
+    );
+    differ(
+        "backend",
+        old.executor.backend.clone(),
+        new.executor.backend.clone(),
+    );
     if old.executor.artifact_sha256 != new.executor.artifact_sha256 {
         m.push(format!(
             "engine/model: {} (sha256 {:.12}) vs {} (sha256 {:.12})",

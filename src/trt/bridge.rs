@@ -32,7 +32,7 @@ pub trait BatchSource: Send {
     fn next_batch(&mut self) -> Result<Option<Vec<HostTensor>>>;
 }
 
-/// Where the calibration cache lives. The calibration issue's provenance-checked cache file
+/// Where the calibration cache lives. The provenance-checked cache file of the build pipeline
 /// implements it: `read` refuses a cache made from other inputs with `Err` (typically
 /// [`Error::Stale`]), `Ok(None)` means "no cache, calibrate".
 pub trait CacheStore: Send {
@@ -41,7 +41,7 @@ pub trait CacheStore: Send {
 }
 
 /// Memory TensorRT reads a batch from. In a real build this is device memory
-/// ([`crate::cuda::DeviceBindings`] with the `cuda` feature); `upload` must leave the data
+/// (`crate::cuda::DeviceBindings` with the `cuda` feature); `upload` must leave the data
 /// complete (synchronised) before it returns, because TensorRT launches on its own stream.
 pub trait BindingMemory: Send {
     /// Copy `data` into the buffer kept for `name` and return the address TensorRT reads.
@@ -504,6 +504,33 @@ pub(crate) mod testing {
         }
     }
 
+    /// Call getBatch through the C ABI the way TensorRT does, for one input; returns
+    /// (rc, binding). `cb` must come from a live state.
+    pub fn get_batch(cb: &CalibratorCallbacks, name: &str) -> (i32, *mut c_void) {
+        let cname = std::ffi::CString::new(name).unwrap();
+        let names = [cname.as_ptr()];
+        let mut bindings = [std::ptr::null_mut::<c_void>()];
+        // SAFETY: valid arrays of one element; the caller keeps the state behind `cb` alive.
+        let rc =
+            unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
+        (rc, bindings[0])
+    }
+
+    /// Call readCalibrationCache through the C ABI; returns (rc, a copy of the bytes).
+    pub fn read_cache(cb: &CalibratorCallbacks) -> (i32, Vec<u8>) {
+        let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
+        // SAFETY: valid out-pointers; the caller keeps the state behind `cb` alive.
+        let rc = unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) };
+        let bytes = if p.is_null() {
+            assert_eq!(n, 0, "a null cache pointer with a length");
+            vec![]
+        } else {
+            // SAFETY: the state keeps the bytes alive until the next call.
+            unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) }.to_vec()
+        };
+        (rc, bytes)
+    }
+
     /// Host buffers, one per input name, allocated once (stable addresses).
     #[derive(Default)]
     pub struct HostBindings {
@@ -533,7 +560,6 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
-    use std::ffi::CString;
 
     fn state(src: CountingSource, cache: Option<MemCache>) -> Box<CalibratorState> {
         CalibratorState::new(
@@ -541,17 +567,6 @@ mod tests {
             cache.map(|c| Box::new(c) as Box<dyn CacheStore>),
             Box::new(HostBindings::default()),
         )
-    }
-
-    /// Call getBatch through the C ABI the way TensorRT does; returns (rc, pointer).
-    fn get_batch(cb: &CalibratorCallbacks, name: &str) -> (i32, *mut c_void) {
-        let cname = CString::new(name).unwrap();
-        let names = [cname.as_ptr()];
-        let mut bindings = [std::ptr::null_mut::<c_void>()];
-        // SAFETY: valid arrays of one element, `cb.user` is a live state.
-        let rc =
-            unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
-        (rc, bindings[0])
     }
 
     #[test]
@@ -637,13 +652,7 @@ mod tests {
         let cache = MemCache::default();
         let mut s = state(CountingSource::new(1, 4, 1), Some(cache.clone()));
         let cb = s.callbacks();
-        let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
-        assert_eq!(
-            // SAFETY: valid out-pointers, live state.
-            unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) },
-            0
-        );
-        assert!(p.is_null() && n == 0);
+        assert_eq!(read_cache(&cb), (0, vec![]));
         let text = b"TRT-8601-EntropyCalibration2\nimages: 3c010a14\n";
         assert_eq!(
             // SAFETY: `text` is readable for its length.
@@ -653,15 +662,7 @@ mod tests {
         assert_eq!(cache.bytes.lock().unwrap().as_deref(), Some(&text[..]));
 
         let mut s2 = state(CountingSource::new(1, 4, 1), Some(cache));
-        let cb2 = s2.callbacks();
-        assert_eq!(
-            // SAFETY: as above.
-            unsafe { cb2.read_cache.unwrap()(cb2.user, &mut p, &mut n) },
-            1
-        );
-        // SAFETY: the state keeps the bytes alive until the next call.
-        let got = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) };
-        assert_eq!(got, text);
+        assert_eq!(read_cache(&s2.callbacks()), (1, text.to_vec()));
         assert!(s2.finish().unwrap().cache_used);
     }
 
@@ -673,13 +674,7 @@ mod tests {
         };
         let mut s = state(CountingSource::new(1, 4, 3), Some(cache));
         let cb = s.callbacks();
-        let (mut p, mut n) = (std::ptr::null::<c_void>(), 0usize);
-        assert_eq!(
-            // SAFETY: valid out-pointers, live state.
-            unsafe { cb.read_cache.unwrap()(cb.user, &mut p, &mut n) },
-            -1
-        );
-        assert!(p.is_null() && n == 0);
+        assert_eq!(read_cache(&cb), (-1, vec![]));
         assert_eq!(
             get_batch(&cb, "images").0,
             -1,
@@ -718,24 +713,14 @@ mod tests {
             Box::new(DeviceBindings::new(g.clone())),
         );
         let cb = state.callbacks();
-        let name = std::ffi::CString::new("images").unwrap();
-        let names = [name.as_ptr()];
         for batch in &want {
-            let mut bindings = [std::ptr::null_mut::<c_void>()];
-            // SAFETY: one-element arrays, live state.
-            let rc =
-                unsafe { cb.get_batch.unwrap()(cb.user, bindings.as_mut_ptr(), names.as_ptr(), 1) };
+            let (rc, ptr) = get_batch(&cb, "images");
             assert_eq!(rc, 1);
-            // SAFETY: `bindings[0]` is a live device allocation of 10 floats owned by the state.
-            let host = unsafe { read_device(&g, bindings[0], 10) };
+            // SAFETY: `ptr` is a live device allocation of 10 floats owned by the state.
+            let host = unsafe { read_device(&g, ptr, 10) };
             assert_eq!(&host, batch);
         }
-        let mut end = [std::ptr::null_mut::<c_void>()];
-        assert_eq!(
-            // SAFETY: as above.
-            unsafe { cb.get_batch.unwrap()(cb.user, end.as_mut_ptr(), names.as_ptr(), 1) },
-            0
-        );
+        assert_eq!(get_batch(&cb, "images").0, 0);
         assert_eq!(state.finish().unwrap().batches, 3);
     }
 }

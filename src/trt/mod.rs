@@ -3,11 +3,11 @@
 //!
 //! Layers, as cudarc has them:
 //! - `sys`: the raw bindings of `sys/trtforge_shim.h` (feature `tensorrt`);
-//! - [`result`](mod@result): statuses to `Result`s with TensorRT's message (feature `tensorrt`);
+//! - `result`: statuses to `Result`s with TensorRT's message (feature `tensorrt`);
 //! - `safe`: owning handles, one file per TensorRT object (feature `tensorrt`);
 //! - [`bridge`]: the calibrator bridge's Rust side, pure Rust behind a C ABI (always compiled,
 //!   so it is tested everywhere);
-//! - [`probe`]: is libnvinfer here, and which version (always compiled, for `doctor`);
+//! - [`mod@probe`]: is libnvinfer here, and which version (always compiled, for `doctor`);
 //! - [`version`]: TensorRT version numbers and what each version has.
 
 pub mod bridge;

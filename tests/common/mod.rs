@@ -89,3 +89,14 @@ pub fn real_input(model: &Path, shape: &[usize]) -> ndarray::ArrayD<f32> {
     assert_eq!(x.shape(), shape);
     x
 }
+
+/// The JSON a finished command printed, asserting it succeeded (stderr in the message).
+pub fn json_output(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}

@@ -3,7 +3,7 @@
 //! Layouts (see `../shared/reference/power/INA3221_AND_TEGRASTATS_FACTS.md` §1):
 //! - mainline hwmon driver (JetPack 5/6/7): `<sysfs>/bus/i2c/drivers/ina3221/<bus>-<addr>/hwmon/hwmon<N>/`
 //!   with `in<k>_label`, `in<k>_input` (mV), `curr<k>_input` (mA), k = 1..3. There is no
-//!   power file: P[mW] = mV × mA / 1000 (the raw product is µW). `N` is not stable across
+//!   power file: P(mW) = mV × mA / 1000 (the raw product is µW). `N` is not stable across
 //!   boots or boards, so it is always discovered by listing, never assumed. Channel 7 is the
 //!   "sum of shunt voltages", not a rail. Fallback: `<sysfs>/bus/i2c/devices/*/hwmon/hwmon*`
 //!   whose `name` is `ina3221`.

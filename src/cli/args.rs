@@ -1,0 +1,20 @@
+//! Arguments several subcommands share.
+
+use std::path::PathBuf;
+
+/// A recipe, and the model and images a command runs over instead of the recipe's.
+#[derive(clap::Args)]
+pub struct RecipeImages {
+    /// Recipe (YAML): model and input contract (and, for eval, the decoder and eval set).
+    pub recipe: PathBuf,
+    /// Use this model instead of the recipe's (same input contract).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Images (folder or list file) instead of the recipe's (its eval images, else its
+    /// calibration images).
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Use at most N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
