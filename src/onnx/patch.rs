@@ -415,6 +415,68 @@ mod tests {
     }
 
     #[test]
+    fn constants_are_replaced_in_place_and_nodes_removed_with_their_uses_rewired() {
+        use crate::onnx::{tensor, tensor_attr};
+        let mut m = tiny_detector(16);
+        // A Constant node feeding a Mul after the head, as some exporters store weights.
+        let g0 = m.proto.graph.mut_or_insert_default();
+        g0.node.push(node(
+            "Constant",
+            "k",
+            &[],
+            &["k.out"],
+            vec![tensor_attr("value", float_tensor("", &[1], vec![3.0]))],
+        ));
+        g0.node.push(node(
+            "Mul",
+            "scale",
+            &["scores", "k.out"],
+            &["scaled"],
+            vec![],
+        ));
+        g0.output[0].name = "scaled".into();
+        let g = Graph::new(&m);
+        let mut p = Patch::new(&g);
+        // Keep 4 of the head's 45 output channels; the Constant becomes 0.5.
+        let w = g.initializer("head.weight").unwrap();
+        p.replace_constant(tensor::slice_axis(w, 0, &[0, 1, 2, 44]).unwrap())
+            .unwrap();
+        p.replace_constant(float_tensor("k.out", &[1], vec![0.5]))
+            .unwrap();
+        assert!(p
+            .replace_constant(float_tensor("scores", &[1], vec![0.0]))
+            .is_err());
+        // Drop the final Sigmoid: its reader takes the head's output instead.
+        let act = g.producer("scores").unwrap();
+        p.remove_node(act);
+        p.replace_uses("scores", "head.out");
+        let out = p.apply().unwrap();
+        let og = Graph::new(&out);
+        assert_eq!(
+            og.initializer("head.weight").unwrap().dims,
+            vec![4, 27, 1, 1]
+        );
+        // The initializer keeps its place in the list.
+        let pos = |m: &Model| {
+            m.proto
+                .graph
+                .initializer
+                .iter()
+                .position(|t| t.name == "head.weight")
+        };
+        assert_eq!(pos(&out), pos(&m));
+        let k = og.constant("k.out").unwrap();
+        assert_eq!(tensor::read_f32(k).unwrap(), vec![0.5]);
+        assert!(
+            k.name.is_empty(),
+            "a Constant's value is named by its output"
+        );
+        assert!(og.producer("scores").is_none());
+        let mul = og.node(og.producer("scaled").unwrap());
+        assert_eq!(mul.input[0], "head.out");
+    }
+
+    #[test]
     fn unknown_fields_metadata_and_ir3_inputs_survive() {
         let mut m = tiny_detector(16);
         m.proto.doc_string = "keep me".into();
