@@ -74,6 +74,7 @@ pub enum Outcome {
     Built {
         plan: BuildPlan,
         manifest: Box<Manifest>,
+        calibration: Option<CalibrationStep>,
     },
     /// Every CPU step is done, but a step needs what this machine lacks.
     Unavailable {
@@ -120,6 +121,8 @@ pub fn run(job: &BuildJob, opts: BuildOptions) -> Result<Outcome> {
                     force: true, // `prepare` already refused a stale cache unless forced
                     ..Default::default()
                 };
+                // Images are fed: the whole input contract must fit the model.
+                crate::recipe::check_contract(&job.origin, &job.model, &job.input)?;
                 match calibrate(&p.job, &copts) {
                     Ok(report) => {
                         plan.steps.push(format!(
@@ -174,7 +177,7 @@ fn build_with_tensorrt(
     job: &BuildJob,
     plan: BuildPlan,
     prep: Option<CalibrationPrep>,
-    _step: Option<CalibrationStep>,
+    step: Option<CalibrationStep>,
     _tensorrt: TensorRtStatus,
 ) -> Result<Outcome> {
     let mut calib = CalibrationInputs::default();
@@ -188,6 +191,7 @@ fn build_with_tensorrt(
     Ok(Outcome::Built {
         plan,
         manifest: Box::new(manifest),
+        calibration: step,
     })
 }
 

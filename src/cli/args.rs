@@ -7,11 +7,11 @@ use std::path::PathBuf;
 pub struct RecipeImages {
     /// Recipe (YAML): model and input contract (and, for eval, the decoder and eval set).
     pub recipe: PathBuf,
-    /// Use this model instead of the recipe's (same input contract).
+    /// Use this model instead of the recipe's (same input contract; for eval, same decoder).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Images (folder or list file) instead of the recipe's (its eval images, else its
-    /// calibration images).
+    /// Images (folder or list file) instead of the recipe's: eval reads the eval section's;
+    /// run reads the eval section's, else the calibration section's.
     #[arg(long)]
     pub images: Option<PathBuf>,
     /// Use at most N images.

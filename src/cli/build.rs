@@ -23,6 +23,12 @@ pub struct BuildArgs {
     pub cpu_calibration: bool,
 }
 
+fn warn_skipped(calibration: Option<&trtforge::build::CalibrationStep>) {
+    for s in calibration.iter().flat_map(|c| &c.skipped) {
+        eprintln!("warning: skipped unreadable image {s}");
+    }
+}
+
 pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let loaded = LoadedRecipe::load(&args.recipe)?;
     let opts = BuildOptions {
@@ -31,7 +37,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     };
     match trtforge::build::run(&loaded.build_job()?, opts)? {
         #[cfg(feature = "tensorrt")]
-        Outcome::Built { plan, manifest: m } => {
+        Outcome::Built {
+            plan,
+            manifest: m,
+            calibration,
+        } => {
+            warn_skipped(calibration.as_ref());
             if args.json {
                 println!(
                     "{}",
@@ -56,9 +67,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
             tensorrt,
             missing,
         } => {
-            for s in calibration.iter().flat_map(|c| &c.skipped) {
-                eprintln!("warning: skipped unreadable image {s}");
-            }
+            warn_skipped(calibration.as_ref());
             if args.json {
                 let out = serde_json::json!({
                     "status": "unavailable",

@@ -96,8 +96,21 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: trtforge's messages already say
+/// their cause (an ONNX Runtime or callback error keeps it as its source too).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg = format!("{msg}: {c}");
+        }
+    }
+    msg
 }

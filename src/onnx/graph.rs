@@ -49,7 +49,7 @@ pub fn arity(op: &str) -> Option<((usize, usize), (usize, usize))> {
         "Pad" => ((1, 4), one),
         "Slice" => ((1, 5), one),
         "TopK" => ((1, 2), (2, 2)),
-        "BatchNormalization" => ((5, 5), (1, 3)),
+        "BatchNormalization" => ((5, 5), (1, 5)),
         "Constant" => ((0, 0), one),
         _ => return None,
     })
@@ -244,23 +244,31 @@ impl<'m> Graph<'m> {
         out
     }
 
-    /// Every name in use: tensors, nodes, initializers, inputs, outputs and value infos.
+    /// Every name in use: tensors, nodes, initializers, inputs, outputs and value infos, in
+    /// the graph and in every subgraph (a new name must not shadow a subgraph's own).
     pub fn names(&self) -> HashSet<String> {
-        let g = self.proto();
-        let mut s: HashSet<String> = HashSet::new();
-        for n in &g.node {
-            s.insert(n.name.clone());
-            s.extend(n.input.iter().cloned());
-            s.extend(n.output.iter().cloned());
+        fn collect(g: &GraphProto, s: &mut HashSet<String>) {
+            for n in &g.node {
+                s.insert(n.name.clone());
+                s.extend(n.input.iter().cloned());
+                s.extend(n.output.iter().cloned());
+                for a in &n.attribute {
+                    for sub in a.g.as_ref().into_iter().chain(&a.graphs) {
+                        collect(sub, s);
+                    }
+                }
+            }
+            s.extend(g.initializer.iter().map(|t| t.name.clone()));
+            s.extend(
+                g.input
+                    .iter()
+                    .chain(&g.output)
+                    .chain(&g.value_info)
+                    .map(|v| v.name.clone()),
+            );
         }
-        s.extend(g.initializer.iter().map(|t| t.name.clone()));
-        s.extend(
-            g.input
-                .iter()
-                .chain(&g.output)
-                .chain(&g.value_info)
-                .map(|v| v.name.clone()),
-        );
+        let mut s = HashSet::new();
+        collect(self.proto(), &mut s);
         s.remove("");
         s
     }

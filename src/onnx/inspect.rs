@@ -155,8 +155,11 @@ pub fn input_shape(
         })
 }
 
+/// Element count, saturating (a hostile model's dims must not overflow a statistic).
 fn elements(dims: &[i64]) -> u64 {
-    dims.iter().map(|&d| d.max(0) as u64).product()
+    dims.iter()
+        .map(|&d| d.max(0) as u64)
+        .fold(1u64, u64::saturating_mul)
 }
 
 /// Inspect without running anything; MACs need shapes from [`inspect_with_shapes`].
@@ -170,8 +173,8 @@ pub fn inspect(model: &Model) -> Inspection {
     let (mut params, mut param_bytes) = (0u64, 0u64);
     for (_, t) in graph.constants() {
         let n = elements(&t.dims);
-        params += n;
-        param_bytes += n * dtype_size(t.data_type);
+        params = params.saturating_add(n);
+        param_bytes = param_bytes.saturating_add(n.saturating_mul(dtype_size(t.data_type)));
     }
     let mut warnings = support_warnings(model);
     if model.opset() < 13 {
@@ -262,7 +265,7 @@ fn layer_macs(graph: &Graph, shapes: &HashMap<String, Vec<usize>>) -> Vec<LayerM
                 .map(|t| t.dims.iter().map(|&d| d.max(0) as usize).collect())
         })
     };
-    let prod = |d: &[usize]| d.iter().map(|&x| x as u64).product::<u64>();
+    let prod = |d: &[usize]| d.iter().map(|&x| x as u64).fold(1u64, u64::saturating_mul);
     let mut out = Vec::new();
     for (_, n) in graph.nodes() {
         let (Some(o), Some(a)) = (
@@ -274,15 +277,15 @@ fn layer_macs(graph: &Graph, shapes: &HashMap<String, Vec<usize>>) -> Vec<LayerM
         let w = n.input.get(1).and_then(|w| dims_of(w));
         let macs = match (n.op_type.as_str(), w) {
             // Each output element is a dot product over (Cin/groups) * kernel.
-            ("Conv", Some(w)) if w.len() >= 2 => prod(&o) * prod(&w[1..]),
+            ("Conv", Some(w)) if w.len() >= 2 => prod(&o).saturating_mul(prod(&w[1..])),
             // Each input element is scattered over (Cout/groups) * kernel outputs.
-            ("ConvTranspose", Some(w)) if w.len() >= 2 => prod(&a) * prod(&w[1..]),
+            ("ConvTranspose", Some(w)) if w.len() >= 2 => prod(&a).saturating_mul(prod(&w[1..])),
             ("Gemm", Some(_)) => {
                 let trans_a = attr::int(n, "transA").ok().flatten().unwrap_or(0) != 0;
                 let k = if trans_a { a.first() } else { a.get(1) };
-                prod(&o) * k.copied().unwrap_or(0) as u64
+                prod(&o).saturating_mul(k.copied().unwrap_or(0) as u64)
             }
-            ("MatMul", Some(_)) => prod(&o) * a.last().copied().unwrap_or(0) as u64,
+            ("MatMul", Some(_)) => prod(&o).saturating_mul(a.last().copied().unwrap_or(0) as u64),
             _ => continue,
         };
         out.push(LayerMacs {

@@ -106,7 +106,8 @@ impl Model {
 }
 
 /// A truncated file can still parse (protobuf stops at a field boundary), but then tensors go
-/// missing: every node input and graph output must come from an input, an initializer or a node.
+/// missing: every tensor a node reads (its inputs, and what its subgraphs read from outside)
+/// and every graph output must come from an input, an initializer or a node.
 pub(crate) fn check_connected(proto: &ModelProto) -> std::result::Result<(), String> {
     use std::collections::HashSet;
     let g = &proto.graph;
@@ -124,12 +125,13 @@ pub(crate) fn check_connected(proto: &ModelProto) -> std::result::Result<(), Str
     let missing = g
         .node
         .iter()
-        .flat_map(|n| n.input.iter().map(move |i| (n, i)))
-        .find(|(_, i)| !i.is_empty() && !known.contains(i.as_str()));
+        .flat_map(|n| super::node_reads(n).into_iter().map(move |i| (n, i)))
+        .find(|(_, i)| !known.contains(i.as_str()));
     if let Some((n, i)) = missing {
         return Err(format!(
             "node '{}' ({}) reads '{i}', which no input, initializer or node provides: the file is truncated or corrupt; re-export it",
-            n.name, n.op_type
+            super::node_key(n),
+            n.op_type
         ));
     }
     if let Some(o) = g.output.iter().find(|o| !known.contains(o.name.as_str())) {

@@ -23,6 +23,10 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 pub struct Patch<'g, 'm> {
     graph: &'g Graph<'m>,
     used: HashSet<String>,
+    /// Names handed out by `fresh`: the only ones new tensors, nodes and initializers may use.
+    fresh: HashSet<String>,
+    /// Edits that cannot be applied, reported by `apply`.
+    refused: Vec<String>,
     before: BTreeMap<usize, Vec<NodeProto>>,
     replaced: HashMap<usize, NodeProto>,
     removed: HashSet<usize>,
@@ -37,6 +41,8 @@ impl<'g, 'm> Patch<'g, 'm> {
         Patch {
             graph,
             used: graph.names(),
+            fresh: HashSet::new(),
+            refused: Vec::new(),
             before: BTreeMap::new(),
             replaced: HashMap::new(),
             removed: HashSet::new(),
@@ -60,15 +66,18 @@ impl<'g, 'm> Patch<'g, 'm> {
             name = format!("{base}_{k}");
             k += 1;
         }
+        self.fresh.insert(name.clone());
         name
     }
 
-    /// Add an initializer; its name must come from [`Patch::fresh`].
+    /// Add an initializer; its name must come from [`Patch::fresh`] (else `apply` refuses).
     pub fn add_initializer(&mut self, t: TensorProto) {
-        debug_assert!(
-            self.used.contains(&t.name),
-            "initializer name not from fresh()"
-        );
+        if !self.fresh.remove(&t.name) {
+            self.refused.push(format!(
+                "new initializer '{}' was not named by Patch::fresh (it may clash)",
+                t.name
+            ));
+        }
         self.new_initializers.push(t);
     }
 
@@ -87,6 +96,14 @@ impl<'g, 'm> Patch<'g, 'm> {
     /// Insert `n` just before node `id` (after earlier insertions before it). Its outputs must
     /// be fresh names.
     pub fn insert_before(&mut self, id: NodeId, n: NodeProto) {
+        if id.0 >= self.graph.len() {
+            self.refused.push(format!(
+                "node '{}' inserted before node #{} of a graph of {} nodes",
+                super::node_key(&n),
+                id.0,
+                self.graph.len()
+            ));
+        }
         self.before.entry(id.0).or_default().push(n);
     }
 
@@ -115,9 +132,18 @@ impl<'g, 'm> Patch<'g, 'm> {
         n.input[slot] = tensor.to_string();
     }
 
-    /// Every node that reads `from` as an input reads `to` instead.
+    /// Every node that reads `from` as an input reads `to` instead. A node that reads `from`
+    /// inside a subgraph cannot be rewired here: `apply` refuses it.
     pub fn replace_uses(&mut self, from: &str, to: &str) {
         for &id in self.graph.consumers(from) {
+            let direct = self.graph.node(id).input.iter().any(|i| i == from);
+            if !direct {
+                self.refused.push(format!(
+                    "node '{}' reads '{from}' inside a subgraph; rewiring subgraphs is not supported",
+                    self.graph.key(id)
+                ));
+                continue;
+            }
             let n = self.node_mut(id);
             for i in n.input.iter_mut().filter(|i| *i == from) {
                 *i = to.to_string();
@@ -139,6 +165,15 @@ impl<'g, 'm> Patch<'g, 'm> {
             path: model.path.clone(),
             msg,
         };
+        if let Some(r) = self.refused.first() {
+            return Err(err(format!("cannot apply the rewrite: {r}")));
+        }
+        if let Some(&i) = self.removed.iter().find(|i| self.replaced.contains_key(i)) {
+            return Err(err(format!(
+                "cannot apply the rewrite: node '{}' is both removed and rewritten",
+                self.graph.key(NodeId(i))
+            )));
+        }
         let g = out.proto.graph.mut_or_insert_default();
         let old = std::mem::take(&mut g.node);
         let mut touched: Vec<bool> = Vec::with_capacity(old.len());
@@ -173,8 +208,14 @@ impl<'g, 'm> Patch<'g, 'm> {
                 {
                     let mut c = c.clone();
                     c.name = String::new(); // a Constant's value is named by its output
-                    let a = n.attribute.iter_mut().find(|a| a.name == "value");
-                    a.expect("graph view found a value").t = Some(c).into();
+                    let key = super::node_key(n);
+                    let Some(a) = n.attribute.iter_mut().find(|a| a.name == "value") else {
+                        return Err(err(format!(
+                            "node '{key}' (Constant) has no `value` tensor to replace \
+                             (is its output name also an initializer's?)"
+                        )));
+                    };
+                    a.t = Some(c).into();
                 }
             }
             if t {
@@ -344,7 +385,9 @@ mod tests {
         );
         p.set_input(head, 0, "scaled");
         let out = p.apply().unwrap();
-        assert!(g.producer("pruned_act.out").is_some());
+        let og = Graph::new(&out);
+        assert_eq!(og.node(og.producer("scaled").unwrap()).name, "double");
+        assert_eq!(og.consumers("pruned_act.out").len(), 1);
         let ops = node_names(&out);
         assert_eq!(
             ops,
@@ -502,5 +545,91 @@ mod tests {
         assert!(!og.initializer.iter().any(|t| t.name == "head.bias"));
         assert!(!og.input.iter().any(|i| i.name == "head.bias"));
         assert_eq!(og.input.len(), 1);
+    }
+
+    /// An If node whose branch reads `pruned_act.out` from the outer graph.
+    fn with_if_reading_pruned_act() -> Model {
+        use onnx_protobuf::{AttributeProto, GraphProto};
+        let mut m = tiny_detector(16);
+        let mut body = GraphProto::new();
+        body.name = "then".into();
+        body.node.push(node(
+            "Identity",
+            "inner",
+            &["pruned_act.out"],
+            &["inner.out"],
+            vec![],
+        ));
+        body.output.push(value_info("inner.out", &[1]));
+        let mut a = AttributeProto::new();
+        a.name = "then_branch".into();
+        a.type_ = onnx_protobuf::attribute_proto::AttributeType::GRAPH.into();
+        a.g = protobuf::MessageField::some(body.clone());
+        let mut e = a.clone();
+        e.name = "else_branch".into();
+        let g0 = m.proto.graph.mut_or_insert_default();
+        g0.initializer.push(onnx_protobuf::TensorProto {
+            name: "flag".into(),
+            data_type: onnx_protobuf::tensor_proto::DataType::BOOL as i32,
+            int32_data: vec![1],
+            ..Default::default()
+        });
+        let mut branch = node("If", "branch", &["flag"], &["picked"], vec![]);
+        branch.attribute = vec![a, e];
+        g0.node.push(branch);
+        g0.output.push(value_info("picked", &[1]));
+        m
+    }
+
+    #[test]
+    fn subgraph_reads_count_and_cannot_be_rewired() {
+        let m = with_if_reading_pruned_act();
+        let g = Graph::new(&m);
+        // The branch reads it: it is a consumer, and a name used inside is not fresh.
+        let branch = g.producer("picked").unwrap();
+        assert!(g.consumers("pruned_act.out").contains(&branch));
+        let mut p = Patch::new(&g);
+        assert_eq!(p.fresh("inner.out"), "inner.out_1");
+        // Rewiring the outer tensor would leave the branch reading the old name: refused.
+        let mut p = Patch::new(&g);
+        p.replace_uses("pruned_act.out", "stem_act.out");
+        let e = p.apply().unwrap_err().to_string();
+        assert!(e.contains("'branch'") && e.contains("subgraph"), "{e}");
+        // Removing the producer leaves the branch's read unmet: refused, naming the reader.
+        let mut p = Patch::new(&g);
+        p.remove_node(g.producer("pruned_act.out").unwrap());
+        p.replace_uses("pruned_act.out", "pruned.out");
+        assert!(p.apply().is_err());
+        let mut p = Patch::new(&g);
+        let head = g.producer("head.out").unwrap();
+        p.remove_node(g.producer("pruned_act.out").unwrap());
+        p.set_input(head, 0, "pruned.out");
+        let e = p.apply().unwrap_err().to_string();
+        assert!(
+            e.contains("pruned_act.out") && e.contains("'branch'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn names_not_from_fresh_and_edits_out_of_range_are_refused() {
+        let m = tiny_detector(16);
+        let g = Graph::new(&m);
+        let mut p = Patch::new(&g);
+        p.add_initializer(float_tensor("head.weight", &[], vec![1.0]));
+        let e = p.apply().unwrap_err().to_string();
+        assert!(e.contains("'head.weight'") && e.contains("fresh"), "{e}");
+        let mut p = Patch::new(&g);
+        p.insert_before(
+            NodeId(g.len() + 3),
+            node("Identity", "lost", &["images"], &["lost.out"], vec![]),
+        );
+        assert!(p.apply().unwrap_err().to_string().contains("'lost'"));
+        let mut p = Patch::new(&g);
+        let head = g.producer("head.out").unwrap();
+        p.remove_node(head);
+        p.set_input(head, 0, "images");
+        let e = p.apply().unwrap_err().to_string();
+        assert!(e.contains("both removed and rewritten"), "{e}");
     }
 }

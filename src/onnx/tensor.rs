@@ -209,6 +209,11 @@ pub fn slice_axis(t: &TensorProto, axis: usize, keep: &[usize]) -> Result<Tensor
     }
     let outer = element_count(&dims[..axis])?;
     let inner = element_count(&dims[axis + 1..])?;
+    // The result's size, checked (`keep` may repeat indices).
+    outer
+        .checked_mul(keep.len())
+        .and_then(|v| v.checked_mul(inner))
+        .ok_or_else(|| format!("tensor '{}': slicing {dims:?} overflows", t.name))?;
     let pick = |n: usize| -> Vec<usize> {
         // Element indices of the result, in order, for a tensor of `n` elements.
         debug_assert_eq!(n, outer * len * inner);
@@ -223,6 +228,15 @@ pub fn slice_axis(t: &TensorProto, axis: usize, keep: &[usize]) -> Result<Tensor
     };
     let mut out = t.clone();
     out.dims[axis] = keep.len() as i64;
+    if element_count(&out.dims)? == 0 {
+        // Nothing to gather: an empty keep list, or another axis of length 0 (the indices were
+        // checked against `len`, so an empty `axis` has an empty `keep`).
+        out.raw_data.clear();
+        out.float_data.clear();
+        out.int32_data.clear();
+        out.int64_data.clear();
+        return Ok(out);
+    }
     let raw = !t.raw_data.is_empty();
     let size = match data_type(t) {
         Some(DataType::FLOAT) => 4,

@@ -21,7 +21,12 @@ pub fn upgrade_opset(model: &Model, to: i64) -> Result<Model> {
     let g = Graph::new(model);
     let mut p = Patch::new(&g);
     for (id, n) in g.nodes().filter(|(id, _)| g.is_standard(*id)) {
-        let key = g.key(id);
+        // New initializers are named after the node's name, else its first output (not the
+        // `node_of_` key: rewritten models keep the names they have always had).
+        let base = match (n.name.is_empty(), n.output.first()) {
+            (true, Some(o)) => o.clone(),
+            _ => n.name.clone(),
+        };
         let moved = match n.op_type.as_str() {
             "Split" => Some("split"),
             "Squeeze" | "Unsqueeze" | "ReduceSum" => Some("axes"),
@@ -30,7 +35,13 @@ pub fn upgrade_opset(model: &Model, to: i64) -> Result<Model> {
         if let Some(name) = moved {
             if let Some(values) = g.attr_ints(id, name)? {
                 g.check_arity(id)?;
-                let t = p.fresh(&format!("{key}_{name}"));
+                if g.optional_input(id, 1).is_some() {
+                    return Err(g.error(
+                        id,
+                        format!("has both an input 1 and a `{name}` attribute; the model is malformed: re-export it"),
+                    ));
+                }
+                let t = p.fresh(&format!("{base}_{name}"));
                 p.add_initializer(int64_tensor(&t, values));
                 let node = p.node_mut(id);
                 attr::take(node, name);

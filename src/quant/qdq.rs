@@ -103,9 +103,8 @@ enum Decision {
     },
 }
 
-/// The output-channel axis of a layer's weight of rank `rank` (Gemm honours transB); an
-/// ONNX error for a rank the op does not allow, `Ok(None)` for a valid weight with no
-/// output-channel axis (a 1-D MatMul operand).
+/// The per-channel axis of a layer's weight of rank `rank` (Gemm honours transB; a 1-D MatMul
+/// operand gets one scale per element); an ONNX error for a rank the op does not allow.
 fn weight_axis(g: &Graph, id: NodeId, rank: usize) -> Result<Option<usize>> {
     let n = g.node(id);
     let bad = |want: &str| {
@@ -124,7 +123,6 @@ fn weight_axis(g: &Graph, id: NodeId, rank: usize) -> Result<Option<usize>> {
             1
         })),
         "MatMul" if rank == 0 => bad("rank 1 or more"),
-        "MatMul" if rank == 1 => Ok(None),
         "MatMul" => Ok(Some(rank - 1)),
         _ => Ok(Some(0)),
     }
@@ -211,6 +209,9 @@ fn decide(
     let weight = match float_const {
         Some(t) => {
             let values = tensor::read_f32(t).map_err(|m| g.error(id, m))?;
+            if values.is_empty() {
+                return Ok(Decision::Skip(format!("weight '{w}' has no elements")));
+            }
             weight_axis(g, id, t.dims.len())?.map(|axis| Weight {
                 name: w.to_string(),
                 dims: t.dims.clone(),
@@ -221,12 +222,8 @@ fn decide(
         None => None,
     };
     if n.op_type != "MatMul" && weight.is_none() {
-        // A non-constant weight: no candidate (Q/DQ would not fuse).
-        return Ok(if g.is_constant(w) {
-            Decision::Skip("weight is not a float constant".into())
-        } else {
-            Decision::Untouched
-        });
+        // A computed weight: Q/DQ would not fuse into the layer.
+        return Ok(Decision::Skip("weight is not a float constant".into()));
     }
     Ok(Decision::Quantize { slots, weight })
 }
@@ -270,17 +267,17 @@ pub fn quantize(
     let mut w_dq: HashMap<String, String> = HashMap::new();
     for (id, n) in g.nodes() {
         let key = g.key(id);
-        let decision = decide(&g, id, ranges, &opts.ops)?;
-        let (slots, weight) = match decision {
+        // The plan's layers stay in float whatever they are (checked before anything else).
+        if g.is_standard(id) && op_enabled(&n.op_type, &opts.ops) && opts.keep_fp.contains(&key) {
+            summary
+                .skipped
+                .push((key, "kept in float by the plan".into()));
+            continue;
+        }
+        let (slots, weight) = match decide(&g, id, ranges, &opts.ops)? {
             Decision::Untouched => continue,
             Decision::Skip(why) => {
                 summary.skipped.push((key, why));
-                continue;
-            }
-            Decision::Quantize { .. } if opts.keep_fp.contains(&key) => {
-                summary
-                    .skipped
-                    .push((key, "kept in float by the plan".into()));
                 continue;
             }
             Decision::Quantize { slots, weight } => (slots, weight),

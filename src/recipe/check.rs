@@ -1,6 +1,7 @@
 //! Validation of a recipe against the files it names: the model's inputs and the image set.
 
-use super::LoadedRecipe;
+use super::{LoadedRecipe, RecipeOrigin};
+use crate::data::InputContract;
 use crate::error::{Error, Result};
 use crate::onnx::{self, Model};
 use serde::Serialize;
@@ -16,8 +17,8 @@ pub struct CheckReport {
     pub warnings: Vec<String>,
 }
 
-/// Load the model and check that the recipe's input contract fits it.
-pub fn check_model(recipe: &LoadedRecipe) -> Result<Model> {
+/// Load the recipe's model (the file must exist; external data is inlined and checked).
+pub fn load_model(recipe: &LoadedRecipe) -> Result<Model> {
     let path = recipe.model_path();
     if !path.is_file() {
         return Err(recipe.field_error(
@@ -25,23 +26,46 @@ pub fn check_model(recipe: &LoadedRecipe) -> Result<Model> {
             format!("{} does not exist; fix the path (relative paths resolve against the recipe's folder)", path.display()),
         ));
     }
-    let model = Model::load(&path)?;
-    let input = &recipe.recipe.input;
-    let ins = onnx::inspect(&model);
-    let Some(t) = ins.inputs.iter().find(|t| t.name == input.tensor) else {
-        let names: Vec<&str> = ins.inputs.iter().map(|t| t.name.as_str()).collect();
-        return Err(recipe.field_error(
-            "input.tensor",
-            format!(
-                "the model {} has no input '{}'; its inputs are: {}",
-                path.display(),
-                input.tensor,
-                names.join(", ")
-            ),
-        ));
-    };
+    Model::load(&path)
+}
+
+/// Load the model and check that the recipe's input contract fits it.
+pub fn check_model(recipe: &LoadedRecipe) -> Result<Model> {
+    let model = load_model(recipe)?;
+    check_contract(&recipe.origin(), &model, &recipe.recipe.input)?;
+    Ok(model)
+}
+
+/// The model has the contract's input.
+pub fn check_input_name(origin: &RecipeOrigin, model: &Model, input: &InputContract) -> Result<()> {
+    let ins = onnx::inspect(model);
+    if ins.inputs.iter().any(|t| t.name == input.tensor) {
+        return Ok(());
+    }
+    let names: Vec<&str> = ins.inputs.iter().map(|t| t.name.as_str()).collect();
+    Err(origin.field_error(
+        "input.tensor",
+        format!(
+            "the model {} has no input '{}'; its inputs are: {}",
+            model.path.display(),
+            input.tensor,
+            names.join(", ")
+        ),
+    ))
+}
+
+/// The contract fits the model's input: name, rank 4, the static dimensions, a float type.
+pub fn check_contract(origin: &RecipeOrigin, model: &Model, input: &InputContract) -> Result<()> {
+    check_input_name(origin, model, input)?;
+    let path = &model.path;
+    let ins = onnx::inspect(model);
+    let t = ins
+        .inputs
+        .iter()
+        .find(|t| t.name == input.tensor)
+        .expect("checked above");
     if t.shape.len() != 4 {
-        return Err(recipe.field_error(
+        return Err(origin.field_error(
             "input.shape",
             format!(
                 "input '{}' of {} has rank {}, expected NCHW (rank 4)",
@@ -59,7 +83,7 @@ pub fn check_model(recipe: &LoadedRecipe) -> Result<Model> {
                     .iter()
                     .map(|d| d.to_string().replace('"', ""))
                     .collect();
-                return Err(recipe.field_error(
+                return Err(origin.field_error(
                     "input.shape",
                     format!(
                         "{:?} does not match the model's input '{}' [{}] at axis {axis}; use the model's shape",
@@ -79,7 +103,7 @@ pub fn check_model(recipe: &LoadedRecipe) -> Result<Model> {
             t.dtype
         )));
     }
-    Ok(model)
+    Ok(())
 }
 
 /// Every check `trtforge check` runs.

@@ -6,6 +6,7 @@
 //! engine build, the benchmark) never see the YAML.
 
 use super::{check_model, LoadedRecipe};
+
 use super::{Algorithm, Builder, Calibration, Decoder, Precision, QuantOp, Target};
 use crate::data::set::default_labels_dir;
 use crate::data::{ImageSet, InputContract, OnUnreadable, Order};
@@ -393,9 +394,13 @@ impl LoadedRecipe {
         })
     }
 
+    /// The build's model is checked for the input's name only: an FP16/FP32 build takes its
+    /// shapes from the model and the profiles; the full contract is checked where images are
+    /// fed (CPU calibration, the TensorRT calibrator's bindings).
     pub fn build_job(&self) -> Result<BuildJob> {
         let r = &self.recipe;
-        let model = self.checked_model()?;
+        let model = Arc::new(super::load_model(self)?);
+        super::check_input_name(&self.origin(), &model, &r.input)?;
         let calibration = match &r.calibration {
             Some(_) => Some(self.calibration_job_for(model.clone(), &Default::default())?),
             None => None,

@@ -4,7 +4,7 @@ mod check;
 mod jobs;
 mod schema;
 
-pub use check::{check, check_model, CheckReport};
+pub use check::{check, check_contract, check_input_name, check_model, load_model, CheckReport};
 pub use jobs::*;
 
 pub use crate::trt::TrtVersion;
