@@ -1,4 +1,5 @@
-//! INA3221 discovery and reading on sysfs fixture trees that mirror the real layouts.
+//! INA3221 and INA238 discovery and reading on sysfs fixture trees that mirror the real
+//! layouts.
 
 mod common;
 mod measure_support;
@@ -6,8 +7,9 @@ mod measure_support;
 use measure_support::*;
 use std::time::{Duration, Instant};
 use trtforge::measure::energy;
+use trtforge::measure::power::ina238::Ina238;
 use trtforge::measure::power::ina3221::Ina3221;
-use trtforge::measure::power::{PowerSource, Sampler};
+use trtforge::measure::power::{self, PowerChoice, PowerSource, RunningSampler, Sampler};
 
 fn rails(s: &Ina3221) -> Vec<String> {
     s.channels().iter().map(|c| c.label.clone()).collect()
@@ -195,4 +197,389 @@ fn power_sample_cli_on_fixture() {
     let avg = v["energy"]["avg_w"].as_f64().unwrap();
     let want = (5088.0 * 550.0 + 5088.0 * 157.0 + 5024.0 * 660.0) / 1e6;
     assert!((avg - want).abs() / want < 1e-9, "{avg} vs {want}");
+}
+
+// ---- INA238 (Jetson AGX Thor carrier-board system input) ----
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(|s| s.as_str()).collect()
+}
+
+#[test]
+fn thor_ina238_is_discovered_once_across_sysfs_views() {
+    let t = tempfile::tempdir().unwrap();
+    agx_thor(t.path());
+    let s = Ina238::discover(t.path()).unwrap();
+    // drivers/ina238, devices/ and class/hwmon all link to one directory: one device.
+    assert_eq!(s.devices().len(), 1, "{:?}", s.devices());
+    let d = &s.devices()[0];
+    assert_eq!(d.rail, "VIN");
+    assert_eq!(d.chip, "2-0044");
+    assert!(d.has_power_file);
+    assert!(
+        d.dir.ends_with("2-0044/hwmon/hwmon3"),
+        "{}",
+        d.dir.display()
+    );
+    assert_eq!(s.name(), "ina238");
+    assert_eq!(s.rails(), ["VIN"]);
+    assert!(s.skipped().is_empty(), "{:?}", s.skipped());
+}
+
+#[test]
+fn ina238_is_found_through_each_sysfs_view_alone() {
+    // Only the driver directory.
+    let t = tempfile::tempdir().unwrap();
+    ina238_hwmon(
+        t.path(),
+        "bus/i2c/drivers/ina238/3-0045/hwmon/hwmon9",
+        "19200",
+        "1500",
+        Some("28812500"),
+    );
+    let s = Ina238::discover(t.path()).unwrap();
+    assert_eq!(s.devices()[0].chip, "3-0045");
+    // Only bus/i2c/devices, matched by the device's name file (the hwmon name missing), next
+    // to a non-INA238 chip.
+    let t = tempfile::tempdir().unwrap();
+    let d = "bus/i2c/devices/2-0044/hwmon/hwmon2";
+    ina238_hwmon(t.path(), d, "19100", "1000", None);
+    std::fs::remove_file(t.path().join(d).join("name")).unwrap();
+    write(t.path(), "bus/i2c/devices/2-0044/name", "ina238");
+    write(
+        t.path(),
+        "bus/i2c/devices/1-004c/hwmon/hwmon1/name",
+        "tmp451",
+    );
+    let mut s = Ina238::discover(t.path()).unwrap();
+    assert_eq!(s.devices().len(), 1);
+    assert_eq!(s.devices()[0].chip, "2-0044");
+    assert_eq!(s.read().unwrap().rails_mw, vec![19100.0]);
+    // Only class/hwmon, a plain directory: the chip is named after the hwmon directory.
+    let t = tempfile::tempdir().unwrap();
+    ina238_hwmon(
+        t.path(),
+        "class/hwmon/hwmon7",
+        "19200",
+        "1500",
+        Some("1000"),
+    );
+    write(t.path(), "class/hwmon/hwmon0/name", "ina3221");
+    let mut s = Ina238::discover(t.path()).unwrap();
+    assert_eq!(s.devices().len(), 1);
+    assert_eq!(s.devices()[0].chip, "hwmon7");
+    assert_eq!(s.read().unwrap().rails_mw, vec![1.0]);
+}
+
+#[test]
+fn ina238_power1_input_microwatts_become_milliwatts() {
+    let t = tempfile::tempdir().unwrap();
+    agx_thor(t.path());
+    let mut s = Ina238::discover(t.path()).unwrap();
+    // 28 812 500 µW / 1000: the power register, not bus mV x mA (28 800).
+    assert_eq!(s.read().unwrap().rails_mw, vec![THOR_VIN_MW]);
+    // Every sample rereads the file.
+    write(t.path(), &format!("{THOR_INA238}/power1_input"), "30000000");
+    assert_eq!(s.read().unwrap().rails_mw, vec![30_000.0]);
+}
+
+#[test]
+fn ina238_without_power1_input_uses_bus_voltage_times_current() {
+    let t = tempfile::tempdir().unwrap();
+    agx_thor(t.path());
+    std::fs::remove_file(t.path().join(THOR_INA238).join("power1_input")).unwrap();
+    let mut s = Ina238::discover(t.path()).unwrap();
+    assert!(!s.devices()[0].has_power_file);
+    // 19 200 mV x 1 500 mA / 1000 = 28 800 mW.
+    assert_eq!(s.read().unwrap().rails_mw, vec![THOR_VIN_VI_MW]);
+    assert_eq!(THOR_VIN_VI_MW, 28_800.0);
+    write(t.path(), &format!("{THOR_INA238}/curr1_input"), "2000");
+    assert_eq!(s.read().unwrap().rails_mw, vec![38_400.0]);
+}
+
+#[test]
+fn ina238_power1_input_unreadable_mid_run_falls_back_per_sample() {
+    let t = tempfile::tempdir().unwrap();
+    agx_thor(t.path());
+    let power = format!("{THOR_INA238}/power1_input");
+    let mut s = Ina238::discover_with(t.path(), enodata_reader()).unwrap();
+    assert!(s.devices()[0].has_power_file);
+    assert_eq!(s.read().unwrap().rails_mw, vec![THOR_VIN_MW]);
+    // ENODATA on the power file: bus mV x mA for that sample.
+    write(t.path(), &power, ENODATA_MARK);
+    assert_eq!(s.read().unwrap().rails_mw, vec![THOR_VIN_VI_MW]);
+    // The file gone (an I/O error): the same fallback.
+    std::fs::remove_file(t.path().join(&power)).unwrap();
+    assert_eq!(s.read().unwrap().rails_mw, vec![THOR_VIN_VI_MW]);
+    // Back again: the power register is read again.
+    write(t.path(), &power, "28812500");
+    assert_eq!(s.read().unwrap().rails_mw, vec![THOR_VIN_MW]);
+    // ENODATA at discovery: no power file, bus mV x mA from the start.
+    write(t.path(), &power, ENODATA_MARK);
+    let mut s = Ina238::discover_with(t.path(), enodata_reader()).unwrap();
+    assert!(!s.devices()[0].has_power_file);
+    assert_eq!(s.read().unwrap().rails_mw, vec![THOR_VIN_VI_MW]);
+}
+
+#[test]
+fn ina238_enodata_skips_the_chip_and_drops_samples_mid_run() {
+    // No power file and a bus voltage answering ENODATA: the chip has no data, it is skipped,
+    // and with no other INA238 the source is unavailable (not 0 W).
+    let t = tempfile::tempdir().unwrap();
+    agx_thor(t.path());
+    std::fs::remove_file(t.path().join(THOR_INA238).join("power1_input")).unwrap();
+    write(t.path(), &format!("{THOR_INA238}/in1_input"), ENODATA_MARK);
+    let e = Ina238::discover_with(t.path(), enodata_reader()).unwrap_err();
+    assert!(matches!(e, trtforge::Error::Unavailable { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("ENODATA") && msg.contains("in1_input") && msg.contains("2-0044"),
+        "{msg}"
+    );
+    // Two chips, one without data: the other is the only one, named VIN (not VIN_2).
+    let t = tempfile::tempdir().unwrap();
+    let a = "bus/i2c/drivers/ina238/2-0044/hwmon/hwmon3";
+    let b = "bus/i2c/drivers/ina238/2-0045/hwmon/hwmon4";
+    ina238_hwmon(t.path(), a, ENODATA_MARK, ENODATA_MARK, None);
+    ina238_hwmon(t.path(), b, "12000", "500", None);
+    let mut s = Ina238::discover_with(t.path(), enodata_reader()).unwrap();
+    assert_eq!(s.rails(), ["VIN"]);
+    assert_eq!(s.devices()[0].chip, "2-0045");
+    assert_eq!(s.skipped().len(), 1, "{:?}", s.skipped());
+    assert!(s.skipped()[0].contains("2-0044") && s.skipped()[0].contains("ENODATA"));
+    assert_eq!(s.read().unwrap().rails_mw, vec![6000.0]);
+    // ENODATA mid-run: the sample fails (the sampler drops it), it is not read as 0 W.
+    write(t.path(), &format!("{b}/curr1_input"), ENODATA_MARK);
+    let e = s.read().unwrap_err().to_string();
+    assert!(e.contains("ENODATA") && e.contains("VIN"), "{e}");
+    // A sampler over that source counts the failed samples as dropped and records none.
+    let epoch = Instant::now();
+    let sampler = Sampler::start(Box::new(s), Duration::from_millis(5), epoch).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let trace = sampler.stop().unwrap();
+    assert!(trace.t_s.is_empty(), "{:?}", trace.t_s);
+    assert!(trace.dropped >= 2, "{} dropped", trace.dropped);
+}
+
+/// The file an error message starts with (`<path>: ...`), canonicalized.
+fn named_file(msg: &str) -> std::path::PathBuf {
+    let (path, _) = msg
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("no path in {msg}"));
+    std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{path}: {e} (from {msg})"))
+}
+
+#[test]
+fn ina238_malformed_value_is_a_one_line_error_naming_the_file() {
+    let t = tempfile::tempdir().unwrap();
+    agx_thor(t.path());
+    let power = t.path().join(THOR_INA238).join("power1_input");
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).unwrap();
+    // At discovery. The message names the file through the sysfs view it was found in
+    // (bus/i2c/drivers/ina238/2-0044/...), the same file.
+    std::fs::write(&power, "n/a\n").unwrap();
+    let e = Ina238::discover(t.path()).unwrap_err();
+    assert!(matches!(e, trtforge::Error::Invalid(_)), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("bus/i2c/drivers/ina238/2-0044/hwmon/hwmon3/power1_input: "),
+        "{msg}"
+    );
+    assert_eq!(named_file(&msg), canon(&power));
+    assert!(msg.contains("\"n/a\"") && msg.contains("µW"), "{msg}");
+    assert!(msg.contains("--sysfs-root"), "{msg}");
+    assert!(!msg.contains('\n'), "{msg}");
+    // Mid-run on the power file: the sample fails with the same message (no fallback: the
+    // file answered, with garbage).
+    std::fs::write(&power, "28812500\n").unwrap();
+    let mut s = Ina238::discover(t.path()).unwrap();
+    std::fs::write(&power, "28.8 W\n").unwrap();
+    let msg = s.read().unwrap_err().to_string();
+    assert_eq!(named_file(&msg), canon(&power));
+    assert!(msg.contains("\"28.8 W\""), "{msg}");
+    // On the fallback path the current file is named.
+    std::fs::remove_file(&power).unwrap();
+    let curr = t.path().join(THOR_INA238).join("curr1_input");
+    std::fs::write(&curr, "1.5A\n").unwrap();
+    let msg = Ina238::discover(t.path()).unwrap_err().to_string();
+    assert_eq!(named_file(&msg), canon(&curr));
+    assert!(msg.contains("\"1.5A\"") && msg.contains("mA"), "{msg}");
+}
+
+#[test]
+fn several_ina238_are_vin_1_vin_2_and_the_total_is_their_sum() {
+    let t = tempfile::tempdir().unwrap();
+    ina238_hwmon(
+        t.path(),
+        "bus/i2c/drivers/ina238/2-0044/hwmon/hwmon3",
+        "19200",
+        "1500",
+        Some("28812500"),
+    );
+    ina238_hwmon(
+        t.path(),
+        "bus/i2c/drivers/ina238/2-0045/hwmon/hwmon10",
+        "12000",
+        "250",
+        Some("3000000"),
+    );
+    let mut s = Ina238::discover(t.path()).unwrap();
+    assert_eq!(s.rails(), ["VIN_1", "VIN_2"]);
+    assert_eq!(s.devices()[1].chip, "2-0045");
+    assert_eq!(power::total_rails(&s.rails()), ["VIN_1", "VIN_2"]);
+    assert_eq!(s.read().unwrap().rails_mw, vec![28_812.5, 3_000.0]);
+}
+
+#[test]
+fn total_rails_prefers_vin_then_pom_5v_in_then_vdd_in() {
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // VIN replaces the module rails, even a module input rail.
+    assert_eq!(
+        power::total_rails(&names(&["VDD_GPU", "VDD_IN", "VIN", "POM_5V_IN"])),
+        ["VIN"]
+    );
+    assert_eq!(
+        power::total_rails(&names(&["VDD_IN", "POM_5V_IN"])),
+        ["POM_5V_IN"]
+    );
+    // VIN_SYS_5V0 is not an INA238 rail: AGX Orin keeps its three-rail total.
+    assert_eq!(
+        power::total_rails(&names(&[
+            "VDD_GPU_SOC",
+            "VDD_CPU_CV",
+            "VIN_SYS_5V0",
+            "VDDQ_VDD2_1V8AO"
+        ])),
+        ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0"]
+    );
+}
+
+fn polled_trace(choice: PowerChoice, root: &std::path::Path) -> power::PowerTrace {
+    let epoch = Instant::now();
+    let s = power::start(choice, root, Duration::from_millis(5), epoch)
+        .unwrap()
+        .expect("a sampler");
+    assert!(matches!(s, RunningSampler::Polled(_)));
+    std::thread::sleep(Duration::from_millis(40));
+    s.stop().unwrap()
+}
+
+#[test]
+fn auto_on_thor_takes_vin_as_total_and_records_module_rails() {
+    let t = tempfile::tempdir().unwrap();
+    agx_thor(t.path());
+    let trace = polled_trace(PowerChoice::Auto, t.path());
+    assert_eq!(trace.source, "ina238+ina3221");
+    assert_eq!(
+        strs(&trace.rails),
+        ["VIN", "VDD_GPU", "VDD_CPU_SOC_MSS", "VIN_SYS_5V0"]
+    );
+    assert_eq!(trace.total_rails, ["VIN"]);
+    assert_eq!(trace.dropped, 0);
+    assert!(trace.t_s.len() >= 2, "{} samples", trace.t_s.len());
+    // The total is VIN alone, not VIN plus the module rails.
+    assert!(trace.total_mw().iter().all(|&p| p == THOR_VIN_MW));
+    let gpu = trace.rail_mw("VDD_GPU").unwrap();
+    assert!(
+        gpu.iter().all(|&p| p == 5040.0 * 2100.0 / 1000.0),
+        "{gpu:?}"
+    );
+    let sys = trace.rail_mw("VIN_SYS_5V0").unwrap();
+    assert!(sys.iter().all(|&p| p == 5000.0 * 820.0 / 1000.0), "{sys:?}");
+}
+
+#[test]
+fn explicit_ina238_choice_gives_vin_alone_and_auto_elsewhere_is_unchanged() {
+    assert_eq!(
+        "ina238".parse::<PowerChoice>().unwrap(),
+        PowerChoice::Ina238
+    );
+    assert!("ina239"
+        .parse::<PowerChoice>()
+        .unwrap_err()
+        .contains("ina238"));
+    let t = tempfile::tempdir().unwrap();
+    agx_thor(t.path());
+    let trace = polled_trace(PowerChoice::Ina238, t.path());
+    assert_eq!(trace.source, "ina238");
+    assert_eq!(trace.rails, ["VIN"]);
+    assert_eq!(trace.total_rails, ["VIN"]);
+    assert!(trace.mw[0].iter().all(|&p| p == THOR_VIN_MW));
+    // --power ina3221 on Thor: the module rails alone.
+    let trace = polled_trace(PowerChoice::Ina3221, t.path());
+    assert_eq!(trace.source, "ina3221");
+    assert_eq!(
+        strs(&trace.rails),
+        ["VDD_GPU", "VDD_CPU_SOC_MSS", "VIN_SYS_5V0"]
+    );
+    // An Orin NX has no INA238: asked for explicitly it is unavailable, auto still takes the
+    // INA3221 with VDD_IN as the total.
+    let t = tempfile::tempdir().unwrap();
+    orin_nx(t.path(), 2);
+    let e = power::start(
+        PowerChoice::Ina238,
+        t.path(),
+        Duration::from_millis(5),
+        Instant::now(),
+    )
+    .err()
+    .expect("no INA238 on an Orin NX");
+    assert!(matches!(e, trtforge::Error::Unavailable { .. }), "{e}");
+    assert!(e.to_string().contains("--sysfs-root"), "{e}");
+    let trace = polled_trace(PowerChoice::Auto, t.path());
+    assert_eq!(trace.source, "ina3221");
+    assert_eq!(trace.total_rails, ["VDD_IN"]);
+}
+
+#[test]
+fn auto_with_a_malformed_ina238_fails_instead_of_dropping_vin() {
+    let t = tempfile::tempdir().unwrap();
+    agx_thor(t.path());
+    write(t.path(), &format!("{THOR_INA238}/power1_input"), "garbage");
+    let e = power::start(
+        PowerChoice::Auto,
+        t.path(),
+        Duration::from_millis(5),
+        Instant::now(),
+    )
+    .err()
+    .expect("a malformed INA238 value is an error");
+    assert!(matches!(e, trtforge::Error::Invalid(_)), "{e}");
+    assert!(e.to_string().contains("power1_input"), "{e}");
+}
+
+#[test]
+fn power_sample_cli_on_thor_fixture() {
+    let t = tempfile::tempdir().unwrap();
+    agx_thor(t.path());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trtforge"))
+        .args([
+            "power",
+            "sample",
+            "--duration",
+            "100ms",
+            "--period",
+            "10ms",
+            "--json",
+            "--sysfs-root",
+        ])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let v = common::json_output(&out);
+    assert_eq!(v["energy"]["source"], "ina238+ina3221");
+    assert_eq!(v["energy"]["rails_summed"], serde_json::json!(["VIN"]));
+    let avg = v["energy"]["avg_w"].as_f64().unwrap();
+    assert!((avg - 28.8125).abs() < 1e-9, "{avg}");
+    let rails: Vec<(&str, f64)> = v["energy"]["rails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["mean_w"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(rails.len(), 4, "{rails:?}");
+    assert_eq!(rails[0].0, "VIN");
+    assert!((rails[0].1 - 28.8125).abs() < 1e-9, "{rails:?}");
+    assert_eq!(rails[1].0, "VDD_GPU");
+    assert!((rails[1].1 - 10.584).abs() < 1e-9, "{rails:?}");
 }

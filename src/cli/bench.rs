@@ -46,7 +46,7 @@ pub struct BenchArgs {
     /// TensorRT: capture the inference in a CUDA graph and replay it.
     #[arg(long)]
     cuda_graph: bool,
-    /// Power source: auto, off, ina3221, tegrastats, nvml.
+    /// Power source: auto, off, ina238 (Thor), ina3221 (Orin), tegrastats, nvml.
     #[arg(long, default_value = "auto")]
     power: PowerChoice,
     /// Power sampling period.

@@ -18,7 +18,7 @@ pub enum PowerCmd {
         /// Where sysfs is mounted.
         #[arg(long, default_value = "/sys")]
         sysfs_root: PathBuf,
-        /// Source: auto, ina3221, tegrastats, nvml.
+        /// Source: auto, ina238 (Thor), ina3221 (Orin), tegrastats, nvml.
         #[arg(long, default_value = "auto")]
         source: PowerChoice,
         #[arg(long, default_value = "2s")]
@@ -109,7 +109,9 @@ pub fn run(cmd: PowerCmd) -> anyhow::Result<ExitCode> {
             json,
         } => {
             if source == PowerChoice::Off {
-                bail!("--source off samples nothing; pick auto, ina3221, tegrastats or nvml");
+                bail!(
+                    "--source off samples nothing; pick auto, ina238, ina3221, tegrastats or nvml"
+                );
             }
             let dur = parse_duration(&duration)?;
             let period = parse_duration(&period)?;
@@ -117,7 +119,7 @@ pub fn run(cmd: PowerCmd) -> anyhow::Result<ExitCode> {
             let sampler = match power::start(source, &sysfs_root, period, epoch) {
                 Ok(Some(s)) => s,
                 Ok(None) => {
-                    eprintln!("error: no power sensor found under {} (no INA3221, no NVML); pass --sysfs-root or --source", sysfs_root.display());
+                    eprintln!("error: no power sensor found under {} (no INA238, no INA3221, no NVML); pass --sysfs-root or --source", sysfs_root.display());
                     return Ok(ExitCode::from(EXIT_UNAVAILABLE));
                 }
                 Err(e @ trtforge::Error::Unavailable { .. }) => {

@@ -84,7 +84,8 @@ pub fn measure<E: Executor + ?Sized>(
             None,
             Some(match plan.choice {
                 PowerChoice::Off => "power measurement off (--power off)".to_string(),
-                _ => "no power sensor found (no INA3221 under the sysfs root, no NVML)".to_string(),
+                _ => "no power sensor found (no INA238 or INA3221 under the sysfs root, no NVML)"
+                    .to_string(),
             }),
         ),
         Some(s) => {

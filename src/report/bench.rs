@@ -28,7 +28,7 @@ pub struct RunSettings {
     pub duration_s: Option<f64>,
     pub batch: usize,
     pub percentiles: Vec<f64>,
-    /// `auto`, `off`, `ina3221`, `tegrastats`, `nvml`.
+    /// `auto`, `off`, `ina238`, `ina3221`, `tegrastats`, `nvml`.
     pub power: String,
     pub power_period_ms: f64,
     pub idle_s: f64,

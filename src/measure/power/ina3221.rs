@@ -32,7 +32,7 @@ pub const ENODATA: i32 = 61;
 /// Reads one sysfs attribute as text.
 pub type ReadFn = Arc<dyn Fn(&Path) -> io::Result<String> + Send + Sync>;
 
-fn real_reader() -> ReadFn {
+pub(super) fn real_reader() -> ReadFn {
     Arc::new(|p: &Path| std::fs::read_to_string(p))
 }
 
@@ -113,7 +113,7 @@ impl std::fmt::Debug for Ina3221 {
     }
 }
 
-fn sorted_dirs(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, PathBuf)> {
+pub(super) fn sorted_dirs(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, PathBuf)> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -131,7 +131,7 @@ fn sorted_dirs(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, PathBuf)
 }
 
 /// `1-0040` style chip directory names.
-fn is_chip_name(n: &str) -> bool {
+pub(super) fn is_chip_name(n: &str) -> bool {
     n.split_once('-').is_some_and(|(bus, addr)| {
         !bus.is_empty()
             && bus.bytes().all(|b| b.is_ascii_digit())

@@ -3,10 +3,13 @@
 //! window. Sources:
 //! - [`ina3221`]: Jetson INA3221 through sysfs (mainline hwmon on JetPack 5/6/7, legacy IIO
 //!   `ina3221x` on JetPack 4), polled at a fixed period.
+//! - [`ina238`]: the Jetson AGX Thor carrier-board system input (`VIN`) through sysfs; on
+//!   Thor it is combined with the INA3221 module rails (see [`Combined`]).
 //! - [`tegrastats`]: runs `tegrastats --interval` and parses each line as it arrives (or parses a
 //!   saved log).
 //! - [`nvml`]: desktop/datacenter NVIDIA GPUs, NVML loaded at run time.
 
+pub mod ina238;
 pub mod ina3221;
 pub mod nvml;
 pub mod tegrastats;
@@ -28,7 +31,8 @@ pub struct Reading {
 
 /// A polled power source. `read` is called from the sampler thread.
 pub trait PowerSource: Send {
-    /// Short name recorded in reports: `ina3221`, `ina3221x`, `nvml`.
+    /// Short name recorded in reports: `ina3221`, `ina3221x`, `ina238`, `ina238+ina3221`,
+    /// `nvml`.
     fn name(&self) -> &str;
     /// Rail names, in reading order.
     fn rails(&self) -> Vec<String>;
@@ -105,14 +109,31 @@ impl PowerTrace {
     }
 }
 
-/// Which rails make up the module's total power.
+/// Which rails make up the module's total power. Lookup order as jtop's: `VIN`, `POM_5V_IN`,
+/// `VDD_IN`, then the AGX Orin set, else the sum of all rails.
+/// - AGX Thor: `VIN` (INA238, the carrier-board system input) alone: it replaces, not adds
+///   to, the module rails. With several INA238 (`VIN_1`, `VIN_2`, ...) their sum.
 /// - Orin NX / Orin Nano / Xavier NX / TX2: `VDD_IN` alone (the others are inside it);
 ///   Nano: `POM_5V_IN` alone.
 /// - AGX Orin has no input rail: VDD_GPU_SOC + VDD_CPU_CV + VIN_SYS_5V0; VDDQ_VDD2_1V8AO is
 ///   fed from VIN_SYS_5V0 and must not be added again.
 /// - Anything else (AGX Xavier, NVML's single GPU rail): the sum of all rails, as jtop does.
 pub fn total_rails(rails: &[String]) -> Vec<String> {
-    for input in ["VDD_IN", "POM_5V_IN"] {
+    if rails.iter().any(|r| r == "VIN") {
+        return vec!["VIN".to_string()];
+    }
+    let vins: Vec<String> = rails
+        .iter()
+        .filter(|r| {
+            r.strip_prefix("VIN_")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .cloned()
+        .collect();
+    if !vins.is_empty() {
+        return vins;
+    }
+    for input in ["POM_5V_IN", "VDD_IN"] {
         if rails.iter().any(|r| r == input) {
             return vec![input.to_string()];
         }
@@ -122,6 +143,83 @@ pub fn total_rails(rails: &[String]) -> Vec<String> {
         return AGX_ORIN.iter().map(|s| s.to_string()).collect();
     }
     rails.to_vec()
+}
+
+/// Several polled sources read as one, rails concatenated in order (AGX Thor: the INA238
+/// `VIN` then the INA3221 module rails). A sample is dropped when any part fails. The name
+/// joins the parts' names with `+`; there is no energy counter.
+pub struct Combined {
+    name: String,
+    parts: Vec<Box<dyn PowerSource>>,
+}
+
+impl Combined {
+    /// Fails when two parts name the same rail (the trace is keyed by rail name).
+    pub fn new(parts: Vec<Box<dyn PowerSource>>) -> Result<Self> {
+        let mut rails: Vec<String> = Vec::new();
+        for p in &parts {
+            for r in p.rails() {
+                if rails.contains(&r) {
+                    return Err(Error::Invalid(format!(
+                        "power rail {r} is reported by two sources ({}); pick one with --power ina238|ina3221",
+                        parts.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+                    )));
+                }
+                rails.push(r);
+            }
+        }
+        let name = parts.iter().map(|p| p.name()).collect::<Vec<_>>().join("+");
+        Ok(Combined { name, parts })
+    }
+}
+
+impl PowerSource for Combined {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn rails(&self) -> Vec<String> {
+        self.parts.iter().flat_map(|p| p.rails()).collect()
+    }
+
+    fn read(&mut self) -> Result<Reading> {
+        let mut rails_mw = Vec::new();
+        for p in &mut self.parts {
+            rails_mw.extend(p.read()?.rails_mw);
+        }
+        Ok(Reading {
+            rails_mw,
+            energy_mj: None,
+        })
+    }
+}
+
+/// The sysfs monitors of this board as one source: INA238 `VIN` together with the INA3221
+/// module rails where both exist (AGX Thor), else whichever exists; `Ok(None)` when neither.
+/// An INA238 with a malformed value is an error (not a silent fall back to the module rails,
+/// which would change what the total means).
+pub fn discover_sysfs(sysfs_root: &std::path::Path) -> Result<Option<Box<dyn PowerSource>>> {
+    let vin = match ina238::Ina238::discover(sysfs_root) {
+        Ok(s) => Some(s),
+        Err(e @ Error::Unavailable { .. }) => {
+            log::info!("no INA238 power monitor: {e}");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let module = match ina3221::Ina3221::discover(sysfs_root) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::info!("no INA3221 power monitor: {e}");
+            None
+        }
+    };
+    Ok(match (vin, module) {
+        (Some(a), Some(b)) => Some(Box::new(Combined::new(vec![Box::new(a), Box::new(b)])?)),
+        (Some(a), None) => Some(Box::new(a)),
+        (None, Some(b)) => Some(Box::new(b)),
+        (None, None) => None,
+    })
 }
 
 /// A running sampler thread. Dropping it without [`Sampler::stop`] stops it too.
@@ -229,6 +327,7 @@ pub enum PowerChoice {
     Auto,
     Off,
     Ina3221,
+    Ina238,
     Tegrastats,
     Nvml,
 }
@@ -240,11 +339,12 @@ impl std::str::FromStr for PowerChoice {
             "auto" => PowerChoice::Auto,
             "off" => PowerChoice::Off,
             "ina3221" => PowerChoice::Ina3221,
+            "ina238" => PowerChoice::Ina238,
             "tegrastats" => PowerChoice::Tegrastats,
             "nvml" => PowerChoice::Nvml,
             _ => {
                 return Err(format!(
-                    "unknown power source '{s}' (auto, off, ina3221, tegrastats, nvml)"
+                    "unknown power source '{s}' (auto, off, ina3221, ina238, tegrastats, nvml)"
                 ))
             }
         })
@@ -266,9 +366,11 @@ impl RunningSampler {
     }
 }
 
-/// Start the sampler `choice` names. `auto` tries INA3221 sysfs, then NVML, and returns
-/// `Ok(None)` when neither exists (tegrastats is never picked automatically: sysfs gives the
-/// same rails at a far higher rate). An explicitly requested source that is absent is an error.
+/// Start the sampler `choice` names. `auto` tries the sysfs monitors ([`discover_sysfs`]:
+/// INA238 + INA3221 on Thor, INA3221 elsewhere), then NVML, and returns `Ok(None)` when none
+/// exists (tegrastats is never picked automatically: sysfs gives the same rails at a far higher
+/// rate). An explicitly requested source that is absent is an error; `ina238` and `ina3221`
+/// each give that chip's rails alone.
 pub fn start(
     choice: PowerChoice,
     sysfs_root: &std::path::Path,
@@ -283,14 +385,14 @@ pub fn start(
     match choice {
         PowerChoice::Off => Ok(None),
         PowerChoice::Ina3221 => polled(Box::new(ina3221::Ina3221::discover(sysfs_root)?)),
+        PowerChoice::Ina238 => polled(Box::new(ina238::Ina238::discover(sysfs_root)?)),
         PowerChoice::Nvml => polled(Box::new(nvml::NvmlSource::open(0)?)),
         PowerChoice::Tegrastats => Ok(Some(RunningSampler::Tegrastats(
             tegrastats::TegrastatsSampler::start(period, epoch)?,
         ))),
         PowerChoice::Auto => {
-            match ina3221::Ina3221::discover(sysfs_root) {
-                Ok(s) => return polled(Box::new(s)),
-                Err(e) => log::info!("no INA3221 power monitor: {e}"),
+            if let Some(s) = discover_sysfs(sysfs_root)? {
+                return polled(s);
             }
             match nvml::NvmlSource::open(0) {
                 Ok(s) => polled(Box::new(s)),
