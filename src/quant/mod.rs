@@ -1,10 +1,12 @@
 //! Explicit quantization: Q/DQ ONNX models for TensorRT 10/11 from the calibration ranges
 //! ([`qdq`]), the accuracy-aware mixed-precision plan ([`plan`]) and its report ([`report`]).
 
+pub mod fp16;
 pub mod plan;
 pub mod qdq;
 pub mod report;
 
+pub use fp16::{to_fp16, Fp16Summary, KeepReason, KeptNode};
 pub use plan::{PrecisionPlan, Validation, PLAN_FILE};
 pub use qdq::{candidates, quantize, QdqOptions, QdqSummary, QuantLayer};
 pub use report::QuantizeReport;
