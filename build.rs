@@ -1,7 +1,8 @@
 //! Build script: does nothing unless the `tensorrt` feature is on. Then it finds TensorRT's
-//! headers and libraries, reads the version from NvInferVersion.h, emits cfgs for version
-//! differences, compiles sys/ with `cc` (C++17), generates bindings for sys/trtforge_shim.h
-//! with bindgen and links nvinfer + nvonnxparser.
+//! headers (and CUDA's, which NvInfer.h includes), reads the version from NvInferVersion.h,
+//! emits cfgs for version differences and compiles sys/ with `cc` (C++17). Nothing is linked
+//! against TensorRT: the shim loads its libraries at run time (sys/library.cpp), so this needs
+//! only headers, and no libclang (the bindings of sys/trtforge_shim.h are committed).
 
 #[cfg(feature = "tensorrt")]
 use std::path::{Path, PathBuf};
@@ -62,33 +63,28 @@ fn tensorrt() -> Result<(), String> {
     let arch = env("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|| "x86_64".into());
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR unset")?);
     let sys = manifest_dir.join("sys");
-    for f in [
-        "trtforge_shim.h",
-        "trtforge_shim.cpp",
+    let sources = [
+        "library.cpp",
+        "builder.cpp",
+        "config.cpp",
+        "runtime.cpp",
         "calibrator.cpp",
         "common.cpp",
-        "internal.hpp",
-    ] {
+    ];
+    for f in sources.iter().chain(&["trtforge_shim.h", "internal.hpp"]) {
         println!("cargo:rerun-if-changed={}", sys.join(f).display());
     }
 
-    // Candidate (include, lib) folders, in order.
+    // Candidate include folders, in order.
     let mut include_dirs: Vec<PathBuf> = Vec::new();
-    let mut lib_dirs: Vec<PathBuf> = Vec::new();
     if let Some(d) = env("TENSORRT_INCLUDE_DIR") {
         include_dirs.push(d.into());
     }
-    if let Some(d) = env("TENSORRT_LIB_DIR") {
-        lib_dirs.push(d.into());
-    }
     if let Some(root) = env("TENSORRT_ROOT") {
         include_dirs.push(Path::new(&root).join("include"));
-        lib_dirs.push(Path::new(&root).join("lib"));
-        lib_dirs.push(Path::new(&root).join("lib64"));
     }
     let triple = format!("{arch}-linux-gnu");
     include_dirs.push(Path::new("/usr/include").join(&triple));
-    lib_dirs.push(Path::new("/usr/lib").join(&triple));
     for prefix in [
         "/usr/local/tensorrt",
         "/opt/tensorrt",
@@ -97,8 +93,6 @@ fn tensorrt() -> Result<(), String> {
         "/usr/local",
     ] {
         include_dirs.push(Path::new(prefix).join("include"));
-        lib_dirs.push(Path::new(prefix).join("lib"));
-        lib_dirs.push(Path::new(prefix).join("lib64"));
     }
 
     let include = include_dirs
@@ -108,9 +102,13 @@ fn tensorrt() -> Result<(), String> {
         .ok_or_else(|| {
             format!(
                 "TensorRT headers (NvInfer.h and NvOnnxParser.h) not found. Looked in:\n  {}\n\
-                 Set TENSORRT_INCLUDE_DIR (and TENSORRT_LIB_DIR), or TENSORRT_ROOT to the TensorRT folder, \
+                 Set TENSORRT_INCLUDE_DIR, or TENSORRT_ROOT to the TensorRT folder, \
                  or build without `--features tensorrt`.",
-                include_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join("\n  ")
+                include_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
             )
         })?;
     let v = header_version(&include)?;
@@ -149,14 +147,11 @@ fn tensorrt() -> Result<(), String> {
         )
     })?;
 
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    build
         .cpp(true)
         .std("c++17")
-        .files([
-            sys.join("trtforge_shim.cpp"),
-            sys.join("calibrator.cpp"),
-            sys.join("common.cpp"),
-        ])
+        .files(sources.iter().map(|f| sys.join(f)))
         .include(&sys)
         .flag_if_supported(format!("-isystem{}", include.display()))
         .flag_if_supported(format!("-isystem{}", cuda.display()))
@@ -165,41 +160,16 @@ fn tensorrt() -> Result<(), String> {
         .flag_if_supported("-Wno-deprecated-declarations")
         .warnings(true)
         .compile("trtforge_shim");
-
-    let out = PathBuf::from(env("OUT_DIR").ok_or("OUT_DIR unset")?);
-    bindgen::Builder::default()
-        .header(sys.join("trtforge_shim.h").to_string_lossy())
-        .allowlist_function("trtforge_.*")
-        .allowlist_type("trtforge_.*")
-        .allowlist_var("TRTFORGE_.*")
-        // The callback table is defined once, in Rust (src/trt/bridge.rs).
-        .blocklist_type("trtforge_calibrator_callbacks")
-        .raw_line("pub use crate::trt::bridge::CalibratorCallbacks as trtforge_calibrator_callbacks;")
-        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
-        .generate()
-        .map_err(|e| format!("bindgen failed on sys/trtforge_shim.h: {e} (install libclang: apt-get install libclang-dev)"))?
-        .write_to_file(out.join("trtforge_sys.rs"))
-        .map_err(|e| format!("writing bindings: {e}"))?;
-
-    // Libraries: link search path where one holds libnvinfer; cargo check never links.
-    let lib = lib_dirs.iter().find(|d| {
-        std::fs::read_dir(d)
-            .map(|rd| {
-                rd.flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with("libnvinfer.so"))
-            })
-            .unwrap_or(false)
-    });
-    match lib {
-        Some(d) => println!("cargo:rustc-link-search=native={}", d.display()),
-        None => println!(
-            "cargo:warning=libnvinfer not found (looked in {}); linking will fail unless the linker finds it. \
-             Set TENSORRT_LIB_DIR or TENSORRT_ROOT.",
-            lib_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
-        ),
-    }
-    println!("cargo:rustc-link-lib=dylib=nvinfer");
-    println!("cargo:rustc-link-lib=dylib=nvonnxparser");
+    println!("cargo:rustc-link-lib=dylib=dl");
     println!("cargo:rustc-link-lib=dylib=stdc++");
+    // For the tests that build the TensorRT test double against the very same headers.
+    println!(
+        "cargo:rustc-env=TRTFORGE_TRT_INCLUDE_DIR={}",
+        include.display()
+    );
+    println!(
+        "cargo:rustc-env=TRTFORGE_CUDA_INCLUDE_DIR={}",
+        cuda.display()
+    );
     Ok(())
 }

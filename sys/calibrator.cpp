@@ -75,14 +75,11 @@ struct trtforge_calibrator {
 #endif
 };
 
-nvinfer1::IInt8Calibrator* trtforge_calibrator_as_trt(trtforge_calibrator* calibrator) {
 #ifdef TRTFORGE_HAS_CALIBRATOR
+nvinfer1::IInt8Calibrator* trtforge_calibrator_as_trt(trtforge_calibrator* calibrator) {
     return calibrator ? calibrator->trt : nullptr;
-#else
-    (void)calibrator;
-    return nullptr;
-#endif
 }
+#endif
 
 extern "C" int32_t trtforge_calibrator_create(const trtforge_calibrator_callbacks* callbacks, int32_t algorithm,
                                               trtforge_calibrator** out) {

@@ -124,6 +124,15 @@ impl BatchSource for StreamSource {
                     self.pending.clear();
                     self.pending_images = 0;
                 }
+                if self.served == 0 {
+                    // TensorRT would only say it found no scaling factors.
+                    return Err(Error::Invalid(format!(
+                        "calibration: {} readable image(s) ({} unreadable skipped) do not fill one batch of {}; add images to calibration.images, or lower the batch (the model's batch dimension, or builder.profiles opt)",
+                        self.dropped_tail,
+                        self.stream.skipped().len(),
+                        self.batch
+                    )));
+                }
                 return Ok(None);
             }
         }
@@ -260,8 +269,17 @@ pub fn prepare(job: &BuildJob, plan: &BuildPlan, force: bool) -> Result<Option<C
             None => CacheState::Absent,
         }
     };
+    let network_batch = network_batch(job, plan, &cal.calibration);
+    if state != CacheState::Fresh && set.len() < network_batch {
+        return Err(Error::Invalid(format!(
+            "calibration: {} image(s) in {} do not fill one batch of {} (the network's batch); add images, or lower the batch (the model's batch dimension, or builder.profiles opt)",
+            set.len(),
+            cal.calibration.images.display(),
+            network_batch
+        )));
+    }
     Ok(Some(CalibrationPrep {
-        network_batch: network_batch(job, plan, &cal.calibration),
+        network_batch,
         job: cal.clone(),
         set,
         provenance,
@@ -366,6 +384,15 @@ mod tests {
 
     const CHW: usize = 3 * 96 * 96;
 
+    /// The tiny model's input as TensorRT reads it, `batch` images of 3 x 96 x 96 float32.
+    fn f32_input(batch: usize) -> Vec<crate::trt::bridge::InputBinding> {
+        vec![crate::trt::bridge::InputBinding {
+            name: "images".into(),
+            shape: vec![batch, 3, 96, 96],
+            dtype: crate::trt::bridge::InputType::F32,
+        }]
+    }
+
     #[test]
     fn serves_full_batches_of_the_stream_then_end_of_stream() {
         let dir = tempfile::tempdir().unwrap();
@@ -392,6 +419,20 @@ mod tests {
         assert_eq!((src.served(), src.dropped_tail()), (2, 1));
     }
 
+    /// Fewer images than one network batch: an error with the counts, not TensorRT's
+    /// "no scaling factors" after the build.
+    #[test]
+    fn fewer_images_than_one_batch_is_an_error_naming_the_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = recipe(dir.path(), &calib_data(), 3, 96);
+        let mut src = StreamSource::new(stream(&r, 3), "images", 8).unwrap();
+        let e = src.next_batch().unwrap_err().to_string();
+        assert!(
+            e.contains("5 readable image(s)") && e.contains("one batch of 8"),
+            "{e}"
+        );
+    }
+
     /// The bridge fills the binding TensorRT names with the stream's batch (C ABI, host memory).
     #[test]
     fn bridge_binds_stream_batches_by_name() {
@@ -399,8 +440,13 @@ mod tests {
         let r = recipe(dir.path(), &calib_data(), 1, 96);
         let all = reference(&r);
         let src = StreamSource::new(stream(&r, 1), "images", 1).unwrap();
-        let mut state =
-            CalibratorState::new(Box::new(src), None, Box::new(HostBindings::default()));
+        let mut state = CalibratorState::new(
+            Box::new(src),
+            None,
+            Box::new(HostBindings::default()),
+            f32_input(1),
+        )
+        .unwrap();
         let cb = state.callbacks();
         // SAFETY: live state.
         assert_eq!(unsafe { cb.batch_size.unwrap()(cb.user) }, 1);
@@ -417,8 +463,13 @@ mod tests {
 
         // A binding name the stream does not provide: refused, naming both.
         let src = StreamSource::new(stream(&r, 1), "images", 1).unwrap();
-        let mut state =
-            CalibratorState::new(Box::new(src), None, Box::new(HostBindings::default()));
+        let mut state = CalibratorState::new(
+            Box::new(src),
+            None,
+            Box::new(HostBindings::default()),
+            f32_input(1),
+        )
+        .unwrap();
         assert_eq!(get_batch(&state.callbacks(), "input.1").0, -1);
         let e = state.finish().unwrap_err().to_string();
         assert!(
@@ -442,8 +493,13 @@ mod tests {
         std::fs::write(imgs.join("c.jpg"), b"this is not a JPEG").unwrap();
         let r = recipe(dir.path(), &imgs, 2, 96);
         let src = StreamSource::new(stream(&r, 2), "images", 2).unwrap();
-        let mut state =
-            CalibratorState::new(Box::new(src), None, Box::new(HostBindings::default()));
+        let mut state = CalibratorState::new(
+            Box::new(src),
+            None,
+            Box::new(HostBindings::default()),
+            f32_input(2),
+        )
+        .unwrap();
         let cb = state.callbacks();
         let get = || get_batch(&cb, "images").0;
         assert_eq!(get(), 1, "a.png + b.png");
@@ -510,7 +566,9 @@ mod tests {
             Box::new(src),
             Some(Box::new(store)),
             Box::new(HostBindings::default()),
-        );
+            f32_input(2),
+        )
+        .unwrap();
         assert_eq!(read_cache(&state.callbacks()).0, -1);
         assert!(matches!(state.finish().unwrap_err(), Error::Stale { .. }));
     }
@@ -529,7 +587,9 @@ mod tests {
             Box::new(src),
             Some(Box::new(store)),
             Box::new(HostBindings::default()),
-        );
+            f32_input(2),
+        )
+        .unwrap();
         assert_eq!(read_cache(&state.callbacks()), (1, TRT_CACHE.to_vec()));
         let sum = state.finish().unwrap();
         assert!(sum.cache_used);
@@ -600,7 +660,9 @@ mod tests {
             Box::new(src),
             None,
             Box::new(DeviceBindings::new(g.clone())),
-        );
+            f32_input(1),
+        )
+        .unwrap();
         let cb = state.callbacks();
         let mut first = None;
         for b in 0..5 {

@@ -23,12 +23,52 @@ pub struct TargetDesc {
     pub gpu_fallback: bool,
 }
 
-/// Layer counts per precision and per device, from the engine inspector.
+/// Layer counts per precision and per device, from the engine inspector: where layers
+/// really run, not what the recipe asked.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerSummary {
     pub layers: usize,
     pub by_precision: std::collections::BTreeMap<String, usize>,
     pub by_device: std::collections::BTreeMap<String, usize>,
+    /// DLA builds: the layers that fell back to the GPU, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_fallback: Vec<String>,
+}
+
+/// Summarize the engine inspector's JSON (`IEngineInspector::getEngineInformation(kJSON)`,
+/// detailed verbosity). A layer's precision is its first output's `Format/Datatype`
+/// ("unknown" when the verbosity hides it). On a DLA build, a layer runs on the DLA when its
+/// type or name says DLA, or when it is a foreign node (`{ForeignNode[...]}`: TensorRT hands
+/// each DLA subgraph over as one); every other layer is a GPU fallback. GPU builds run every
+/// layer on the GPU. `None` when the JSON has no `Layers` list.
+pub fn summarize_layers(json: &str, dla_build: bool) -> Option<LayerSummary> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let layers = v.get("Layers")?.as_array()?;
+    let mut s = LayerSummary::default();
+    for l in layers {
+        s.layers += 1;
+        // Layer names only: the list holds names as strings.
+        let (name, kind) = match l {
+            serde_json::Value::String(n) => (n.as_str(), ""),
+            _ => (
+                l.get("Name").and_then(|x| x.as_str()).unwrap_or(""),
+                l.get("LayerType").and_then(|x| x.as_str()).unwrap_or(""),
+            ),
+        };
+        let prec = l
+            .pointer("/Outputs/0/Format~1Datatype")
+            .and_then(|x| x.as_str())
+            .unwrap_or("unknown");
+        *s.by_precision.entry(prec.to_string()).or_default() += 1;
+        let on_dla = dla_build
+            && (kind.contains("DLA") || name.contains("DLA") || name.starts_with("{ForeignNode["));
+        if dla_build && !on_dla {
+            s.gpu_fallback.push(name.to_string());
+        }
+        let dev = if on_dla { "dla" } else { "gpu" };
+        *s.by_device.entry(dev.to_string()).or_default() += 1;
+    }
+    Some(s)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +93,9 @@ pub struct Manifest {
     pub inputs: Vec<TensorDesc>,
     pub outputs: Vec<TensorDesc>,
     pub layers: Option<LayerSummary>,
+    /// What TensorRT was asked for (flags, pools, DLA core, pins, profiles).
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
     pub calibration_cache_sha256: Option<String>,
     pub build_seconds: f64,
     pub engine_sha256: String,
@@ -185,6 +228,7 @@ mod tests {
             }],
             outputs: vec![],
             layers: None,
+            settings: None,
             calibration_cache_sha256: None,
             build_seconds: 1.5,
             engine_sha256: sha256_hex(engine),
@@ -260,6 +304,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("sha256"), "{e}");
+    }
+
+    #[test]
+    fn layers_are_counted_where_the_inspector_says_they_run() {
+        let json = r#"{"Layers": [
+            {"Name": "{ForeignNode[stem...head]}", "LayerType": "DLA",
+             "Outputs": [{"Format/Datatype": "Half"}]},
+            {"Name": "{ForeignNode[neck]}", "LayerType": "ForeignNode",
+             "Outputs": [{"Format/Datatype": "Int8"}]},
+            {"Name": "decode_sigmoid", "LayerType": "PointWise",
+             "Outputs": [{"Format/Datatype": "Float"}]}
+        ], "Bindings": ["images", "output"]}"#;
+        let dla = summarize_layers(json, true).unwrap();
+        assert_eq!(dla.layers, 3);
+        assert_eq!(dla.by_device["dla"], 2);
+        assert_eq!(dla.by_device["gpu"], 1);
+        assert_eq!(dla.gpu_fallback, ["decode_sigmoid"]);
+        assert_eq!(dla.by_precision["Half"], 1);
+        // A GPU build's foreign nodes are Myelin's, on the GPU.
+        let gpu = summarize_layers(json, false).unwrap();
+        assert_eq!(gpu.by_device["gpu"], 3);
+        assert!(gpu.gpu_fallback.is_empty());
+        // Layer names only (ProfilingVerbosity::kLAYER_NAMES_ONLY): counted, precision unknown.
+        let names = summarize_layers(r#"{"Layers": ["a", "b"]}"#, false).unwrap();
+        assert_eq!((names.layers, names.by_precision["unknown"]), (2, 2));
+        assert!(summarize_layers("not json", false).is_none());
     }
 
     #[test]

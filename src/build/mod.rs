@@ -15,14 +15,18 @@
 pub mod calibration;
 pub mod manifest;
 pub mod plan;
+pub mod settings;
+pub mod timing_cache;
 
 #[cfg(feature = "tensorrt")]
 mod engine;
 
 #[cfg(feature = "tensorrt")]
-pub use engine::{build_engine, summarize_layers, CalibrationInputs};
+pub use engine::{
+    build_engine, build_serialized, calibration_bindings, layer_info_path, Built, CalibrationInputs,
+};
 
-pub use manifest::{load_checked_engine, manifest_path, Manifest, Runtime};
+pub use manifest::{load_checked_engine, manifest_path, summarize_layers, Manifest, Runtime};
 
 use crate::calib::calibrate::{calibrate, CalibrateOptions};
 use crate::error::{Error, Result};
@@ -40,6 +44,8 @@ pub struct BuildOptions {
     pub force_calibration: bool,
     /// Compute a missing calibration cache on CPU (ONNX Runtime) even when TensorRT is here.
     pub cpu_calibration: bool,
+    /// Build for the loaded TensorRT even when the recipe's `target.tensorrt` names another.
+    pub allow_tensorrt_mismatch: bool,
 }
 
 /// How the calibration cache for the build was obtained.
@@ -163,13 +169,56 @@ pub fn run(job: &BuildJob, opts: BuildOptions) -> Result<Outcome> {
         });
         prep = Some(p);
     }
+    if let Some(path) = plan.fp16_model.clone() {
+        match write_fp16_model(job, &path) {
+            Ok(line) => plan.steps.push(line),
+            Err(e @ Error::Unavailable { .. }) => {
+                let missing = format!("FP16 model for TensorRT 11: {e}");
+                return unavailable(plan, step, tensorrt, missing);
+            }
+            Err(e) => return Err(e),
+        }
+    }
     for s in &plan.steps {
         log::info!("{s}");
     }
     if let Some(missing) = trt_missing {
         return unavailable(plan, step, tensorrt, missing.to_string());
     }
-    build_with_tensorrt(job, plan, prep, step, tensorrt)
+    build_with_tensorrt(job, plan, prep, step, tensorrt, opts)
+}
+
+/// TensorRT 11 networks are strongly typed: an fp16/best build parses the model rewritten to
+/// FP16 ([`crate::quant::fp16`]), with the layers `builder.layer_precisions` pins to fp32
+/// kept in FP32. Checked in ONNX Runtime by the rewrite; returns the report line.
+fn write_fp16_model(job: &BuildJob, path: &std::path::Path) -> Result<String> {
+    let graph = crate::onnx::Graph::new(&job.model);
+    let keys: Vec<String> = graph.nodes().map(|(id, _)| graph.key(id)).collect();
+    let mut keep = std::collections::BTreeSet::new();
+    for l in job
+        .builder
+        .layer_precisions
+        .iter()
+        .filter(|l| l.precision == crate::recipe::LayerType::Fp32)
+    {
+        let rule = settings::LayerRule {
+            pattern: l.layers.clone(),
+            dtype: crate::trt::DataType::Float,
+            source: "builder.layer_precisions".into(),
+        };
+        for (i, _) in settings::resolve_pins(std::slice::from_ref(&rule), &keys)? {
+            keep.insert(keys[i].clone());
+        }
+    }
+    let (model, summary) = crate::quant::to_fp16(&job.model, &keep)?;
+    model.save(path)?;
+    Ok(format!(
+        "FP16 model for TensorRT 11: {} nodes FP16, {} kept FP32, {} casts -> {}",
+        summary.nodes_converted(),
+        summary.nodes_kept(),
+        summary.casts_inserted,
+        calibration::display_path(path)
+    ))
 }
 
 #[cfg(feature = "tensorrt")]
@@ -179,6 +228,7 @@ fn build_with_tensorrt(
     prep: Option<CalibrationPrep>,
     step: Option<CalibrationStep>,
     _tensorrt: TensorRtStatus,
+    opts: BuildOptions,
 ) -> Result<Outcome> {
     let mut calib = CalibrationInputs::default();
     if let Some(p) = &prep {
@@ -187,7 +237,7 @@ fn build_with_tensorrt(
         calib.source = Some(Box::new(source));
         calib.cache = Some(Box::new(cache));
     }
-    let manifest = build_engine(job, &plan, calib)?;
+    let manifest = build_engine(job, &plan, calib, opts.allow_tensorrt_mismatch)?;
     Ok(Outcome::Built {
         plan,
         manifest: Box::new(manifest),
@@ -202,6 +252,7 @@ fn build_with_tensorrt(
     _: Option<CalibrationPrep>,
     step: Option<CalibrationStep>,
     tensorrt: TensorRtStatus,
+    _: BuildOptions,
 ) -> Result<Outcome> {
     // `require()` refuses a build without the feature; this is only reached if it did not.
     Ok(Outcome::Unavailable {

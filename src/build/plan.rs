@@ -1,6 +1,7 @@
 //! The CPU part of `trtforge build` (always compiled): validate the recipe against the model,
 //! hash the inputs, find Q/DQ nodes and decide how INT8 is obtained. Runs without TensorRT.
 
+use super::settings::EngineSettings;
 use crate::error::{Error, Result};
 use crate::onnx::Graph;
 use crate::recipe::{BuildJob, Precision};
@@ -34,6 +35,12 @@ pub struct BuildPlan {
     pub inputs: Vec<(String, Vec<i64>)>,
     /// Layers (ONNX node names) the precision plan keeps in FP16 on the calibrator path.
     pub fp16_layers: Vec<String>,
+    /// TensorRT 11 fp16/best: the FP16 rewrite of the model the parser reads instead
+    /// (written by the build before TensorRT runs).
+    pub fp16_model: Option<PathBuf>,
+    /// What the build asks TensorRT for, decided for the recipe's `target.tensorrt` (the
+    /// build decides again for the loaded library).
+    pub settings: Option<EngineSettings>,
     /// CPU steps done, in order, for the report.
     pub steps: Vec<String>,
 }
@@ -89,8 +96,9 @@ pub fn plan(job: &BuildJob) -> Result<BuildPlan> {
     ));
     let version = job.target.tensorrt;
     let int8 = match (job.precision, qdq_nodes > 0) {
-        (Precision::Fp32 | Precision::Fp16, _) => Int8Source::None,
+        // Q/DQ nodes quantize whatever the precision: TensorRT runs them in INT8.
         (_, true) => Int8Source::ExplicitQdq,
+        (Precision::Fp32 | Precision::Fp16, false) => Int8Source::None,
         (_, false) if !version.has_calibrator() => {
             return Err(origin.field_error(
                 "precision",
@@ -108,8 +116,18 @@ pub fn plan(job: &BuildJob) -> Result<BuildPlan> {
         (_, false) => Int8Source::Calibrator,
     };
     steps.push(format!("INT8 source: {int8:?}"));
+    if int8 == Int8Source::ExplicitQdq && matches!(job.precision, Precision::Fp32 | Precision::Fp16)
+    {
+        steps.push(format!(
+            "the model's Q/DQ nodes run INT8; precision {} applies to the other layers",
+            precision_name(job.precision)
+        ));
+    }
     let fp16_layers = precision_plan_layers(job, &graph, int8, &mut steps)?;
-    Ok(BuildPlan {
+    let fp16_model = (version.always_strongly_typed()
+        && matches!(job.precision, Precision::Fp16 | Precision::Best))
+    .then(|| fp16_model_path(&job.engine));
+    let mut p = BuildPlan {
         recipe: origin.path.clone(),
         model,
         engine: job.engine.clone(),
@@ -121,8 +139,22 @@ pub fn plan(job: &BuildJob) -> Result<BuildPlan> {
         int8,
         inputs,
         fp16_layers,
+        fp16_model,
+        settings: None,
         steps,
-    })
+    };
+    // Every builder field is checked here, without TensorRT, for the recipe's version.
+    p.settings = Some(super::settings::settings(job, &p, version)?);
+    Ok(p)
+}
+
+/// `<engine stem>.fp16.onnx` beside the engine.
+pub fn fp16_model_path(engine: &std::path::Path) -> PathBuf {
+    let stem = engine
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    engine.with_file_name(format!("{stem}.fp16.onnx"))
 }
 
 /// The layers `builder.precision_plan` keeps in FP16, checked against the model's nodes.

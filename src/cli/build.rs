@@ -21,6 +21,14 @@ pub struct BuildArgs {
     /// Compute a missing calibration cache on CPU (ONNX Runtime) even when TensorRT is here.
     #[arg(long)]
     pub cpu_calibration: bool,
+    /// Write the engine here instead of builder.engine / `<output>/<recipe>.engine`
+    /// (trtexec's --saveEngine); its manifest and layer information go beside it.
+    #[arg(long)]
+    pub engine: Option<PathBuf>,
+    /// Build for the loaded TensorRT even when the recipe's target.tensorrt names another
+    /// version (the manifest records the one used).
+    #[arg(long)]
+    pub allow_tensorrt_mismatch: bool,
 }
 
 fn warn_skipped(calibration: Option<&trtforge::build::CalibrationStep>) {
@@ -34,8 +42,13 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let opts = BuildOptions {
         force_calibration: args.force_calibration,
         cpu_calibration: args.cpu_calibration,
+        allow_tensorrt_mismatch: args.allow_tensorrt_mismatch,
     };
-    match trtforge::build::run(&loaded.build_job()?, opts)? {
+    let mut job = loaded.build_job()?;
+    if let Some(engine) = args.engine {
+        job.engine = engine;
+    }
+    match trtforge::build::run(&job, opts)? {
         #[cfg(feature = "tensorrt")]
         Outcome::Built {
             plan,

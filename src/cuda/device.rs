@@ -101,10 +101,11 @@ impl Gpu {
 }
 
 /// Device buffers for calibration batches, one per input name, allocated at the first batch
-/// and reused (TensorRT may keep the addresses between getBatch calls).
+/// and reused (TensorRT may keep the addresses between getBatch calls). They hold bytes: the
+/// caller encodes each input in the type the network reads (float32 or float16).
 pub struct DeviceBindings {
     gpu: Gpu,
-    buffers: HashMap<String, CudaSlice<f32>>,
+    buffers: HashMap<String, CudaSlice<u8>>,
 }
 
 impl DeviceBindings {
@@ -116,12 +117,15 @@ impl DeviceBindings {
     }
 
     /// The current contents of `name`'s buffer (for checks).
-    pub fn read_back(&self, name: &str) -> Result<Vec<f32>> {
+    pub fn read_back(&self, name: &str) -> Result<Vec<u8>> {
         let buf = self
             .buffers
             .get(name)
             .ok_or_else(|| Error::Contract(format!("no device buffer for input '{name}'")))?;
-        self.gpu.download(buf)
+        self.gpu
+            .stream
+            .clone_dtoh(buf)
+            .map_err(cuda_err("device-to-host copy"))
     }
 }
 
@@ -129,11 +133,11 @@ impl DeviceBindings {
     /// Copy `data` into the buffer kept for `name` (allocated on first use, then reused, so
     /// the address stays the same) and return its device address. The copy is complete when
     /// this returns: the reader (TensorRT) uses its own stream.
-    pub fn upload(&mut self, name: &str, data: &[f32]) -> Result<*mut c_void> {
+    pub fn upload(&mut self, name: &str, data: &[u8]) -> Result<*mut c_void> {
         let stream = self.gpu.stream.clone();
         if !self.buffers.contains_key(name) {
             let buf = stream
-                .alloc_zeros::<f32>(data.len())
+                .alloc_zeros::<u8>(data.len())
                 .map_err(cuda_err("allocation"))?;
             self.buffers.insert(name.to_string(), buf);
         }
@@ -223,12 +227,12 @@ mod tests {
     fn device_bindings_keep_addresses_and_hold_the_batch() {
         let Some(g) = gpu() else { return };
         let mut b = DeviceBindings::new(g);
-        let p1 = b.upload("images", &[1.0, 2.0, 3.0]).unwrap();
-        let p2 = b.upload("images", &[4.0, 5.0, 6.0]).unwrap();
+        let p1 = b.upload("images", &[1, 2, 3]).unwrap();
+        let p2 = b.upload("images", &[4, 5, 6]).unwrap();
         assert_eq!(p1, p2, "the buffer is reused");
         assert!(!p1.is_null());
-        assert_eq!(b.read_back("images").unwrap(), vec![4.0, 5.0, 6.0]);
-        let e = b.upload("images", &[1.0]).unwrap_err().to_string();
+        assert_eq!(b.read_back("images").unwrap(), vec![4, 5, 6]);
+        let e = b.upload("images", &[1]).unwrap_err().to_string();
         assert!(e.contains("changed size"), "{e}");
     }
 

@@ -173,7 +173,8 @@ pub struct BuildJob {
     pub builder: Builder,
     /// The calibration, when the recipe has a calibration section.
     pub calibration: Option<CalibrationJob>,
-    /// `<output>/<recipe stem>.engine`.
+    /// `builder.engine`, else `<output>/<recipe stem>.engine` (`trtforge build --engine`
+    /// replaces it).
     pub engine: PathBuf,
 }
 
@@ -408,6 +409,7 @@ impl LoadedRecipe {
         let mut builder = r.builder.clone();
         builder.timing_cache = builder.timing_cache.map(|p| self.resolve(&p));
         builder.precision_plan = builder.precision_plan.map(|p| self.resolve(&p));
+        builder.engine = builder.engine.map(|p| self.resolve(&p));
         let stem = self
             .path
             .file_stem()
@@ -419,9 +421,12 @@ impl LoadedRecipe {
             input: r.input.clone(),
             precision: r.precision,
             target: r.target.clone(),
-            builder,
             calibration,
-            engine: self.output_dir().join(format!("{stem}.engine")),
+            engine: builder
+                .engine
+                .clone()
+                .unwrap_or_else(|| self.output_dir().join(format!("{stem}.engine"))),
+            builder,
         })
     }
 

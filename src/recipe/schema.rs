@@ -6,6 +6,7 @@ pub use crate::data::{
     ChannelOrder, InputContract, InputDtype, Interpolation, OnUnreadable, Order, ResizeMode,
 };
 use crate::trt::TrtVersion;
+pub use crate::trt::{ProfilingVerbosity, TacticSource};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -189,6 +190,79 @@ pub struct Builder {
     /// calibrator path its layers are pinned to FP16 (precision constraints obeyed).
     #[serde(default)]
     pub precision_plan: Option<PathBuf>,
+    /// Where the engine goes (trtexec's --saveEngine), relative to the recipe's folder
+    /// (default: `<output>/<recipe name>.engine`).
+    #[serde(default)]
+    pub engine: Option<PathBuf>,
+    /// Per-layer precisions (trtexec's --layerPrecisions): the first entry whose pattern matches
+    /// a layer name wins (`*` any characters, `?` one). Precision constraints are then obeyed.
+    #[serde(default)]
+    pub layer_precisions: Vec<LayerPrecision>,
+    /// What the engine inspector can tell about layers later (default detailed).
+    #[serde(default)]
+    pub profiling_verbosity: ProfilingVerbosity,
+    /// Write the engine inspector's JSON beside the engine as `<engine>.layers.json`
+    /// (trtexec's --dumpLayerInfo; default true).
+    #[serde(default)]
+    pub dump_layer_info: Option<bool>,
+    /// Tactic sources to enable and disable (trtexec's --tacticSources).
+    #[serde(default)]
+    pub tactic_sources: TacticSources,
+    /// DLA memory pool limits in MiB (trtexec's --memPoolSize dlaSRAM/dlaLocalDRAM/dlaGlobalDRAM).
+    #[serde(default)]
+    pub dla_sram_mib: Option<u64>,
+    #[serde(default)]
+    pub dla_local_dram_mib: Option<u64>,
+    #[serde(default)]
+    pub dla_global_dram_mib: Option<u64>,
+    /// A version-compatible engine (TensorRT 8.6+), optionally without the lean runtime.
+    #[serde(default)]
+    pub version_compatible: bool,
+    #[serde(default)]
+    pub exclude_lean_runtime: bool,
+    /// Hardware compatibility level (TensorRT 8.6+).
+    #[serde(default)]
+    pub hardware_compatibility: HardwareCompatibility,
+    /// Use 2:4 structured sparsity where the weights have it (kSPARSE_WEIGHTS).
+    #[serde(default)]
+    pub sparsity: bool,
+}
+
+/// One `builder.layer_precisions` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LayerPrecision {
+    /// A layer name or a pattern (`*`, `?`); the ONNX parser names layers after their nodes.
+    pub layers: String,
+    pub precision: LayerType,
+}
+
+/// The precision a layer can be pinned to.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerType {
+    Fp32,
+    Fp16,
+    Int8,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TacticSources {
+    #[serde(default)]
+    pub enable: Vec<TacticSource>,
+    #[serde(default)]
+    pub disable: Vec<TacticSource>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum HardwareCompatibility {
+    #[default]
+    None,
+    AmperePlus,
+    /// TensorRT 10.16+.
+    SameComputeCapability,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -6,8 +6,11 @@
 //! cache store and the memory TensorRT reads batches from; it outlives the build call so a
 //! failure recorded inside a callback can be returned once TensorRT gives control back.
 //!
-//! Rules kept here: no panic crosses the boundary (`catch_unwind` in every callback), and the
-//! first failure ends calibration (every later `getBatch` answers "end of stream").
+//! Rules kept here: no panic crosses the boundary (`catch_unwind` in every callback); the
+//! first failure ends calibration (every later `getBatch` answers "end of stream"); and every
+//! binding TensorRT reads holds the full volume of its network input, in the input's type
+//! ([`InputBinding`]: the static dims, or the calibration profile's kOPT), because TensorRT
+//! reads exactly that many bytes from the address it is given.
 
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_void, CStr};
@@ -44,8 +47,51 @@ pub trait CacheStore: Send {
 /// (`crate::cuda::DeviceBindings` with the `cuda` feature); `upload` must leave the data
 /// complete (synchronised) before it returns, because TensorRT launches on its own stream.
 pub trait BindingMemory: Send {
-    /// Copy `data` into the buffer kept for `name` and return the address TensorRT reads.
-    fn upload(&mut self, name: &str, data: &[f32]) -> Result<*mut c_void>;
+    /// Copy `bytes` (the input's elements, already in its type) into the buffer kept for
+    /// `name` and return the address TensorRT reads.
+    fn upload(&mut self, name: &str, bytes: &[u8]) -> Result<*mut c_void>;
+}
+
+/// Element type of a network input as TensorRT reads it during calibration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputType {
+    F32,
+    F16,
+}
+
+impl InputType {
+    pub fn size(self) -> usize {
+        match self {
+            InputType::F32 => 4,
+            InputType::F16 => 2,
+        }
+    }
+
+    /// Little-endian bytes of `data` in this type.
+    pub fn encode(self, data: &[f32]) -> Vec<u8> {
+        match self {
+            InputType::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            InputType::F16 => data
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect(),
+        }
+    }
+}
+
+/// One network input as TensorRT will read it: its full shape (the static dims, or the
+/// calibration profile's kOPT for a dynamic input) and element type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputBinding {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: InputType,
+}
+
+impl InputBinding {
+    pub fn bytes(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.dtype.size()
+    }
 }
 
 /// Function table handed to the C++ calibrator. Layout matches `trtforge_calibrator_callbacks`
@@ -120,11 +166,11 @@ pub struct CalibratorState {
     source: Box<dyn BatchSource>,
     cache: Option<Box<dyn CacheStore>>,
     memory: Box<dyn BindingMemory>,
+    bindings: Vec<InputBinding>,
     batches: usize,
     ended: bool,
     /// Cache bytes handed to TensorRT; the pointer must stay valid until the next call.
     cache_bytes: Option<Vec<u8>>,
-    cache_used: bool,
     cache_written: Option<Vec<u8>>,
     failure: Option<CallbackFailure>,
 }
@@ -134,6 +180,8 @@ pub struct CalibratorState {
 pub struct CalibrationSummary {
     pub batches: usize,
     pub ended: bool,
+    /// TensorRT took its scales from the cache handed to it: it read one and then asked for no
+    /// batch (a cache it rejects, e.g. another version's, is followed by calibration).
     pub cache_used: bool,
     pub cache_bytes_written: usize,
     /// sha256 of the cache TensorRT used (read) or produced (written).
@@ -141,34 +189,62 @@ pub struct CalibrationSummary {
 }
 
 impl CalibratorState {
+    /// A state serving `source`'s batches for the network inputs `bindings`. Refused when the
+    /// source's batch or its inputs do not fit them: TensorRT would read past the buffers.
     pub fn new(
         source: Box<dyn BatchSource>,
         cache: Option<Box<dyn CacheStore>>,
         memory: Box<dyn BindingMemory>,
-    ) -> Box<Self> {
-        Box::new(CalibratorState {
+        bindings: Vec<InputBinding>,
+    ) -> Result<Box<Self>> {
+        let have = source.input_names();
+        for b in &bindings {
+            if !have.contains(&b.name) {
+                return Err(Error::Contract(format!(
+                    "the network reads input '{}' but the calibration stream provides {have:?}; \
+                     set the recipe's input.tensor to the model's input name",
+                    b.name
+                )));
+            }
+            if b.shape.first() != Some(&source.batch_size()) {
+                return Err(Error::Contract(format!(
+                    "calibration input '{}': the network reads batches of shape {:?} but the \
+                     stream serves {} images per batch",
+                    b.name,
+                    b.shape,
+                    source.batch_size()
+                )));
+            }
+        }
+        Ok(Box::new(CalibratorState {
             source,
             cache,
             memory,
+            bindings,
             batches: 0,
             ended: false,
             cache_bytes: None,
-            cache_used: false,
             cache_written: None,
             failure: None,
-        })
+        }))
     }
 
-    /// The function table pointing at this state. The state must not move or be dropped while
-    /// the C++ calibrator holding the table is alive (it is boxed, so moving the box is fine).
-    pub fn callbacks(self: &mut Box<Self>) -> CalibratorCallbacks {
+    /// The function table pointing at the state behind `state`, which must stay alive (and
+    /// not be used otherwise) while the C++ calibrator holding the table can call it.
+    pub fn callbacks_for(state: *mut CalibratorState) -> CalibratorCallbacks {
         CalibratorCallbacks {
-            user: (&mut **self as *mut CalibratorState).cast(),
+            user: state.cast(),
             batch_size: Some(cb_batch_size),
             get_batch: Some(cb_get_batch),
             read_cache: Some(cb_read_cache),
             write_cache: Some(cb_write_cache),
         }
+    }
+
+    /// The function table pointing at this boxed state (tests drive it directly; a real build
+    /// hands TensorRT a raw pointer, see `CalibrationSession`).
+    pub fn callbacks(self: &mut Box<Self>) -> CalibratorCallbacks {
+        Self::callbacks_for(&mut **self)
     }
 
     /// The first failure, if any; taking it clears it.
@@ -188,7 +264,7 @@ impl CalibratorState {
         CalibrationSummary {
             batches: self.batches,
             ended: self.ended,
-            cache_used: self.cache_used,
+            cache_used: self.cache_bytes.is_some() && self.batches == 0,
             cache_bytes_written: self.cache_written.as_ref().map_or(0, Vec::len),
             cache_sha256: self
                 .cache_written
@@ -224,8 +300,13 @@ impl CalibratorState {
             self.ended = true;
             return Ok(false);
         };
-        let want = self.source.batch_size();
         for (name, slot) in names.iter().zip(out.iter_mut()) {
+            let want = self.bindings.iter().find(|b| &b.name == name).ok_or_else(|| {
+                let known: Vec<&str> = self.bindings.iter().map(|b| b.name.as_str()).collect();
+                Error::Contract(format!(
+                    "TensorRT asks for input '{name}' but the network's calibration inputs are {known:?}"
+                ))
+            })?;
             let t = tensors.iter().find(|t| &t.name == name).ok_or_else(|| {
                 let have: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
                 Error::Contract(format!(
@@ -241,13 +322,14 @@ impl CalibratorState {
                     t.data.len()
                 )));
             }
-            if t.shape.first() != Some(&want) {
+            if t.shape != want.shape {
                 return Err(Error::Contract(format!(
-                    "calibration tensor '{name}': shape {:?} does not start with the batch size {want}",
-                    t.shape
+                    "calibration tensor '{name}' has shape {:?} but the network reads {:?}; \
+                     make input.shape (and the calibration profile) match the model",
+                    t.shape, want.shape
                 )));
             }
-            *slot = self.memory.upload(name, &t.data)?;
+            *slot = self.memory.upload(name, &want.dtype.encode(&t.data))?;
         }
         self.batches += 1;
         Ok(true)
@@ -258,7 +340,6 @@ impl CalibratorState {
             return Ok(None);
         };
         self.cache_bytes = store.read()?.filter(|b| !b.is_empty());
-        self.cache_used = self.cache_bytes.is_some();
         Ok(self.cache_bytes.as_deref())
     }
 
@@ -407,8 +488,8 @@ unsafe extern "C" fn cb_write_cache(user: *mut c_void, data: *const c_void, leng
 /// Calibration batches in device memory, as a real build needs them.
 #[cfg(feature = "cuda")]
 impl BindingMemory for crate::cuda::DeviceBindings {
-    fn upload(&mut self, name: &str, data: &[f32]) -> Result<*mut c_void> {
-        crate::cuda::DeviceBindings::upload(self, name, data)
+    fn upload(&mut self, name: &str, bytes: &[u8]) -> Result<*mut c_void> {
+        crate::cuda::DeviceBindings::upload(self, name, bytes)
     }
 }
 
@@ -531,28 +612,58 @@ pub(crate) mod testing {
         (rc, bytes)
     }
 
-    /// Host buffers, one per input name, allocated once (stable addresses).
+    /// Host buffers, one per input name, allocated once (stable addresses), 8-byte aligned
+    /// like device memory. Every buffer's address and size is registered in [`allocations`],
+    /// so a test double of TensorRT can check how many bytes a binding really holds.
     #[derive(Default)]
     pub struct HostBindings {
-        pub buffers: HashMap<String, Vec<f32>>,
+        pub buffers: HashMap<String, (Vec<u64>, usize)>,
+    }
+
+    /// Live host bindings: address -> size in bytes.
+    pub fn allocations() -> &'static Mutex<HashMap<usize, usize>> {
+        static A: std::sync::OnceLock<Mutex<HashMap<usize, usize>>> = std::sync::OnceLock::new();
+        A.get_or_init(Default::default)
     }
 
     impl BindingMemory for HostBindings {
-        fn upload(&mut self, name: &str, data: &[f32]) -> Result<*mut c_void> {
-            let buf = self
+        fn upload(&mut self, name: &str, bytes: &[u8]) -> Result<*mut c_void> {
+            let (buf, n) = self
                 .buffers
                 .entry(name.to_string())
-                .or_insert_with(|| vec![0.0; data.len()]);
-            if buf.len() != data.len() {
+                .or_insert_with(|| (vec![0u64; bytes.len().div_ceil(8)], bytes.len()));
+            if *n != bytes.len() {
                 return Err(Error::Contract(format!(
-                    "input '{name}' changed size from {} to {}",
-                    buf.len(),
-                    data.len()
+                    "input '{name}' changed size from {n} to {} bytes",
+                    bytes.len()
                 )));
             }
-            buf.copy_from_slice(data);
-            Ok(buf.as_mut_ptr().cast())
+            // SAFETY: `buf` holds at least `bytes.len()` bytes (rounded up to whole u64s).
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.as_mut_ptr().cast(), bytes.len())
+            };
+            let ptr = buf.as_mut_ptr();
+            allocations().lock().unwrap().insert(ptr as usize, *n);
+            Ok(ptr.cast())
         }
+    }
+
+    impl Drop for HostBindings {
+        fn drop(&mut self) {
+            let mut a = allocations().lock().unwrap();
+            for (buf, _) in self.buffers.values() {
+                a.remove(&(buf.as_ptr() as usize));
+            }
+        }
+    }
+
+    /// The bindings a [`CountingSource`] feeds: one f32 input `images` of `batch x chw`.
+    pub fn counting_bindings(batch: usize, chw: usize) -> Vec<InputBinding> {
+        vec![InputBinding {
+            name: "images".into(),
+            shape: vec![batch, chw],
+            dtype: InputType::F32,
+        }]
     }
 }
 
@@ -562,11 +673,14 @@ mod tests {
     use super::*;
 
     fn state(src: CountingSource, cache: Option<MemCache>) -> Box<CalibratorState> {
+        let bindings = counting_bindings(src.batch, src.chw);
         CalibratorState::new(
             Box::new(src),
             cache.map(|c| Box::new(c) as Box<dyn CacheStore>),
             Box::new(HostBindings::default()),
+            bindings,
         )
+        .unwrap()
     }
 
     #[test]
@@ -596,6 +710,49 @@ mod tests {
         let sum = s.finish().unwrap();
         assert_eq!(sum.batches, 3);
         assert!(sum.ended);
+    }
+
+    /// A float16 network input gets half-precision bytes, and a batch whose shape is not the
+    /// network's (static dims or the calibration profile's opt) is refused, not truncated.
+    #[test]
+    fn f16_inputs_get_half_bytes_and_shapes_must_be_the_networks() {
+        let src = CountingSource::new(2, 3, 1);
+        let bindings = vec![InputBinding {
+            name: "images".into(),
+            shape: vec![2, 3],
+            dtype: InputType::F16,
+        }];
+        let mut s = CalibratorState::new(
+            Box::new(src),
+            None,
+            Box::new(HostBindings::default()),
+            bindings,
+        )
+        .unwrap();
+        let cb = s.callbacks();
+        let (rc, p) = get_batch(&cb, "images");
+        assert_eq!(rc, 1);
+        assert_eq!(allocations().lock().unwrap().get(&(p as usize)), Some(&12));
+        // SAFETY: HostBindings returned a pointer to 6 halves that stays valid.
+        let got = unsafe { std::slice::from_raw_parts(p.cast::<u16>(), 6) };
+        let want: Vec<u16> = (0..6)
+            .map(|i| half::f16::from_f32(i as f32 * 0.5).to_bits())
+            .collect();
+        assert_eq!(got, &want[..]);
+        s.finish().unwrap();
+
+        // The network calibrates 2 x 4 but the stream serves 2 x 3.
+        let src = CountingSource::new(2, 3, 1);
+        let mut s = CalibratorState::new(
+            Box::new(src),
+            None,
+            Box::new(HostBindings::default()),
+            counting_bindings(2, 4),
+        )
+        .unwrap();
+        assert_eq!(get_batch(&s.callbacks(), "images").0, -1);
+        let e = s.finish().unwrap_err().to_string();
+        assert!(e.contains("[2, 3]") && e.contains("[2, 4]"), "{e}");
     }
 
     #[test]
@@ -711,7 +868,9 @@ mod tests {
             Box::new(src),
             None,
             Box::new(DeviceBindings::new(g.clone())),
-        );
+            counting_bindings(2, 5),
+        )
+        .unwrap();
         let cb = state.callbacks();
         for batch in &want {
             let (rc, ptr) = get_batch(&cb, "images");

@@ -5,7 +5,7 @@
 //! the test is skipped with a message, unless TRTFORGE_REQUIRE_HARNESS is set
 //! (scripts/check-tensorrt.sh sets it).
 
-use super::bridge::testing::{CountingSource, HostBindings, MemCache};
+use super::bridge::testing::{counting_bindings, CountingSource, HostBindings, MemCache};
 use super::bridge::{CacheStore, CalibratorCallbacks, CalibratorState};
 use crate::error::Error;
 use std::ffi::{c_char, CStr, CString};
@@ -133,11 +133,14 @@ impl Harness {
         minmax: bool,
     ) -> (i32, Report, Box<CalibratorState>) {
         let elems = (src.batch * src.chw) as i64;
+        let bindings = counting_bindings(src.batch, src.chw);
         let mut state = CalibratorState::new(
             Box::new(src),
             cache.map(|c| Box::new(c) as Box<dyn CacheStore>),
             Box::new(HostBindings::default()),
-        );
+            bindings,
+        )
+        .unwrap();
         let cb = state.callbacks();
         let name = CString::new("images").unwrap();
         let names = [name.as_ptr()];

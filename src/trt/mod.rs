@@ -1,5 +1,6 @@
-//! The TensorRT binding, and only that. It depends on nothing above [`crate::cuda`] and
-//! [`crate::error`]; the build pipeline that uses it is [`crate::build`].
+//! The TensorRT binding, and only that. It depends on nothing above [`crate::cuda`],
+//! [`crate::env`], [`crate::dylib`], [`crate::util`] and [`crate::error`]; the build pipeline
+//! that uses it is [`crate::build`].
 //!
 //! Layers, as cudarc has them:
 //! - `sys`: the raw bindings of `sys/trtforge_shim.h` (feature `tensorrt`);
@@ -8,27 +9,31 @@
 //! - [`bridge`]: the calibrator bridge's Rust side, pure Rust behind a C ABI (always compiled,
 //!   so it is tested everywhere);
 //! - [`mod@probe`]: is libnvinfer here, and which version (always compiled, for `doctor`);
-//! - [`version`]: TensorRT version numbers and what each version has.
+//! - [`version`]: TensorRT version numbers and what each version has;
+//! - [`options`]: what a build can be asked for, as plain data (always compiled).
 
 pub mod bridge;
+pub mod options;
 pub mod probe;
 pub mod version;
+
+pub use options::{DataType, Flag, InputProfile, IoTensor, Pool, ProfilingVerbosity, TacticSource};
 
 #[cfg(test)]
 mod harness_test;
 
+/// bindgen output for `sys/trtforge_shim.h`, committed (tests/bindings.rs keeps it current).
 #[cfg(feature = "tensorrt")]
+#[rustfmt::skip]
 #[allow(
     non_camel_case_types,
     non_upper_case_globals,
     non_snake_case,
     dead_code,
-    clippy::all
+    clippy::all,
+    clippy::undocumented_unsafe_blocks
 )]
-pub mod sys {
-    //! bindgen output for `sys/trtforge_shim.h`.
-    include!(concat!(env!("OUT_DIR"), "/trtforge_sys.rs"));
-}
+pub mod sys;
 
 #[cfg(feature = "tensorrt")]
 pub mod result;

@@ -15,7 +15,37 @@ pub struct TensorRtStatus {
 }
 
 /// Names tried for libnvinfer, newest first (JetPack and the x86 packages install these).
-const NVINFER: &[&str] = &["libnvinfer.so.10", "libnvinfer.so.8", "libnvinfer.so"];
+const NVINFER: &[&str] = &[
+    "libnvinfer.so.11",
+    "libnvinfer.so.10",
+    "libnvinfer.so.8",
+    "libnvinfer.so",
+];
+
+/// How to get TensorRT's libraries.
+pub const INSTALL_FIX: &str =
+    "Install TensorRT (JetPack ships it; on x86 the libnvinfer packages or the TensorRT tar) \
+     and put its lib folder on LD_LIBRARY_PATH or set TENSORRT_LIB_DIR";
+
+/// The major version the shim was compiled against, when it was.
+fn compiled_major() -> Option<u32> {
+    option_env!("TRTFORGE_TRT_HEADER_VERSION")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The names to try: the compiled-in major first (the shim's vtables are that major's).
+fn nvinfer_names() -> Vec<String> {
+    let mut names: Vec<String> = NVINFER.iter().map(|s| s.to_string()).collect();
+    if let Some(m) = compiled_major() {
+        let own = format!("libnvinfer.so.{m}");
+        names.retain(|n| *n != own);
+        names.insert(0, own);
+    }
+    names
+}
 
 /// Decode NV_TENSORRT_VERSION as getInferLibVersion returns it.
 pub fn decode_version(v: i32) -> String {
@@ -29,18 +59,16 @@ pub fn decode_version(v: i32) -> String {
 
 /// Report TensorRT's availability; never fails.
 pub fn probe() -> TensorRtStatus {
+    let names = nvinfer_names();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let library = match load_version(
-        NVINFER,
+        &names,
         Some("TENSORRT_LIB_DIR"),
         b"getInferLibVersion",
         VersionCall::Returned,
     ) {
         Ok((path, v)) => LibStatus::found(path, decode_version(v)),
-        Err(why) => LibStatus::missing(
-            why,
-            "Install TensorRT (JetPack ships it; on x86 the libnvinfer packages or the TensorRT tar) \
-             and put its lib folder on LD_LIBRARY_PATH or set TENSORRT_LIB_DIR",
-        ),
+        Err(why) => LibStatus::missing(why, INSTALL_FIX),
     };
     TensorRtStatus {
         compiled_in: cfg!(feature = "tensorrt"),

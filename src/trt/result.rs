@@ -27,6 +27,13 @@ pub(crate) fn check(status: i32, what: &str) -> Result<()> {
             fix: "Use a TensorRT version that has it, or drop the recipe field".into(),
         });
     }
+    if status == sys::TRTFORGE_UNAVAILABLE as i32 {
+        return Err(Error::Unavailable {
+            what: "TensorRT".into(),
+            why: msg,
+            fix: super::probe::INSTALL_FIX.into(),
+        });
+    }
     Err(Error::Tensorrt {
         what: what.to_string(),
         msg: if msg.is_empty() {

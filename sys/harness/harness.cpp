@@ -40,6 +40,14 @@ int32_t trtforge_harness_drive(const trtforge_calibrator_callbacks* cb, int32_t 
                                int32_t nb_inputs, int64_t elems_per_input, trtforge_harness_report* report) {
     try {
         std::memset(report, 0, sizeof(*report));
+#if NV_TENSORRT_MAJOR >= 11
+        (void)cb;
+        (void)algorithm;
+        (void)input_names;
+        (void)nb_inputs;
+        (void)elems_per_input;
+        return TRTFORGE_UNSUPPORTED; // no calibrator interface to drive
+#else
         trtforge_calibrator* handle = nullptr;
         int32_t st = trtforge_calibrator_create(cb, algorithm, &handle);
         if (st != TRTFORGE_OK) return st;
@@ -102,6 +110,7 @@ int32_t trtforge_harness_drive(const trtforge_calibrator_callbacks* cb, int32_t 
         }
         trtforge_calibrator_destroy(handle);
         return 0;
+#endif
     } catch (...) {
         return -1;
     }

@@ -1,6 +1,7 @@
 //! The builder: networks, configs, optimization profiles and the serialized build.
 
 use super::super::bridge::CalibrationSummary;
+use super::super::options::InputProfile;
 use super::super::result::check;
 use super::super::sys;
 use super::{CalibrationSession, Config, HostBytes, Logger, Network};
@@ -15,16 +16,14 @@ handle!(
     sys::trtforge_builder_destroy
 );
 
-/// Shapes of one dynamic input in an optimization profile.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InputProfile {
-    pub name: String,
-    pub min: Vec<i64>,
-    pub opt: Vec<i64>,
-    pub max: Vec<i64>,
-}
+handle!(
+    Profile,
+    sys::trtforge_profile,
+    sys::trtforge_profile_destroy
+);
 
 impl<'l> Builder<'l> {
+    /// A builder; needs the libraries loaded ([`super::load`]).
     pub fn new(logger: &'l Logger) -> Result<Self> {
         let mut raw = std::ptr::null_mut();
         check(
@@ -35,7 +34,18 @@ impl<'l> Builder<'l> {
         Builder::from_raw(raw, "builder")
     }
 
-    /// Explicit-batch network; `strongly_typed` for Q/DQ models where the version has it.
+    /// DLA cores on this device (0 on GPUs and on Orin Nano).
+    pub fn nb_dla_cores(&self) -> Result<u32> {
+        let mut n = 0;
+        check(
+            // SAFETY: valid handle, out-pointer.
+            unsafe { sys::trtforge_builder_nb_dla_cores(self.raw.as_ptr(), &mut n) },
+            "DLA cores",
+        )?;
+        Ok(n.max(0) as u32)
+    }
+
+    /// Explicit-batch network; `strongly_typed` where the version has it (11: always).
     pub fn network(&self, strongly_typed: bool) -> Result<Network<'_>> {
         let mut raw = std::ptr::null_mut();
         check(
@@ -58,55 +68,43 @@ impl<'l> Builder<'l> {
         Config::from_raw(raw, "builder config")
     }
 
-    /// Add an optimization profile: `(input, min, opt, max)` per dynamic input.
-    pub fn add_profile(
-        &self,
-        config: &Config<'_>,
-        shapes: &[InputProfile],
-        calibration: bool,
-    ) -> Result<()> {
+    /// An optimization profile with `shapes` set, ready for [`Config::add_profile`]. The
+    /// handle is freed on every path (TensorRT keeps the profile itself).
+    pub fn profile(&self, shapes: &[InputProfile]) -> Result<Profile<'_>> {
+        for p in shapes {
+            if p.min.len() != p.opt.len() || p.opt.len() != p.max.len() {
+                return Err(Error::Invalid(format!(
+                    "profile for '{}': min/opt/max ranks differ",
+                    p.name
+                )));
+            }
+        }
         let mut raw = std::ptr::null_mut();
         check(
             // SAFETY: valid builder handle, out-pointer.
             unsafe { sys::trtforge_profile_create(self.raw.as_ptr(), &mut raw) },
             "optimization profile",
         )?;
-        for InputProfile {
-            name,
-            min,
-            opt,
-            max,
-        } in shapes
-        {
-            let c = CString::new(name.as_str())
-                .map_err(|_| Error::Invalid(format!("input name {name:?}")))?;
-            if min.len() != opt.len() || opt.len() != max.len() {
-                return Err(Error::Invalid(format!(
-                    "profile for '{name}': min/opt/max ranks differ"
-                )));
-            }
+        let profile = Profile::from_raw(raw, "optimization profile")?;
+        for p in shapes {
+            let c = CString::new(p.name.as_str())
+                .map_err(|_| Error::Invalid(format!("input name {:?}", p.name)))?;
             check(
                 // SAFETY: arrays of `len` dims, valid profile handle.
                 unsafe {
                     sys::trtforge_profile_set(
-                        raw,
+                        profile.raw.as_ptr(),
                         c.as_ptr(),
-                        min.len() as i32,
-                        min.as_ptr(),
-                        opt.as_ptr(),
-                        max.as_ptr(),
+                        p.min.len() as i32,
+                        p.min.as_ptr(),
+                        p.opt.as_ptr(),
+                        p.max.as_ptr(),
                     )
                 },
                 "optimization profile",
             )?;
         }
-        // SAFETY: the config takes the profile (TensorRT owns it); `raw` is not used again.
-        check(
-            unsafe {
-                sys::trtforge_config_add_profile(config.raw.as_ptr(), raw, i32::from(calibration))
-            },
-            "optimization profile",
-        )
+        Ok(profile)
     }
 
     /// Build the serialized engine. With a calibrator, the failure recorded in its state (an
@@ -116,13 +114,11 @@ impl<'l> Builder<'l> {
         network: &Network<'_>,
         config: &Config<'_>,
         calib: Option<&mut CalibrationSession>,
-    ) -> Result<(Vec<u8>, Option<CalibrationSummary>)> {
+    ) -> Result<(HostBytes<'static>, Option<CalibrationSummary>)> {
         if let Some(s) = calib.as_deref() {
             check(
                 // SAFETY: valid handles; the session outlives this call, and is detached below.
-                unsafe {
-                    sys::trtforge_config_set_calibrator(config.raw.as_ptr(), s.calib.raw.as_ptr())
-                },
+                unsafe { sys::trtforge_config_set_calibrator(config.raw.as_ptr(), s.raw()) },
                 "calibrator",
             )?;
         }
@@ -148,7 +144,7 @@ impl<'l> Builder<'l> {
                 unsafe {
                     sys::trtforge_config_set_calibrator(config.raw.as_ptr(), std::ptr::null_mut())
                 };
-                Some(s.state.finish()?)
+                Some(s.finish()?)
             }
             None => None,
         };
@@ -157,6 +153,6 @@ impl<'l> Builder<'l> {
             what: "engine build".into(),
             msg: "returned no bytes".into(),
         })?;
-        Ok((bytes.as_slice().to_vec(), summary))
+        Ok((bytes, summary))
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! Handles are `NonNull` newtypes destroyed in `Drop` (which never panics), not `Clone`;
 //! children borrow their parents (`Network<'b>` borrows its `Builder`), so the borrow checker
-//! keeps parents alive. Every call checks the status ([`super::result`]) and turns the
-//! thread-local last error into an [`Error`].
+//! keeps parents alive; a network owns the ONNX parser that filled it. Every call checks the
+//! status (`super::result`) and turns the thread-local last error into an [`Error`]. Nothing
+//! works before [`load`].
 
+pub(super) use super::options::{dtype_name, DataType, IoTensor};
 use super::sys;
 use crate::error::{Error, Result};
 use std::marker::PhantomData;
@@ -41,31 +43,18 @@ macro_rules! handle {
 mod builder;
 mod calibrator;
 mod config;
+mod library;
 mod logger;
 mod network;
 mod runtime;
 
-pub use builder::{Builder, InputProfile};
+pub use builder::{Builder, Profile};
 pub use calibrator::{CalibrationSession, Calibrator};
-pub use config::{BuildPrecision, Config, Constraints};
+pub use config::{unsupported_field, Config};
+pub use library::{header_version, library_version, load, Libraries};
 pub use logger::{Logger, Severity};
-pub use network::{Network, Parser, ParserError};
-pub use runtime::{Engine, TrtRuntime};
-
-/// Header and library versions as `major.minor.patch`.
-pub fn versions() -> (String, String) {
-    // SAFETY: plain functions returning numbers.
-    let (h, l) = unsafe {
-        (
-            sys::trtforge_header_version(),
-            sys::trtforge_library_version(),
-        )
-    };
-    (
-        super::probe::decode_version(h),
-        super::probe::decode_version(l),
-    )
-}
+pub use network::{Network, ParserError};
+pub use runtime::{Engine, ExecutionContext, ProfileShape, TrtRuntime};
 
 handle!(HostBytes, sys::trtforge_bytes, sys::trtforge_bytes_destroy);
 
@@ -83,31 +72,3 @@ impl HostBytes<'_> {
         }
     }
 }
-
-/// A tensor's name, dims (-1 = dynamic) and TensorRT DataType.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IoTensor {
-    pub name: String,
-    pub is_input: bool,
-    pub dims: Vec<i64>,
-    pub dtype: &'static str,
-}
-
-pub(super) fn dtype_name(d: i32) -> &'static str {
-    match d {
-        0 => "float32",
-        1 => "float16",
-        2 => "int8",
-        3 => "int32",
-        4 => "bool",
-        5 => "uint8",
-        6 => "fp8",
-        7 => "bfloat16",
-        8 => "int64",
-        9 => "int4",
-        _ => "unknown",
-    }
-}
-
-/// `nvinfer1::DataType::kHALF` (the same number in TensorRT 8.5 to 10.x).
-pub const DATA_TYPE_HALF: i32 = 1;

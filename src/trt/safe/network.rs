@@ -1,8 +1,8 @@
-//! The network definition and the ONNX parser that fills it.
+//! The network definition, filled by the ONNX parser it owns.
 
 use super::super::result::{check, cstr};
 use super::super::sys;
-use super::{dtype_name, IoTensor, Logger};
+use super::{dtype_name, DataType, IoTensor, Logger};
 use crate::error::{Error, Result};
 use std::ffi::CString;
 use std::marker::PhantomData;
@@ -14,8 +14,6 @@ handle!(
     sys::trtforge_network,
     sys::trtforge_network_destroy
 );
-
-handle!(Parser, sys::trtforge_parser, sys::trtforge_parser_destroy);
 
 /// One ONNX parser error.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,74 +58,67 @@ impl Network<'_> {
         })
     }
 
-    pub fn inputs(&self) -> Result<Vec<IoTensor>> {
+    fn count(
+        &self,
+        f: unsafe extern "C" fn(*mut sys::trtforge_network, *mut i32) -> i32,
+    ) -> Result<i32> {
         let mut n = 0;
-        check(
-            // SAFETY: valid handle, out-pointer.
-            unsafe { sys::trtforge_network_nb_inputs(self.raw.as_ptr(), &mut n) },
-            "network inputs",
-        )?;
-        (0..n).map(|i| self.io(true, i)).collect()
+        // SAFETY: valid handle, out-pointer.
+        check(unsafe { f(self.raw.as_ptr(), &mut n) }, "network")?;
+        Ok(n)
+    }
+
+    pub fn inputs(&self) -> Result<Vec<IoTensor>> {
+        (0..self.count(sys::trtforge_network_nb_inputs)?)
+            .map(|i| self.io(true, i))
+            .collect()
     }
 
     pub fn outputs(&self) -> Result<Vec<IoTensor>> {
-        let mut n = 0;
-        check(
-            // SAFETY: valid handle, out-pointer.
-            unsafe { sys::trtforge_network_nb_outputs(self.raw.as_ptr(), &mut n) },
-            "network outputs",
-        )?;
-        (0..n).map(|i| self.io(false, i)).collect()
+        (0..self.count(sys::trtforge_network_nb_outputs)?)
+            .map(|i| self.io(false, i))
+            .collect()
     }
 
-    /// Pin the layers named exactly `name` to `dtype` (precision and output types; a TensorRT
-    /// DataType number such as [`DATA_TYPE_HALF`]). Returns how many layers matched.
-    pub fn set_precision_where_exact(&self, wanted: &str, dtype: i32) -> Result<usize> {
-        let mut n = 0;
-        check(
-            // SAFETY: valid handle, out-pointer.
-            unsafe { sys::trtforge_network_nb_layers(self.raw.as_ptr(), &mut n) },
-            "network layers",
-        )?;
-        let mut hits = 0;
-        for i in 0..n {
-            let mut name = std::ptr::null();
-            check(
-                // SAFETY: valid handle, index in range, out-pointer.
-                unsafe { sys::trtforge_network_layer_name(self.raw.as_ptr(), i, &mut name) },
-                "layer name",
-            )?;
-            if cstr(name) == wanted {
+    /// Every layer's name, in network order (the ONNX parser names a layer after its node).
+    pub fn layer_names(&self) -> Result<Vec<String>> {
+        (0..self.count(sys::trtforge_network_nb_layers)?)
+            .map(|i| {
+                let mut name = std::ptr::null();
                 check(
-                    // SAFETY: valid handle, index in range.
-                    unsafe {
-                        sys::trtforge_network_set_layer_precision(self.raw.as_ptr(), i, dtype)
-                    },
-                    "layer precision",
+                    // SAFETY: valid handle, index in range, out-pointer.
+                    unsafe { sys::trtforge_network_layer_name(self.raw.as_ptr(), i, &mut name) },
+                    "layer name",
                 )?;
-                hits += 1;
-            }
-        }
-        Ok(hits)
+                Ok(cstr(name))
+            })
+            .collect()
     }
 
-    /// Parse an ONNX file into this network; every parser error is reported.
-    pub fn parse_onnx(&self, logger: &Logger, path: &Path) -> Result<()> {
-        let mut raw = std::ptr::null_mut();
+    /// Pin layer `index` to `dtype` (precision and output types). Unavailable on TensorRT 11.
+    pub fn set_layer_precision(&self, index: usize, dtype: DataType) -> Result<()> {
+        let i = i32::try_from(index).map_err(|_| Error::internal("layer index"))?;
         check(
-            // SAFETY: valid handles, out-pointer.
+            // SAFETY: valid handle; the shim checks the index.
             unsafe {
-                sys::trtforge_parser_create(self.raw.as_ptr(), logger.raw.as_ptr(), &mut raw)
+                sys::trtforge_network_set_layer_precision(self.raw.as_ptr(), i, dtype as i32)
             },
-            "ONNX parser",
-        )?;
-        let parser = Parser::from_raw(raw, "ONNX parser")?;
+            "layer precision",
+        )
+    }
+
+    /// Parse an ONNX file into this network. The network keeps the parser (TensorRT refers to
+    /// the parsed weights until the engine is built), so the lifetime cannot go wrong; every
+    /// parser error is reported, with the node.
+    pub fn parse_onnx(&mut self, logger: &Logger, path: &Path) -> Result<()> {
         let c = CString::new(path.to_string_lossy().as_bytes())
             .map_err(|_| Error::Invalid(format!("{}: path has a NUL byte", path.display())))?;
-        // SAFETY: valid handle and path.
-        let st = unsafe { sys::trtforge_parser_parse_file(parser.raw.as_ptr(), c.as_ptr(), 2) };
+        // SAFETY: valid handles and path.
+        let st = unsafe {
+            sys::trtforge_network_parse_onnx(self.raw.as_ptr(), logger.raw.as_ptr(), c.as_ptr(), 2)
+        };
         if st == sys::TRTFORGE_PARSE_FAILED as i32 {
-            let errs = parser.errors()?;
+            let errs = self.parser_errors()?;
             let lines: Vec<String> = errs
                 .iter()
                 .map(|e| {
@@ -137,31 +128,30 @@ impl Network<'_> {
                     )
                 })
                 .collect();
+            let msg = if lines.is_empty() {
+                "TensorRT's ONNX parser failed without reporting an error (see the TensorRT log, -vv)"
+                    .to_string()
+            } else {
+                format!("TensorRT's ONNX parser failed: {}", lines.join("; "))
+            };
             return Err(Error::Onnx {
                 path: path.to_path_buf(),
-                msg: format!("TensorRT's ONNX parser failed: {}", lines.join("; ")),
+                msg,
             });
         }
         check(st, "ONNX parse")
     }
-}
 
-impl Parser<'_> {
-    pub fn errors(&self) -> Result<Vec<ParserError>> {
-        let mut n = 0;
-        check(
-            // SAFETY: valid handle, out-pointer.
-            unsafe { sys::trtforge_parser_nb_errors(self.raw.as_ptr(), &mut n) },
-            "parser errors",
-        )?;
-        (0..n)
+    /// The errors of the last parse.
+    pub fn parser_errors(&self) -> Result<Vec<ParserError>> {
+        (0..self.count(sys::trtforge_network_parser_nb_errors)?)
             .map(|i| {
                 let (mut node, mut name, mut desc, mut code) =
                     (0, std::ptr::null(), std::ptr::null(), 0);
                 check(
                     // SAFETY: valid handle, index in range, out-pointers.
                     unsafe {
-                        sys::trtforge_parser_error(
+                        sys::trtforge_network_parser_error(
                             self.raw.as_ptr(),
                             i,
                             &mut node,
