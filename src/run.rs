@@ -4,7 +4,7 @@
 
 use crate::data::{dump, ImageStream};
 use crate::error::{Error, Result};
-use crate::exec::OrtSession;
+use crate::exec::{Infer, OrtSession};
 use crate::recipe::RunJob;
 use ndarray::Axis;
 use serde::Serialize;
@@ -22,17 +22,23 @@ pub struct RunSummary {
     pub seconds: f64,
 }
 
+/// Run the recipe's ONNX model with ONNX Runtime on CPU.
 pub fn run(job: &RunJob) -> Result<RunSummary> {
+    let mut session = OrtSession::from_model(&job.model, &[])?;
+    run_with(job, &mut session, &job.model.path.display().to_string())
+}
+
+/// Run whatever `exec` runs (an engine on the device) over the images, named `artifact`.
+pub fn run_with(job: &RunJob, exec: &mut dyn Infer, artifact: &str) -> Result<RunSummary> {
     let input = &job.input;
     let mut stream =
         ImageStream::new(job.set.clone(), input, input.shape[0], job.on_unreadable, 0)?;
-    let mut session = OrtSession::from_model(&job.model, &[])?;
     let started = std::time::Instant::now();
     let (mut seq, mut shapes) = (0usize, Vec::new());
     let bar = crate::util::progress_bar(stream.total() as u64, "run");
     for batch in stream.by_ref() {
         let batch = batch?;
-        let outputs = session.run(&[(input.tensor.as_str(), batch.tensor.view().into_dyn())])?;
+        let outputs = exec.infer(&[(input.tensor.as_str(), batch.tensor.view().into_dyn())])?;
         let n = batch.items.len();
         for (k, item) in batch.items.iter().enumerate() {
             let dir = dump::output_dir(&job.out, seq, &item.path);
@@ -59,7 +65,7 @@ pub fn run(job: &RunJob) -> Result<RunSummary> {
     }
     bar.finish_and_clear();
     Ok(RunSummary {
-        model: job.model.path.display().to_string(),
+        model: artifact.to_string(),
         images: seq,
         skipped: stream
             .skipped()

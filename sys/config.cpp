@@ -259,17 +259,20 @@ extern "C" int32_t trtforge_config_add_profile(trtforge_config* config, trtforge
                                                int32_t calibration) {
     return wall("trtforge_config_add_profile", [&]() -> int32_t {
         REQUIRE(config && profile, "trtforge_config_add_profile");
+#if NV_TENSORRT_MAJOR >= 11
+        // Refuse before touching the config: an UNSUPPORTED call must leave nothing behind.
+        if (calibration) {
+            return unsupported("trtforge_config_add_profile", "TensorRT 11 has no calibration profile (no calibrator)");
+        }
+#endif
         if (config->c->addOptimizationProfile(profile->p) < 0) {
             return fail("trtforge_config_add_profile", "invalid optimization profile (see the TensorRT log)");
         }
-        if (!calibration) return TRTFORGE_OK;
 #if NV_TENSORRT_MAJOR < 11
-        if (!config->c->setCalibrationProfile(profile->p)) {
+        if (calibration && !config->c->setCalibrationProfile(profile->p)) {
             return fail("trtforge_config_add_profile", "TensorRT rejected the calibration profile");
         }
-        return TRTFORGE_OK;
-#else
-        return unsupported("trtforge_config_add_profile", "TensorRT 11 has no calibration profile (no calibrator)");
 #endif
+        return TRTFORGE_OK;
     });
 }

@@ -10,9 +10,23 @@ mod common;
 
 use std::path::Path;
 
+/// The C compiler's own headers (stddef.h): the libclang wheel ships none.
+fn compiler_include() -> Option<String> {
+    let out = std::process::Command::new("cc")
+        .arg("-print-file-name=include")
+        .output()
+        .ok()?;
+    let dir = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    Path::new(&dir).join("stddef.h").is_file().then_some(dir)
+}
+
 /// bindgen with the options the committed file was made with.
 fn generate(header: &Path) -> Result<String, String> {
-    let b = bindgen::Builder::default()
+    let mut b = bindgen::Builder::default();
+    if let Some(dir) = compiler_include() {
+        b = b.clang_arg(format!("-isystem{dir}"));
+    }
+    let b = b
         .header(header.to_string_lossy())
         .allowlist_function("trtforge_.*")
         .allowlist_type("trtforge_.*")

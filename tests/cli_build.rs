@@ -64,3 +64,58 @@ fn build_without_tensorrt_exits_3_after_the_cpu_steps() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// `run`/`eval --engine` without TensorRT: one line saying so and how to fix it, exit 3,
+/// nothing written; `build --engine` writes nowhere either.
+#[test]
+fn engine_options_without_tensorrt_exit_3_and_write_nothing() {
+    if cfg!(feature = "tensorrt") {
+        eprintln!("skipping: this binary has TensorRT compiled in");
+        return;
+    }
+    let Some(model) = model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = Path::new(env!("CARGO_MANIFEST_DIR")).join("calib_data");
+    let recipe = dir.path().join("yolox.yaml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "model: {}\ninput:\n  tensor: images\n  shape: [1, 3, 416, 416]\n  channel_order: bgr\n  resize: letterbox-top-left\nprecision: fp16\ndecoder: yolox\neval:\n  images: {}\n  labels: {}\n",
+            model.display(),
+            imgs.display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let engine = dir.path().join("elsewhere/y.engine");
+    for args in [
+        vec!["run", "--limit", "1", "--out"],
+        vec!["eval", "--limit", "1", "--labels"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_trtforge"))
+            .args(&args)
+            .arg(dir.path().join("out"))
+            .arg(&recipe)
+            .arg("--engine")
+            .arg(&engine)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("y.engine") && err.contains("--features tensorrt"),
+            "{err}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_trtforge"))
+        .args(["build"])
+        .arg(&recipe)
+        .arg("--engine")
+        .arg(&engine)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!engine.exists() && !dir.path().join("elsewhere").exists());
+    assert!(!dir.path().join("out").join("000000_chelsea").exists());
+}

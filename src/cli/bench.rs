@@ -133,23 +133,19 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         idle: parse_duration(&a.idle)?,
     };
 
-    let mut exec: Box<dyn Executor> = match backend.as_str() {
-        "trt" => {
-            let why = if cfg!(feature = "tensorrt") {
-                "this trtforge has no TensorRT engine executor yet"
-            } else {
-                "this trtforge was built without TensorRT. Rebuild with `cargo build --release --features tensorrt` on a TensorRT host"
-            };
-            return unavailable(format!(
-                "{}: TensorRT execution is not available: {why}; bench the ONNX model on CPU with --backend ort",
-                a.target.display()
-            ));
-        }
+    let ctx = Measure {
+        warmup,
+        stop,
+        plan,
+        args: &a,
+    };
+    match backend.as_str() {
+        "trt" => bench_engine(&a, is_recipe, &ctx),
         _ => {
             if a.no_transfers || a.spin_wait || a.cuda_graph {
                 log::warn!("--no-transfers, --spin-wait and --cuda-graph apply to TensorRT only; ignored for --backend ort");
             }
-            if is_recipe {
+            let mut exec: Box<dyn Executor> = if is_recipe {
                 let job = LoadedRecipe::load(&a.target)?.bench_job(a.batch);
                 Box::new(OrtExecutor::open_seeded(
                     &job.model, &job.input, &job.shape, a.seed,
@@ -161,54 +157,103 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                     "{}: --backend ort needs an ONNX model or a recipe, not a TensorRT engine",
                     a.target.display()
                 );
+            };
+            ctx.run(exec.as_mut())
+        }
+    }
+}
+
+/// Everything a measurement needs besides the executor.
+struct Measure<'a> {
+    warmup: Warmup,
+    stop: Stop,
+    plan: PowerPlan,
+    args: &'a BenchArgs,
+}
+
+impl Measure<'_> {
+    fn run(&self, exec: &mut dyn Executor) -> anyhow::Result<ExitCode> {
+        let (a, plan) = (self.args, &self.plan);
+        let (warmup, stop) = (self.warmup, self.stop);
+        let info = exec.info();
+        let batch = info.input_shape.first().copied().unwrap_or(1).max(1);
+        let cfg = BenchConfig {
+            warmup,
+            stop,
+            batch,
+            percentiles: a.percentiles.clone(),
+        };
+        log::info!(
+            "benching {} ({}), input {:?}",
+            info.artifact.display(),
+            info.backend,
+            info.input_shape
+        );
+        let measured = match session::measure(exec, &cfg, plan, &Roots::with_sysfs(&a.sysfs_root)) {
+            Ok(m) => m,
+            Err(e @ trtforge::Error::Unavailable { .. }) => return unavailable(e.to_string()),
+            Err(e) => return Err(e.into()),
+        };
+        let report = BenchReport::new(info, &cfg, plan, measured)?;
+        for w in &report.warnings {
+            log::warn!("{w}");
+        }
+        let files = match &a.out {
+            Some(dir) => Some(report.write_all(dir)?),
+            None => None,
+        };
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_table(&report);
+            if let Some(f) = &files {
+                println!("report: {}", f.json.display());
+                println!("        {}", f.markdown.display());
+                for s in &f.svgs {
+                    println!("        {}", s.display());
+                }
             }
         }
-    };
-    let info = exec.info();
-    let batch = info.input_shape.first().copied().unwrap_or(1).max(1);
-    let cfg = BenchConfig {
-        warmup,
-        stop,
-        batch,
-        percentiles: a.percentiles.clone(),
-    };
-    log::info!(
-        "benching {} ({}), input {:?}",
-        info.artifact.display(),
-        info.backend,
-        info.input_shape
-    );
-    let measured = match session::measure(
-        exec.as_mut(),
-        &cfg,
-        &plan,
-        &Roots::with_sysfs(&a.sysfs_root),
-    ) {
-        Ok(m) => m,
-        Err(e @ trtforge::Error::Unavailable { .. }) => return unavailable(e.to_string()),
-        Err(e) => return Err(e.into()),
-    };
-    let report = BenchReport::new(info, &cfg, &plan, measured)?;
-    for w in &report.warnings {
-        log::warn!("{w}");
+        Ok(ExitCode::SUCCESS)
     }
-    let files = match &a.out {
-        Some(dir) => Some(report.write_all(dir)?),
-        None => None,
-    };
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+}
+
+/// The engine of `a.target` (an engine file, or the recipe's built engine) on GPU 0.
+#[cfg(feature = "tensorrt")]
+fn bench_engine(a: &BenchArgs, is_recipe: bool, m: &Measure) -> anyhow::Result<ExitCode> {
+    use trtforge::measure::trt_exec::{with_engine, TrtOptions};
+    let path = if is_recipe {
+        LoadedRecipe::load(&a.target)?.build_job()?.engine
     } else {
-        print_table(&report);
-        if let Some(f) = &files {
-            println!("report: {}", f.json.display());
-            println!("        {}", f.markdown.display());
-            for s in &f.svgs {
-                println!("        {}", s.display());
-            }
-        }
+        a.target.clone()
+    };
+    let opts = TrtOptions {
+        no_transfers: a.no_transfers,
+        spin_wait: a.spin_wait,
+        cuda_graph: a.cuda_graph,
+        batch: a.batch,
+        seed: a.seed,
+    };
+    let r = with_engine(&path, |engine, gpu| {
+        let io = trtforge::measure::cuda_io::CudaIo::new(gpu.clone())?;
+        let mut exec =
+            trtforge::measure::trt_exec::TrtExecutor::new(engine, &path, Box::new(io), opts)?;
+        m.run(&mut exec)
+            .map_err(|e| trtforge::Error::Invalid(format!("{e:#}")))
+    });
+    match r {
+        Ok(code) => Ok(code),
+        Err(e @ trtforge::Error::Unavailable { .. }) => unavailable(e.to_string()),
+        Err(e) => Err(e.into()),
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "tensorrt"))]
+fn bench_engine(a: &BenchArgs, _: bool, _: &Measure) -> anyhow::Result<ExitCode> {
+    unavailable(format!(
+        "{}: TensorRT execution is not available: this trtforge was built without TensorRT. Rebuild with `cargo build --release --features tensorrt` on a TensorRT host; bench the ONNX model on CPU with --backend ort",
+        a.target.display()
+    ))
 }
 
 fn print_table(r: &BenchReport) {

@@ -1,9 +1,10 @@
-//! `trtforge eval RECIPE`: detection mAP of the model on a labelled image set (ONNX Runtime).
+//! `trtforge eval RECIPE`: detection mAP of the model on a labelled image set (ONNX Runtime,
+//! or with --engine the TensorRT engine on the device).
 
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use trtforge::eval::run::evaluate;
+use trtforge::eval::run::{evaluate, evaluate_with};
 use trtforge::recipe::{EvalOverrides, LoadedRecipe};
 
 #[derive(clap::Args)]
@@ -13,6 +14,10 @@ pub struct Args {
     /// YOLO-format labels folder (default: the recipe's, or `labels/` beside the images).
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Score this TensorRT engine on the device (built from the recipe: same input contract
+    /// and decoder) instead of the ONNX model on CPU.
+    #[arg(long)]
+    engine: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -25,7 +30,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
         labels: a.labels,
         limit: i.limit,
     })?;
-    let report = evaluate(&job)?;
+    let report = match &a.engine {
+        Some(e) => super::engine::with_engine(e, job.input.shape[0], |x| {
+            evaluate_with(&job, x, &e.display().to_string())
+        })?,
+        None => evaluate(&job)?,
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -26,6 +26,7 @@ mod calibrate;
 mod check;
 mod compare;
 mod doctor;
+mod engine;
 mod eval;
 mod inspect;
 mod power;
@@ -97,7 +98,16 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
-            ExitCode::from(EXIT_FAILURE)
+            // A missing library (ONNX Runtime, TensorRT, CUDA) is not a failure of the input.
+            let unavailable = matches!(
+                e.downcast_ref::<trtforge::Error>(),
+                Some(trtforge::Error::Unavailable { .. })
+            );
+            ExitCode::from(if unavailable {
+                EXIT_UNAVAILABLE
+            } else {
+                EXIT_FAILURE
+            })
         }
     }
 }

@@ -58,6 +58,10 @@ impl Gpu {
             .map_err(cuda_err("compute capability"))
     }
 
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
     }

@@ -5,11 +5,18 @@ use super::labels::{read_class_names, GroundTruth};
 use super::report::{EvalReport, Evaluator, Timing};
 use crate::data::{ImageStream, OnUnreadable};
 use crate::error::Result;
-use crate::exec::OrtSession;
+use crate::exec::{Infer, OrtSession};
 use crate::recipe::EvalJob;
 use std::time::Instant;
 
+/// Score the recipe's ONNX model with ONNX Runtime on CPU.
 pub fn evaluate(job: &EvalJob) -> Result<EvalReport> {
+    let mut session = OrtSession::from_model(&job.model, &[])?;
+    evaluate_with(job, &mut session, &job.model.path.display().to_string())
+}
+
+/// Score whatever `exec` runs (an engine on the device), named `artifact` in the report.
+pub fn evaluate_with(job: &EvalJob, exec: &mut dyn Infer, artifact: &str) -> Result<EvalReport> {
     let gt = GroundTruth::load(job.set.paths(), &job.labels)?;
     let names = job
         .class_names
@@ -17,7 +24,6 @@ pub fn evaluate(job: &EvalJob) -> Result<EvalReport> {
         .map(read_class_names)
         .transpose()?;
     let input = &job.input;
-    let mut session = OrtSession::from_model(&job.model, &[])?;
     let mut ev = Evaluator::new(
         job.decoder,
         DecodeParams::with_thresholds(job.thresholds.score, job.thresholds.iou),
@@ -37,7 +43,7 @@ pub fn evaluate(job: &EvalJob) -> Result<EvalReport> {
         let batch = batch?;
         timing.preprocess_s += t.elapsed().as_secs_f64();
         let t_inf = Instant::now();
-        let outs = session.run(&[(input.tensor.as_str(), batch.tensor.view().into_dyn())])?;
+        let outs = exec.infer(&[(input.tensor.as_str(), batch.tensor.view().into_dyn())])?;
         timing.inference_s += t_inf.elapsed().as_secs_f64();
         let placements: Vec<_> = batch.items.iter().map(|i| i.letterbox).collect();
         ev.push_batch(&outs, &placements)?;
@@ -45,10 +51,5 @@ pub fn evaluate(job: &EvalJob) -> Result<EvalReport> {
         t = Instant::now();
     }
     bar.finish_and_clear();
-    ev.finish(
-        &job.model.path.display().to_string(),
-        &gt,
-        names.as_deref(),
-        timing,
-    )
+    ev.finish(artifact, &gt, names.as_deref(), timing)
 }

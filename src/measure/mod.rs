@@ -9,14 +9,21 @@
 //! - [`context`]: device facts recorded with every result (model, L4T, nvpmodel, clocks, temps).
 //! - [`ort_exec`]: the ONNX Runtime CPU executor.
 //! - [`session`]: one full measurement: context, idle baseline, loop, samplers, energy.
+//! - [`device_io`]: tensors' buffers, copies, events and graphs on one stream (`cuda_io` on a
+//!   GPU, feature `cuda`); `trt_exec`: the TensorRT engine executor (feature `tensorrt`).
 
 pub mod context;
+#[cfg(feature = "cuda")]
+pub mod cuda_io;
+pub mod device_io;
 pub mod energy;
 pub mod harness;
 pub mod ort_exec;
 pub mod power;
 pub mod session;
 pub mod stats;
+#[cfg(feature = "tensorrt")]
+pub mod trt_exec;
 
 pub use harness::{
     BenchConfig, BenchRun, Executor, ExecutorInfo, IterRecord, Stop, Timing, Warmup,
