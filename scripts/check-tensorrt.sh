@@ -7,8 +7,9 @@
 #   3. `cargo clippy --features tensorrt --all-targets -D warnings`: the library, binary, tests
 #      and benches type-check with the feature (bindings are committed: no libclang; build.rs
 #      runs cc only);
-#   4. the calibrator harness (the C++ calibrator driven as TensorRT drives it) and the TensorRT
-#      test double's call-sequence tests run.
+#   4. the calibrator harness (the C++ calibrator driven as TensorRT drives it), the TensorRT
+#      test double's call-sequence tests (tests/trt_double.rs, one per rule) and the build
+#      pipeline and engine executor against the double (tests/trt_pipeline.rs) run.
 # usage: scripts/check-tensorrt.sh [INCLUDE_DIR...]
 #   default: TENSORRT_INCLUDE_DIR, else every ../shared/reference/tensorrt-headers/*/include.
 #   CUDA headers: CUDA_INCLUDE_DIR, else the wheels scripts/setup-tensorrt-check.sh unpacks.
@@ -53,7 +54,7 @@ for inc in "${dirs[@]}"; do
     echo "   cargo clippy --features tensorrt --all-targets: clean"
     TRTFORGE_REQUIRE_HARNESS=1 RUST_BACKTRACE=0 \
         cargo test -q --features tensorrt --lib -- trt:: 2>&1 | grep -E "test result|FAILED|panicked"
-    if [ -f tests/trt_double.rs ]; then
-        cargo test -q --features tensorrt --test trt_double 2>&1 | grep -E "test result|FAILED|panicked"
-    fi
+    for t in trt_double trt_pipeline; do
+        cargo test -q --features tensorrt --test "$t" 2>&1 | grep -E "test result|FAILED|panicked"
+    done
 done

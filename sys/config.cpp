@@ -203,18 +203,17 @@ extern "C" int32_t trtforge_config_set_timing_cache(trtforge_config* config, con
 }
 
 extern "C" int32_t trtforge_config_merge_timing_cache(trtforge_config* config, const void* file_data, size_t length,
-                                                      trtforge_bytes** out) {
+                                                      trtforge_bytes** out, int32_t* combined) {
     return wall("trtforge_config_merge_timing_cache", [&]() -> int32_t {
-        REQUIRE(config && out, "trtforge_config_merge_timing_cache");
+        REQUIRE(config && out && combined, "trtforge_config_merge_timing_cache");
         const ITimingCache* ours = config->c->getTimingCache();
         if (!ours) return fail("trtforge_config_merge_timing_cache", "no timing cache attached");
         // The file as it is now (another build may have written it since ours was loaded), then
         // ours combined into it, as trtexec's updateTimingCacheFile does.
         std::unique_ptr<ITimingCache> file(config->c->createTimingCache(file_data, file_data ? length : 0));
         if (!file) return fail("trtforge_config_merge_timing_cache", "the timing cache file is corrupt");
-        if (!file->combine(*ours, false)) {
-            return fail("trtforge_config_merge_timing_cache", "combining the timing caches failed");
-        }
+        // A mismatch (another device or version) leaves the file's cache as it is.
+        *combined = file->combine(*ours, false) ? 1 : 0;
         std::unique_ptr<IHostMemory> mem(file->serialize());
         if (!mem) return fail("trtforge_config_merge_timing_cache", "serializing the timing cache failed");
         *out = new trtforge_bytes{std::move(mem), {}};

@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature or struct below changes. */
-#define TRTFORGE_ABI_VERSION 2
+#define TRTFORGE_ABI_VERSION 3
 
 enum {
     TRTFORGE_OK = 0,
@@ -163,9 +163,11 @@ int32_t trtforge_config_set_calibrator(trtforge_config* config, trtforge_calibra
  * trtexec does (TensorRT then warns and starts over). TRTFORGE_ERROR for a corrupt cache. */
 int32_t trtforge_config_set_timing_cache(trtforge_config* config, const void* data, size_t length);
 /* The cache to store: `file_data` (the file as it is now, NULL/0 when absent) combined with the
- * config's cache, serialized, so concurrent builds add to each other's entries. */
+ * config's cache, serialized, so concurrent builds add to each other's entries. A file from
+ * another device or TensorRT version cannot take our entries (combine refuses a mismatch): then
+ * the file's cache comes back unchanged and *combined is 0, as trtexec keeps the file. */
 int32_t trtforge_config_merge_timing_cache(trtforge_config* config, const void* file_data, size_t length,
-                                           trtforge_bytes** out);
+                                           trtforge_bytes** out, int32_t* combined);
 
 int32_t trtforge_profile_create(trtforge_builder* builder, trtforge_profile** out);
 /* Frees the handle; the TensorRT profile itself belongs to the builder. */

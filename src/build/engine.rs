@@ -197,7 +197,16 @@ pub fn build_serialized(
     };
     let (plan, calibration) = builder.build(&network, &config, session.as_mut())?;
     if let Some(path) = timing_cache {
-        timing_cache::store(path, |file| config.merge_timing_cache(file))?;
+        timing_cache::store(path, |file| {
+            let (bytes, combined) = config.merge_timing_cache(file)?;
+            if !combined {
+                log::warn!(
+                    "timing cache {}: made on another device or TensorRT version; kept as it is, without this build's entries",
+                    path.display()
+                );
+            }
+            Ok(bytes)
+        })?;
     }
     let engine = plan.as_slice().to_vec();
     drop(plan);

@@ -44,16 +44,23 @@ pub trait DeviceIo {
     fn replay(&mut self) -> Result<()>;
 }
 
-/// Host memory only; records every call (tests).
+/// Host memory only; records every call in `log` (shared, so a test still reads it once the
+/// executor owns this).
 #[derive(Default)]
 pub struct HostIo {
     buffers: Vec<(String, bool, Vec<u8>)>,
-    pub log: Vec<String>,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     capturing: bool,
     captured: bool,
 }
 
 impl HostIo {
+    fn note(&self, what: impl Into<String>) {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(what.into());
+        }
+    }
+
     fn find(&mut self, name: &str) -> Result<&mut Vec<u8>> {
         self.buffers
             .iter_mut()
@@ -65,7 +72,7 @@ impl HostIo {
 
 impl DeviceIo for HostIo {
     fn add(&mut self, name: &str, bytes: usize, input: bool) -> Result<*mut c_void> {
-        self.log.push(format!("add {name} {bytes}"));
+        self.note(format!("add {name} {bytes}"));
         self.buffers
             .push((name.to_string(), input, vec![0; bytes.max(1)]));
         Ok(self.find(name)?.as_mut_ptr().cast())
@@ -77,34 +84,34 @@ impl DeviceIo for HostIo {
         std::ptr::null_mut()
     }
     fn copy_inputs(&mut self) -> Result<()> {
-        self.log.push("h2d".into());
+        self.note("h2d");
         Ok(())
     }
     fn copy_outputs(&mut self) -> Result<()> {
-        self.log.push("d2h".into());
+        self.note("d2h");
         Ok(())
     }
     fn mark(&mut self, m: Mark) -> Result<()> {
-        self.log.push(format!("{m:?}"));
+        self.note(format!("{m:?}"));
         Ok(())
     }
     fn wait(&mut self, spin: bool) -> Result<()> {
         if self.capturing {
             return Err(Error::internal("wait during a stream capture"));
         }
-        self.log.push(if spin { "spin" } else { "block" }.into());
+        self.note(if spin { "spin" } else { "block" });
         Ok(())
     }
     fn timing(&mut self) -> Result<Timing> {
         Ok(Timing::HOST_ONLY)
     }
     fn begin_capture(&mut self) -> Result<()> {
-        self.log.push("begin_capture".into());
+        self.note("begin_capture");
         self.capturing = true;
         Ok(())
     }
     fn end_capture(&mut self) -> Result<()> {
-        self.log.push("end_capture".into());
+        self.note("end_capture");
         self.capturing = false;
         self.captured = true;
         Ok(())
@@ -113,7 +120,7 @@ impl DeviceIo for HostIo {
         if !self.captured {
             return Err(Error::internal("replay before a capture"));
         }
-        self.log.push("replay".into());
+        self.note("replay");
         Ok(())
     }
 }

@@ -47,23 +47,29 @@ fn text(a: &[c_char; 64]) -> String {
         .into_owned()
 }
 
+/// The headers' version. From 10.16 on NV_TENSORRT_* are aliases of TRT_*_ENTERPRISE.
 fn header_version(include: &Path) -> String {
     let t = std::fs::read_to_string(include.join("NvInferVersion.h")).unwrap_or_default();
-    let get = |k: &str| {
-        t.lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix(&format!("#define {k} "))
-                    .map(|r| r.split_whitespace().next().unwrap_or("?").to_string())
-            })
+    let define = |k: &str| {
+        t.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("#define {k} "))
+                .and_then(|r| r.split_whitespace().next())
+                .map(str::to_string)
+        })
+    };
+    let get = |part: &str| {
+        define(&format!("NV_TENSORRT_{part}"))
+            .filter(|v| v.parse::<u32>().is_ok())
+            .or_else(|| define(&format!("TRT_{part}_ENTERPRISE")))
             .unwrap_or_else(|| "?".into())
     };
     format!(
         "{}.{}.{}.{}",
-        get("NV_TENSORRT_MAJOR"),
-        get("NV_TENSORRT_MINOR"),
-        get("NV_TENSORRT_PATCH"),
-        get("NV_TENSORRT_BUILD")
+        get("MAJOR"),
+        get("MINOR"),
+        get("PATCH"),
+        get("BUILD")
     )
 }
 
@@ -192,6 +198,12 @@ fn calibrator_driven_as_tensorrt_does() {
     let src = CountingSource::new(2, 6, 3);
     let want = expected_sum(&src, 3);
     let (rc, r, mut state) = h.run(src, Some(cache.clone()), false);
+    if major >= 11 {
+        // No calibrator classes: the harness says so and asks for nothing.
+        assert_eq!(rc, 2, "TRTFORGE_UNSUPPORTED");
+        assert_eq!((r.batches, r.wrote_cache), (0, 0));
+        return;
+    }
     assert_eq!(rc, 0);
     assert_eq!(
         (r.cache_hit, r.batch_size, r.batches, r.wrote_cache),

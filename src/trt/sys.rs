@@ -5,7 +5,7 @@
 
 pub use crate::trt::bridge::CalibratorCallbacks as trtforge_calibrator_callbacks;
 
-pub const TRTFORGE_ABI_VERSION: u32 = 2;
+pub const TRTFORGE_ABI_VERSION: u32 = 3;
 pub const TRTFORGE_OK: _bindgen_ty_1 = 0;
 pub const TRTFORGE_ERROR: _bindgen_ty_1 = 1;
 pub const TRTFORGE_UNSUPPORTED: _bindgen_ty_1 = 2;
@@ -267,6 +267,7 @@ unsafe extern "C" {
         file_data: *const ::std::os::raw::c_void,
         length: usize,
         out: *mut *mut trtforge_bytes,
+        combined: *mut i32,
     ) -> i32;
 }
 unsafe extern "C" {

@@ -135,20 +135,30 @@ impl<'b> Config<'b> {
     }
 
     /// The cache to write back: the file's current content (`None`: no file) with this
-    /// build's entries combined into it.
-    pub fn merge_timing_cache(&self, file: Option<&[u8]>) -> Result<Vec<u8>> {
+    /// build's entries combined into it, and whether they were: a file from another device or
+    /// TensorRT version comes back unchanged (`false`), as trtexec keeps it.
+    pub fn merge_timing_cache(&self, file: Option<&[u8]>) -> Result<(Vec<u8>, bool)> {
         let (p, n) = file
             .map(|b| (b.as_ptr().cast(), b.len()))
             .unwrap_or((std::ptr::null(), 0));
-        let mut raw = std::ptr::null_mut();
+        let (mut raw, mut combined) = (std::ptr::null_mut(), 0);
         check(
-            // SAFETY: valid handle, bytes alive for the call, out-pointer.
-            unsafe { sys::trtforge_config_merge_timing_cache(self.raw.as_ptr(), p, n, &mut raw) },
+            // SAFETY: valid handle, bytes alive for the call, out-pointers.
+            unsafe {
+                sys::trtforge_config_merge_timing_cache(
+                    self.raw.as_ptr(),
+                    p,
+                    n,
+                    &mut raw,
+                    &mut combined,
+                )
+            },
             "timing cache",
         )?;
-        Ok(HostBytes::from_raw(raw, "timing cache")?
+        let bytes = HostBytes::from_raw(raw, "timing cache")?
             .as_slice()
-            .to_vec())
+            .to_vec();
+        Ok((bytes, combined == 1))
     }
 
     /// Add `profile`; with `calibration` it is the calibration profile too.
