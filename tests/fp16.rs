@@ -3,10 +3,9 @@
 
 mod common;
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 use onnx_protobuf::NodeProto;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use trtforge::exec::OrtSession;
 use trtforge::onnx::synth::{tiny_detector, GraphBuilder};
 use trtforge::onnx::{
     float_tensor, int_attr, node, string_attr, tensor_attr, value_info, Graph, Model, Patch,
@@ -24,17 +23,7 @@ fn skip_or_panic(e: trtforge::Error) {
     eprintln!("SKIP: {e}");
 }
 
-/// ONNX Runtime, or None (skip) outside CI.
-fn session(m: &Model, extra: &[String]) -> Option<OrtSession> {
-    match OrtSession::from_model(m, extra) {
-        Ok(s) => Some(s),
-        Err(e @ trtforge::Error::Unavailable { .. }) => {
-            skip_or_panic(e);
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
-}
+use common::{minmax_ranges, ort_session as session, ramp_input as input};
 
 /// The FP16 model, or None (skip) when ONNX Runtime, which checks it, is unavailable.
 fn convert(m: &Model, keep: &[&str]) -> Option<(Model, Fp16Summary)> {
@@ -47,14 +36,6 @@ fn convert(m: &Model, keep: &[&str]) -> Option<(Model, Fp16Summary)> {
         }
         Err(e) => panic!("{e}"),
     }
-}
-
-fn input(shape: &[usize], seed: u32) -> ArrayD<f32> {
-    let n: usize = shape.iter().product();
-    let v = (0..n).map(|i| {
-        (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0
-    });
-    ArrayD::from_shape_vec(IxDyn(shape), v.collect()).unwrap()
 }
 
 /// Element types of every tensor, worked out here independently of the rewrite: declared
@@ -470,24 +451,6 @@ fn shape_math_stays_fp32_shared_constants_are_copied_and_big_values_clamped() {
     );
     assert!(e[0].max_abs <= scale / 512.0, "{e:?}");
     assert!(e[0].cosine > 0.99999, "{e:?}");
-}
-
-/// max |x| of every activation over one run: the ranges a minmax calibration would give.
-fn minmax_ranges(m: &Model, x: &ArrayD<f32>) -> Option<HashMap<String, f32>> {
-    let names: Vec<String> = Graph::new(m)
-        .activation_names()
-        .into_iter()
-        .filter(|n| n != "images")
-        .collect();
-    let mut s = session(m, &names)?;
-    let mut r: HashMap<String, f32> = s
-        .run(&[("images", x.view())])
-        .unwrap()
-        .into_iter()
-        .map(|(n, a)| (n, a.iter().fold(0f32, |m, v| m.max(v.abs()))))
-        .collect();
-    r.insert("images".into(), x.iter().fold(0f32, |m, v| m.max(v.abs())));
-    Some(r)
 }
 
 #[test]

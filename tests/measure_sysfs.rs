@@ -165,12 +165,8 @@ fn sampler_thread_on_fixture_integrates_constant_power() {
     assert_eq!(e.rails_summed, ["VDD_IN"]);
 }
 
-#[test]
-fn power_sample_cli_on_fixture() {
-    let t = tempfile::tempdir().unwrap();
-    agx_orin(t.path());
-    // The real reader sees the ENODATA marker as a non-number: those NC channels are skipped
-    // by their label first, so the CLI works on this tree too.
+/// `trtforge power sample --json` for 100 ms on the fixture tree `root`.
+fn power_sample_json(root: &std::path::Path) -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_trtforge"))
         .args([
             "power",
@@ -182,10 +178,19 @@ fn power_sample_cli_on_fixture() {
             "--json",
             "--sysfs-root",
         ])
-        .arg(t.path())
+        .arg(root)
         .output()
         .unwrap();
-    let v = common::json_output(&out);
+    common::json_output(&out)
+}
+
+#[test]
+fn power_sample_cli_on_fixture() {
+    let t = tempfile::tempdir().unwrap();
+    agx_orin(t.path());
+    // The real reader sees the ENODATA marker as a non-number: those NC channels are skipped
+    // by their label first, so the CLI works on this tree too.
+    let v = power_sample_json(t.path());
     assert_eq!(v["energy"]["source"], "ina3221");
     let summed: Vec<&str> = v["energy"]["rails_summed"]
         .as_array()
@@ -552,21 +557,7 @@ fn auto_with_a_malformed_ina238_fails_instead_of_dropping_vin() {
 fn power_sample_cli_on_thor_fixture() {
     let t = tempfile::tempdir().unwrap();
     agx_thor(t.path());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trtforge"))
-        .args([
-            "power",
-            "sample",
-            "--duration",
-            "100ms",
-            "--period",
-            "10ms",
-            "--json",
-            "--sysfs-root",
-        ])
-        .arg(t.path())
-        .output()
-        .unwrap();
-    let v = common::json_output(&out);
+    let v = power_sample_json(t.path());
     assert_eq!(v["energy"]["source"], "ina238+ina3221");
     assert_eq!(v["energy"]["rails_summed"], serde_json::json!(["VIN"]));
     let avg = v["energy"]["avg_w"].as_f64().unwrap();

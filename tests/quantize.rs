@@ -3,10 +3,8 @@
 
 mod common;
 
-use ndarray::{ArrayD, IxDyn};
 use std::collections::{BTreeSet, HashMap};
 use trtforge::data::ImageSet;
-use trtforge::exec::OrtSession;
 use trtforge::onnx::synth::{tiny_detector, GraphBuilder};
 use trtforge::onnx::{
     float_tensor, int_attr, ints_attr, node, upgrade_opset, value_info, Graph, Model,
@@ -15,46 +13,7 @@ use trtforge::quant::plan::{check_disjoint, int8_mac_share, mac_table, output_er
 use trtforge::quant::{candidates, quantize, QdqOptions};
 use trtforge::recipe::{Order, QuantOp};
 
-/// ONNX Runtime, or None (skip) outside CI.
-fn session(m: &Model, extra: &[String]) -> Option<OrtSession> {
-    match OrtSession::from_model(m, extra) {
-        Ok(s) => Some(s),
-        Err(e @ trtforge::Error::Unavailable { .. }) => {
-            if matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1")) {
-                panic!("{e}");
-            }
-            eprintln!("SKIP: {e}");
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn input(shape: &[usize], seed: u32) -> ArrayD<f32> {
-    let n: usize = shape.iter().product();
-    let v = (0..n).map(|i| {
-        (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0
-    });
-    ArrayD::from_shape_vec(IxDyn(shape), v.collect()).unwrap()
-}
-
-/// max |x| of every activation over one run: the ranges a minmax calibration would give.
-fn minmax_ranges(m: &Model, x: &ArrayD<f32>) -> Option<HashMap<String, f32>> {
-    let names: Vec<String> = Graph::new(m)
-        .activation_names()
-        .into_iter()
-        .filter(|n| n != "images")
-        .collect();
-    let mut s = session(m, &names)?;
-    let mut r: HashMap<String, f32> = s
-        .run(&[("images", x.view())])
-        .unwrap()
-        .into_iter()
-        .map(|(n, a)| (n, a.iter().fold(0f32, |m, v| m.max(v.abs()))))
-        .collect();
-    r.insert("images".into(), x.iter().fold(0f32, |m, v| m.max(v.abs())));
-    Some(r)
-}
+use common::{minmax_ranges, ort_session as session, ramp_input as input};
 
 #[test]
 fn tiny_detector_qdq_runs_and_stays_close() {

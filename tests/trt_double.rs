@@ -721,6 +721,20 @@ fn calibration_binding_smaller_than_the_input_is_caught() {
     s.assert_violations(&["calibration-binding-too-small"]);
 }
 
+/// An INT8 build of `model` with `calib`; the calibration summary (builder side dropped).
+fn int8_build(
+    log: &trtforge::trt::Logger,
+    model: &std::path::Path,
+    calib: &mut CalibrationSession,
+) -> trtforge::trt::bridge::CalibrationSummary {
+    let builder = Builder::new(log).unwrap();
+    let mut net = builder.network(false).unwrap();
+    net.parse_onnx(log, model).unwrap();
+    let cfg = builder.config().unwrap();
+    cfg.set_flag(Flag::Int8, true).unwrap();
+    builder.build(&net, &cfg, Some(calib)).unwrap().1.unwrap()
+}
+
 #[test]
 fn a_calibration_cache_means_no_batches() {
     skip_on_11!("no calibrator");
@@ -735,18 +749,7 @@ fn a_calibration_cache_means_no_batches() {
         &[1, 3, 16, 16],
         false,
     );
-    let summary = {
-        let builder = Builder::new(log).unwrap();
-        let mut net = builder.network(false).unwrap();
-        net.parse_onnx(log, &models::tiny(dir.path())).unwrap();
-        let cfg = builder.config().unwrap();
-        cfg.set_flag(Flag::Int8, true).unwrap();
-        builder
-            .build(&net, &cfg, Some(&mut calib))
-            .unwrap()
-            .1
-            .unwrap()
-    };
+    let summary = int8_build(log, &models::tiny(dir.path()), &mut calib);
     drop(calib);
     assert!(summary.cache_used);
     assert_eq!(summary.batches, 0);
@@ -775,18 +778,7 @@ fn an_explicitly_quantized_network_does_not_call_the_calibrator() {
         &[1, 3, 16, 16],
         false,
     );
-    let summary = {
-        let builder = Builder::new(log).unwrap();
-        let mut net = builder.network(false).unwrap();
-        net.parse_onnx(log, &models::qdq(dir.path())).unwrap();
-        let cfg = builder.config().unwrap();
-        cfg.set_flag(Flag::Int8, true).unwrap();
-        builder
-            .build(&net, &cfg, Some(&mut calib))
-            .unwrap()
-            .1
-            .unwrap()
-    };
+    let summary = int8_build(log, &models::qdq(dir.path()), &mut calib);
     drop(calib);
     assert_eq!((summary.batches, summary.cache_used), (0, false));
     let b = &s.record()["builds"][0];

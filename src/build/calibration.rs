@@ -384,6 +384,21 @@ mod tests {
 
     const CHW: usize = 3 * 96 * 96;
 
+    /// A calibrator state over `src` in host memory, binding the tiny model's input.
+    fn host_state(
+        src: StreamSource,
+        cache: Option<Box<dyn CacheStore>>,
+        batch: usize,
+    ) -> Box<CalibratorState> {
+        CalibratorState::new(
+            Box::new(src),
+            cache,
+            Box::new(HostBindings::default()),
+            f32_input(batch),
+        )
+        .unwrap()
+    }
+
     /// The tiny model's input as TensorRT reads it, `batch` images of 3 x 96 x 96 float32.
     fn f32_input(batch: usize) -> Vec<crate::trt::bridge::InputBinding> {
         vec![crate::trt::bridge::InputBinding {
@@ -440,13 +455,7 @@ mod tests {
         let r = recipe(dir.path(), &calib_data(), 1, 96);
         let all = reference(&r);
         let src = StreamSource::new(stream(&r, 1), "images", 1).unwrap();
-        let mut state = CalibratorState::new(
-            Box::new(src),
-            None,
-            Box::new(HostBindings::default()),
-            f32_input(1),
-        )
-        .unwrap();
+        let mut state = host_state(src, None, 1);
         let cb = state.callbacks();
         // SAFETY: live state.
         assert_eq!(unsafe { cb.batch_size.unwrap()(cb.user) }, 1);
@@ -463,13 +472,7 @@ mod tests {
 
         // A binding name the stream does not provide: refused, naming both.
         let src = StreamSource::new(stream(&r, 1), "images", 1).unwrap();
-        let mut state = CalibratorState::new(
-            Box::new(src),
-            None,
-            Box::new(HostBindings::default()),
-            f32_input(1),
-        )
-        .unwrap();
+        let mut state = host_state(src, None, 1);
         assert_eq!(get_batch(&state.callbacks(), "input.1").0, -1);
         let e = state.finish().unwrap_err().to_string();
         assert!(
@@ -493,13 +496,7 @@ mod tests {
         std::fs::write(imgs.join("c.jpg"), b"this is not a JPEG").unwrap();
         let r = recipe(dir.path(), &imgs, 2, 96);
         let src = StreamSource::new(stream(&r, 2), "images", 2).unwrap();
-        let mut state = CalibratorState::new(
-            Box::new(src),
-            None,
-            Box::new(HostBindings::default()),
-            f32_input(2),
-        )
-        .unwrap();
+        let mut state = host_state(src, None, 2);
         let cb = state.callbacks();
         let get = || get_batch(&cb, "images").0;
         assert_eq!(get(), 1, "a.png + b.png");
@@ -562,13 +559,7 @@ mod tests {
 
         // Through the bridge: readCalibrationCache refuses, and build gets the Stale error.
         let src = StreamSource::new(stream(&r, 2), "images", 2).unwrap();
-        let mut state = CalibratorState::new(
-            Box::new(src),
-            Some(Box::new(store)),
-            Box::new(HostBindings::default()),
-            f32_input(2),
-        )
-        .unwrap();
+        let mut state = host_state(src, Some(Box::new(store)), 2);
         assert_eq!(read_cache(&state.callbacks()).0, -1);
         assert!(matches!(state.finish().unwrap_err(), Error::Stale { .. }));
     }
@@ -583,13 +574,7 @@ mod tests {
             .unwrap();
         let src = StreamSource::new(stream(&r, 2), "images", 2).unwrap();
         let store = ProvenanceCache::new(&out, provenance(&r), false);
-        let mut state = CalibratorState::new(
-            Box::new(src),
-            Some(Box::new(store)),
-            Box::new(HostBindings::default()),
-            f32_input(2),
-        )
-        .unwrap();
+        let mut state = host_state(src, Some(Box::new(store)), 2);
         assert_eq!(read_cache(&state.callbacks()), (1, TRT_CACHE.to_vec()));
         let sum = state.finish().unwrap();
         assert!(sum.cache_used);

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// A recipe, and the model and images a command runs over instead of the recipe's.
+/// A recipe, and the model (or engine) and images a command runs over instead of the recipe's.
 #[derive(clap::Args)]
 pub struct RecipeImages {
     /// Recipe (YAML): model and input contract (and, for eval, the decoder and eval set).
@@ -17,4 +17,8 @@ pub struct RecipeImages {
     /// Use at most N images.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Run this TensorRT engine (built from the recipe: same input contract, and for eval the
+    /// same decoder) on the device instead of the ONNX model on CPU.
+    #[arg(long)]
+    pub engine: Option<PathBuf>,
 }

@@ -14,10 +14,6 @@ pub struct Args {
     /// YOLO-format labels folder (default: the recipe's, or `labels/` beside the images).
     #[arg(long)]
     labels: Option<PathBuf>,
-    /// Score this TensorRT engine on the device (built from the recipe: same input contract
-    /// and decoder) instead of the ONNX model on CPU.
-    #[arg(long)]
-    engine: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -30,7 +26,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         labels: a.labels,
         limit: i.limit,
     })?;
-    let report = match &a.engine {
+    let report = match &i.engine {
         Some(e) => super::engine::with_engine(e, job.input.shape[0], |x| {
             evaluate_with(&job, x, &e.display().to_string())
         })?,

@@ -19,10 +19,6 @@ pub struct Args {
     /// Skip unreadable images (counted and reported) instead of failing.
     #[arg(long)]
     skip_unreadable: bool,
-    /// Run this TensorRT engine on the device instead of the ONNX model on CPU (outputs in the
-    /// same layout, to compare with the CPU reference).
-    #[arg(long)]
-    engine: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -37,7 +33,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         dump_inputs: a.dump_inputs,
         skip_unreadable: a.skip_unreadable,
     })?;
-    let summary = match &a.engine {
+    let summary = match &i.engine {
         Some(e) => super::engine::with_engine(e, job.input.shape[0], |x| {
             trtforge::run::run_with(&job, x, &e.display().to_string())
         })?,

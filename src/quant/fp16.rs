@@ -115,6 +115,28 @@ const CONSTANT_MATH: &str = "computes from constants and shapes only: kept exact
 const SUBGRAPH: &str = "has subgraphs, which the FP16 rewrite does not enter";
 const CUSTOM: &str = "custom domain: its types are its own";
 
+/// Ops that exponentiate or accumulate: kept FP32 (overflow past 65504, lost precision).
+const ACCUMULATING: &[&str] = &[
+    "Exp",
+    "Pow",
+    "Log",
+    "Softplus",
+    "LogSoftmax",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceProd",
+    "CumSum",
+    "LayerNormalization",
+    "InstanceNormalization",
+    "GroupNormalization",
+    "LpNormalization",
+    "MeanVarianceNormalization",
+];
+
 /// Ops converted to FP16 with every FLOAT input slot (besides Resize). Every one accepts
 /// tensor(float16) for its type T in all opsets, reads and writes T in each float slot, and
 /// keeps FP16's range: activations, convolutions, pooling, data movement, max/min reductions.
@@ -192,24 +214,7 @@ pub fn op_rule(op: &str) -> OpRule {
         op if CONVERT.contains(&op) => OpRule::Convert { fp32_slots: &[] },
         "Shape" | "Size" | "Cast" => OpRule::AnyType,
         "QuantizeLinear" | "DequantizeLinear" | "DynamicQuantizeLinear" => OpRule::Keep(QDQ),
-        "Exp"
-        | "Pow"
-        | "Log"
-        | "Softplus"
-        | "LogSoftmax"
-        | "ReduceSum"
-        | "ReduceSumSquare"
-        | "ReduceL1"
-        | "ReduceL2"
-        | "ReduceLogSum"
-        | "ReduceLogSumExp"
-        | "ReduceProd"
-        | "CumSum"
-        | "LayerNormalization"
-        | "InstanceNormalization"
-        | "GroupNormalization"
-        | "LpNormalization"
-        | "MeanVarianceNormalization" => OpRule::Keep(ACCUMULATES),
+        op if ACCUMULATING.contains(&op) => OpRule::Keep(ACCUMULATES),
         "TopK" | "ArgMax" | "ArgMin" => OpRule::Keep(RANKS),
         "NonMaxSuppression" => OpRule::Keep(NMS),
         "Upsample" => OpRule::Keep(UPSAMPLE),
@@ -221,27 +226,10 @@ pub fn op_rule(op: &str) -> OpRule {
 /// Ops whose outputs all have the type of their first input.
 fn follows_first(op: &str) -> bool {
     CONVERT.contains(&op)
+        || ACCUMULATING.contains(&op)
         || matches!(
             op,
             "Resize"
-                | "Exp"
-                | "Pow"
-                | "Log"
-                | "Softplus"
-                | "LogSoftmax"
-                | "ReduceSum"
-                | "ReduceSumSquare"
-                | "ReduceL1"
-                | "ReduceL2"
-                | "ReduceLogSum"
-                | "ReduceLogSumExp"
-                | "ReduceProd"
-                | "CumSum"
-                | "LayerNormalization"
-                | "InstanceNormalization"
-                | "GroupNormalization"
-                | "LpNormalization"
-                | "MeanVarianceNormalization"
                 | "Upsample"
                 | "Range"
                 | "Mod"

@@ -100,3 +100,52 @@ pub fn json_output(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
+
+/// An ONNX Runtime session of `m` (with `extra` outputs), or None (skip, with a note) when
+/// ONNX Runtime is not installed outside CI; under CI=true its absence is a failure.
+pub fn ort_session(
+    m: &trtforge::onnx::Model,
+    extra: &[String],
+) -> Option<trtforge::exec::OrtSession> {
+    match trtforge::exec::OrtSession::from_model(m, extra) {
+        Ok(s) => Some(s),
+        Err(e @ trtforge::Error::Unavailable { .. }) => {
+            assert!(!trtforge::env::in_ci(), "{e}");
+            eprintln!("SKIP: {e}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Deterministic values in [-1, 1) of `shape`.
+pub fn ramp_input(shape: &[usize], seed: u32) -> ndarray::ArrayD<f32> {
+    let n: usize = shape.iter().product();
+    let v = (0..n).map(|i| {
+        (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0
+    });
+    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), v.collect()).unwrap()
+}
+
+/// max |x| of every activation of `m` over one run on `images` = `x`: the ranges a minmax
+/// calibration would give.
+pub fn minmax_ranges(
+    m: &trtforge::onnx::Model,
+    x: &ndarray::ArrayD<f32>,
+) -> Option<std::collections::HashMap<String, f32>> {
+    let names: Vec<String> = trtforge::onnx::Graph::new(m)
+        .activation_names()
+        .into_iter()
+        .filter(|n| n != "images")
+        .collect();
+    let mut s = ort_session(m, &names)?;
+    let amax = |a: &ndarray::ArrayD<f32>| a.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let mut r: std::collections::HashMap<String, f32> = s
+        .run(&[("images", x.view())])
+        .unwrap()
+        .into_iter()
+        .map(|(n, a)| (n, amax(&a)))
+        .collect();
+    r.insert("images".into(), amax(x));
+    Some(r)
+}
