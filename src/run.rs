@@ -1,6 +1,6 @@
-//! `trtforge run`: the reference outputs of a model over images (ONNX Runtime on CPU), one
-//! `.npy` per image and output in the [`crate::data::dump`] layout, and with `dump_inputs`
-//! every preprocessed input too.
+//! `trtforge run`: the outputs of a model over images (ONNX Runtime on CPU, or an engine on the
+//! device through [`Infer`]), one `.npy` per image and output in the [`crate::data::dump`]
+//! layout, and with `dump_inputs` every preprocessed input too.
 
 use crate::data::{dump, ImageStream};
 use crate::error::{Error, Result};

@@ -1,7 +1,7 @@
 //! What the TensorRT build will ask for, decided without TensorRT (always compiled, so each
 //! rule is tested on every machine): the precision flags for the loaded library's version,
 //! layer pins, the DLA, memory pools, optimization profiles and the calibration profile.
-//! [`super::engine`] only carries the settings out.
+//! `build::engine` (feature `tensorrt`) only carries the settings out.
 //!
 //! The rules, with their source:
 //! - TensorRT 8.5 to 10.x build weakly typed networks: Q/DQ nodes need kINT8, and `best`

@@ -1,4 +1,5 @@
-//! `trtforge eval`: run a model over a labelled image set with ONNX Runtime and score it.
+//! `trtforge eval`: run a model over a labelled image set and score it: the ONNX model with
+//! ONNX Runtime, or any [`Infer`] (a TensorRT engine on the device).
 
 use super::decode::DecodeParams;
 use super::labels::{read_class_names, GroundTruth};

@@ -1,4 +1,5 @@
-//! Executors: ONNX Runtime on CPU (always), TensorRT (feature `tensorrt`).
+//! Executors of models: ONNX Runtime on CPU, and [`Infer`], the one-inference interface it
+//! and the TensorRT engine executor (`measure::trt_exec`, feature `tensorrt`) share.
 
 mod infer;
 mod ort;

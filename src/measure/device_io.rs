@@ -1,5 +1,5 @@
 //! Where an engine's tensors live and how one inference's copies, timing marks and waits are
-//! issued on its stream (always compiled). [`crate::cuda::CudaIo`] is the real one: pinned
+//! issued on its stream (always compiled). `measure::cuda_io::CudaIo` (feature `cuda`) is the real one: pinned
 //! host buffers, device buffers, CUDA events and graphs on one stream. [`HostIo`] keeps every
 //! tensor in host memory and logs each call, so the TensorRT executor's sequence runs in tests
 //! against the TensorRT test double, which never touches the memory behind an address.
