@@ -480,6 +480,27 @@ fn parser_errors_are_reported_with_their_cause() {
 }
 
 #[test]
+fn a_parse_that_fails_without_an_error_still_says_so() {
+    let s = session();
+    let log = logger();
+    let dir = tempfile::tempdir().unwrap();
+    let builder = Builder::new(log).unwrap();
+    let path = models::fails_silently(dir.path());
+    let mut net = builder.network(false).unwrap();
+    match net.parse_onnx(log, &path).unwrap_err() {
+        Error::Onnx { path: p, msg } => {
+            assert_eq!(p, path);
+            assert!(msg.contains("without reporting an error"), "{msg}");
+        }
+        other => panic!("expected an ONNX error, got {other:?}"),
+    }
+    assert!(net.parser_errors().unwrap().is_empty());
+    drop(net);
+    drop(builder);
+    s.assert_clean();
+}
+
+#[test]
 fn unnamed_nodes_are_named_after_their_first_output() {
     let s = session();
     let log = logger();

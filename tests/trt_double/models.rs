@@ -76,3 +76,11 @@ pub fn garbage(dir: &Path) -> PathBuf {
     std::fs::write(&p, b"this is not an ONNX model\n").unwrap();
     p
 }
+
+/// The tiny detector under the graph name that makes the double's parser fail without recording
+/// an error.
+pub fn fails_silently(dir: &Path) -> PathBuf {
+    let mut m = synth::tiny_detector(16);
+    m.proto.graph.as_mut().unwrap().name = "double_fails_silently".into();
+    save(&m, dir, "tiny_silent.onnx")
+}
