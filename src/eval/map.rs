@@ -71,8 +71,29 @@ fn iou64(a: &[f32; 4], b: &[f32; 4]) -> f64 {
     inter / (aw * ah + bw * bh - inter)
 }
 
-/// COCO-style mAP of `detections[i]` (original-image pixels) against `gt.images[i]`.
-pub fn evaluate(gt: &GroundTruth, detections: &[Vec<Detection>]) -> Result<EvalResult> {
+/// Detections of one class in one image, matched against that image's ground truth: what
+/// COCO's accumulation needs, and all it needs, so any multiset of images (a bootstrap
+/// resample) can be scored without matching again.
+#[derive(Debug, Clone, Default)]
+struct ClassMatches {
+    ground_truth: usize,
+    /// (score, matched per IoU threshold), in descending score order (stable), cut to 100.
+    scored: Vec<(f32, [bool; N_IOU])>,
+}
+
+/// Every image matched class by class: [`Matched::score`] gives COCO mAP over any list of
+/// image indices; [`evaluate`] is the list 0..n. Matching is per image, so scoring a resample
+/// equals matching the resampled images anew.
+#[derive(Debug, Clone)]
+pub struct Matched {
+    /// Classes with ground truth in the whole set, ascending.
+    classes: Vec<u32>,
+    /// `per_image[i][k]`: image i, class `classes[k]`.
+    per_image: Vec<Vec<ClassMatches>>,
+}
+
+/// Match `detections[i]` (original-image pixels) against `gt.images[i]`, class by class.
+pub fn match_images(gt: &GroundTruth, detections: &[Vec<Detection>]) -> Result<Matched> {
     if gt.images.len() != detections.len() {
         return Err(Error::internal(format!(
             "evaluation got detections for {} images but ground truth for {}",
@@ -81,7 +102,6 @@ pub fn evaluate(gt: &GroundTruth, detections: &[Vec<Detection>]) -> Result<EvalR
         )));
     }
     let ts = iou_thresholds();
-    let rs = recall_thresholds();
     let mut classes: Vec<u32> = gt
         .images
         .iter()
@@ -89,87 +109,127 @@ pub fn evaluate(gt: &GroundTruth, detections: &[Vec<Detection>]) -> Result<EvalR
         .collect();
     classes.sort_unstable();
     classes.dedup();
-
-    let mut per_class = Vec::with_capacity(classes.len());
-    for &k in &classes {
-        // (score, matched per threshold), concatenated in image order.
-        let mut scored: Vec<(f32, [bool; N_IOU])> = Vec::new();
-        let mut npig = 0usize;
-        for (im, dets) in gt.images.iter().zip(detections) {
-            let g: Vec<&[f32; 4]> = im.boxes.iter().filter(|b| b.1 == k).map(|b| &b.0).collect();
-            npig += g.len();
-            let mut d: Vec<&Detection> = dets.iter().filter(|d| d.class == k).collect();
-            d.sort_by(|a, b| b.score.total_cmp(&a.score)); // stable, like mergesort
-            d.truncate(MAX_DETS);
-            let ious: Vec<Vec<f64>> = d
+    let per_image = gt
+        .images
+        .iter()
+        .zip(detections)
+        .map(|(im, dets)| {
+            classes
                 .iter()
-                .map(|d| g.iter().map(|gb| iou64(&d.bbox, gb)).collect())
-                .collect();
-            let mut matched = vec![[false; N_IOU]; d.len()];
-            for (ti, &t) in ts.iter().enumerate() {
-                let mut gt_taken = vec![false; g.len()];
-                for (di, row) in ious.iter().enumerate() {
-                    let mut best = t.min(1.0 - 1e-10);
-                    let mut m = None;
-                    for (gi, &v) in row.iter().enumerate() {
-                        if gt_taken[gi] || v < best {
-                            continue;
+                .map(|&k| {
+                    let g: Vec<&[f32; 4]> =
+                        im.boxes.iter().filter(|b| b.1 == k).map(|b| &b.0).collect();
+                    let mut d: Vec<&Detection> = dets.iter().filter(|d| d.class == k).collect();
+                    d.sort_by(|a, b| b.score.total_cmp(&a.score)); // stable, like mergesort
+                    d.truncate(MAX_DETS);
+                    let ious: Vec<Vec<f64>> = d
+                        .iter()
+                        .map(|d| g.iter().map(|gb| iou64(&d.bbox, gb)).collect())
+                        .collect();
+                    let mut matched = vec![[false; N_IOU]; d.len()];
+                    for (ti, &t) in ts.iter().enumerate() {
+                        let mut gt_taken = vec![false; g.len()];
+                        for (di, row) in ious.iter().enumerate() {
+                            let mut best = t.min(1.0 - 1e-10);
+                            let mut m = None;
+                            for (gi, &v) in row.iter().enumerate() {
+                                if gt_taken[gi] || v < best {
+                                    continue;
+                                }
+                                best = v;
+                                m = Some(gi);
+                            }
+                            if let Some(gi) = m {
+                                gt_taken[gi] = true;
+                                matched[di][ti] = true;
+                            }
                         }
-                        best = v;
-                        m = Some(gi);
                     }
-                    if let Some(gi) = m {
-                        gt_taken[gi] = true;
-                        matched[di][ti] = true;
+                    ClassMatches {
+                        ground_truth: g.len(),
+                        scored: d.iter().zip(matched).map(|(d, m)| (d.score, m)).collect(),
                     }
-                }
-            }
-            scored.extend(d.iter().zip(matched).map(|(d, m)| (d.score, m)));
-        }
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut ap = [0f64; N_IOU];
-        for (ti, ap_t) in ap.iter_mut().enumerate() {
-            let (mut tp, mut fp) = (0f64, 0f64);
-            let mut rc = Vec::with_capacity(scored.len());
-            let mut pr = Vec::with_capacity(scored.len());
-            for (_, m) in &scored {
-                if m[ti] {
-                    tp += 1.0;
-                } else {
-                    fp += 1.0;
-                }
-                rc.push(tp / npig as f64);
-                pr.push(tp / (fp + tp + f64::EPSILON));
-            }
-            for i in (1..pr.len()).rev() {
-                if pr[i] > pr[i - 1] {
-                    pr[i - 1] = pr[i];
-                }
-            }
-            let mut sum = 0.0;
-            for &r in &rs {
-                let idx = rc.partition_point(|&x| x < r); // searchsorted side="left"
-                if idx < pr.len() {
-                    sum += pr[idx];
-                }
-            }
-            *ap_t = sum / N_REC as f64;
-        }
-        per_class.push(ClassAp {
-            class: k,
-            ap50: ap[0],
-            ap50_95: ap.iter().sum::<f64>() / N_IOU as f64,
-            ground_truth: npig,
-            detections: scored.len(),
-        });
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Matched { classes, per_image })
+}
+
+impl Matched {
+    pub fn images(&self) -> usize {
+        self.per_image.len()
     }
-    let n = per_class.len().max(1) as f64;
-    Ok(EvalResult {
-        images: gt.images.len(),
-        map50: per_class.iter().map(|c| c.ap50).sum::<f64>() / n,
-        map50_95: per_class.iter().map(|c| c.ap50_95).sum::<f64>() / n,
-        per_class,
-    })
+
+    /// COCO mAP over the images `which` (indices, repeats allowed), in that order. Classes
+    /// without ground truth among them are ignored, as COCO ignores them.
+    pub fn score(&self, which: &[usize]) -> EvalResult {
+        let rs = recall_thresholds();
+        let mut per_class = Vec::with_capacity(self.classes.len());
+        for (k, &class) in self.classes.iter().enumerate() {
+            let npig: usize = which
+                .iter()
+                .map(|&i| self.per_image[i][k].ground_truth)
+                .sum();
+            if npig == 0 {
+                continue;
+            }
+            let mut scored: Vec<(f32, [bool; N_IOU])> = which
+                .iter()
+                .flat_map(|&i| self.per_image[i][k].scored.iter().copied())
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let mut ap = [0f64; N_IOU];
+            for (ti, ap_t) in ap.iter_mut().enumerate() {
+                let (mut tp, mut fp) = (0f64, 0f64);
+                let mut rc = Vec::with_capacity(scored.len());
+                let mut pr = Vec::with_capacity(scored.len());
+                for (_, m) in &scored {
+                    if m[ti] {
+                        tp += 1.0;
+                    } else {
+                        fp += 1.0;
+                    }
+                    rc.push(tp / npig as f64);
+                    pr.push(tp / (fp + tp + f64::EPSILON));
+                }
+                for i in (1..pr.len()).rev() {
+                    if pr[i] > pr[i - 1] {
+                        pr[i - 1] = pr[i];
+                    }
+                }
+                let mut sum = 0.0;
+                for &r in &rs {
+                    let idx = rc.partition_point(|&x| x < r); // searchsorted side="left"
+                    if idx < pr.len() {
+                        sum += pr[idx];
+                    }
+                }
+                *ap_t = sum / N_REC as f64;
+            }
+            per_class.push(ClassAp {
+                class,
+                ap50: ap[0],
+                ap50_95: ap.iter().sum::<f64>() / N_IOU as f64,
+                ground_truth: npig,
+                detections: scored.len(),
+            });
+        }
+        let n = per_class.len().max(1) as f64;
+        EvalResult {
+            images: which.len(),
+            map50: per_class.iter().map(|c| c.ap50).sum::<f64>() / n,
+            map50_95: per_class.iter().map(|c| c.ap50_95).sum::<f64>() / n,
+            per_class,
+        }
+    }
+}
+
+/// COCO-style mAP of `detections[i]` (original-image pixels) against `gt.images[i]`.
+pub fn evaluate(gt: &GroundTruth, detections: &[Vec<Detection>]) -> Result<EvalResult> {
+    let m = match_images(gt, detections)?;
+    let all: Vec<usize> = (0..m.images()).collect();
+    Ok(m.score(&all))
 }
 
 /// The ground truth as a COCO annotation file (image ids are indices, category ids classes).

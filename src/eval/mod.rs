@@ -9,7 +9,10 @@
 //! - [`labels`]: YOLO-format ground truth (`class cx cy w h`, normalised).
 //! - [`map`]: COCO-style mAP@0.5 and mAP@0.5:0.95 (101-point interpolation, area "all",
 //!   100 detections per image), written to agree with pycocotools.
+//! - [`bootstrap`]: confidence intervals for the mAP drop between two models on the same
+//!   images (paired resampling of images).
 
+pub mod bootstrap;
 pub mod decode;
 pub mod detection;
 pub mod labels;
@@ -19,9 +22,10 @@ pub mod report;
 pub mod run;
 
 pub use crate::data::Letterbox;
+pub use bootstrap::{drop_interval, DropInterval};
 pub use decode::DecodeParams;
 pub use detection::Detection;
 pub use labels::{GroundTruth, ImageTruth};
-pub use map::{evaluate, ClassAp, EvalResult};
+pub use map::{evaluate, match_images, ClassAp, EvalResult, Matched};
 pub use nms::{nms_class_aware, top_k};
 pub use report::{EvalReport, Evaluator, Timing};

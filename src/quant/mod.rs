@@ -5,6 +5,7 @@ pub mod fp16;
 pub mod plan;
 pub mod qdq;
 pub mod report;
+pub mod validation;
 
 pub use fp16::{to_fp16, Fp16Summary, KeepReason, KeptNode};
 pub use plan::{PrecisionPlan, Validation, PLAN_FILE};
@@ -14,14 +15,18 @@ pub use report::QuantizeReport;
 pub const QDQ_MODEL_FILE: &str = "model.qdq.onnx";
 pub const REPORT_FILE: &str = "report.json";
 pub const REPORT_MD_FILE: &str = "report.md";
+/// Level of the bootstrap intervals in the report.
+pub const CONFIDENCE: f64 = 0.95;
 
 use crate::calib::artifacts::RANGES_FILE;
 use crate::calib::calibrate::{calibrate, CalibrateOptions};
 use crate::error::{Error, Result};
-use crate::eval::DecodeParams;
+use crate::eval::{self, DecodeParams};
+use crate::onnx::Model;
 use crate::recipe::QuantizeJob;
 use std::collections::HashMap;
 use std::time::Instant;
+use validation::Outputs;
 
 /// `trtforge quantize`: calibrate (or reuse a fresh calibration), write the Q/DQ model,
 /// evaluate FP32 vs INT8 on the validation slice, and (with a gate) search the plan.
@@ -48,25 +53,57 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
     let cal_set = cal_job.image_set()?;
     let val_set = &job.validation.set;
     plan::check_disjoint(&cal_set, val_set)?;
-    let val = Validation::load(val_set, &job.validation.labels, &cal_job.input)?;
+    let all = Validation::load(val_set, &job.validation.labels, &cal_job.input)?;
+    let n_all = all.len();
+    let (sel, conf) = all.split(job.validation.confirm);
+    if job.validation.confirm > 0.0 && (sel.len() < 2 || conf.len() < 2) {
+        return Err(Error::Invalid(format!(
+            "{}: {n_all} validation images split into {} to choose the plan on and {} to confirm it;              each part needs at least 2: add images to quantize.validation or lower quantize.validation.confirm",
+            job.validation.set.source().display(),
+            sel.len(),
+            conf.len()
+        )));
+    }
+    // The figures a user reads, and the gate, come from images the plan was not chosen on.
+    let held_out = !conf.is_empty();
+    let judge = if held_out { &conf } else { &sel };
 
     let (macs, total_macs) = plan::mac_table(model, &crate::exec::OrtShapes)?;
     let params = DecodeParams::with_thresholds(job.thresholds.score, job.thresholds.iou);
+    let measure = |m: &Model, v: &Validation| -> Result<(Outputs, (f64, f64))> {
+        let outs = plan::run_outputs(m, v, v.len())?;
+        let map = plan::map_of_outputs(&outs, v, decoder, &params)?;
+        Ok((outs, map))
+    };
 
-    let fp_outs = plan::run_outputs(model, &val, val.len())?;
-    let fp32 = plan::map_of_outputs(&fp_outs, &val, decoder, &params)?;
+    let fp32_sel = plan::evaluate_map(model, &sel, decoder, &params)?;
+    let (fp_outs, fp32) = measure(model, judge)?;
+    let fp_matched = validation::matched_of_outputs(&fp_outs, judge, decoder, &params)?;
     let base = QdqOptions {
         ops: job.ops.clone(),
         keep_fp: Default::default(),
     };
     let (naive_model, naive_sum) = quantize(model, &ranges, &base)?;
-    let naive = plan::evaluate_map(&naive_model, &val, decoder, &params)?;
+    let naive_sel = plan::evaluate_map(&naive_model, &sel, decoder, &params)?;
+    let (naive_outs, naive) = measure(&naive_model, judge)?;
+    let naive_drop = eval::drop_interval(
+        &fp_matched,
+        &validation::matched_of_outputs(&naive_outs, judge, decoder, &params)?,
+        eval::bootstrap::RESAMPLES,
+        CONFIDENCE,
+    )?;
     let naive_share = plan::int8_mac_share(&naive_sum.quantized, &macs, total_macs);
-    log::info!("FP32 mAP@0.5:0.95 {:.4}, naive INT8 {:.4}", fp32.1, naive.1);
+    log::info!(
+        "FP32 mAP@0.5:0.95 {:.4}, naive INT8 {:.4} (selection {:.4} / {:.4})",
+        fp32.1,
+        naive.1,
+        fp32_sel.1,
+        naive_sel.1
+    );
 
     let gate = job.max_map_drop;
-    let (mut keep, mut sensitivity, mut steps, mut out_of_time, mut gate_met) =
-        (Default::default(), vec![], vec![], false, None);
+    let (mut keep, mut sensitivity, mut steps, mut out_of_time) =
+        (Default::default(), vec![], vec![], false);
     let mut plan_out = None;
     if let Some(p) = &job.plan {
         keep = PrecisionPlan::read(p)?.keep_set();
@@ -80,11 +117,10 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
             params,
         };
         let r = plan::search(
-            model, &ranges, &base, &val, &macs, total_macs, fp32.1, naive, &so,
+            model, &ranges, &base, &sel, &macs, total_macs, fp32_sel.1, naive_sel, &so,
         )?;
         keep = r.plan.keep_set();
-        (sensitivity, steps, out_of_time, gate_met) =
-            (r.ranking, r.steps, r.out_of_time, Some(r.plan.gate_met));
+        (sensitivity, steps, out_of_time) = (r.ranking, r.steps, r.out_of_time);
         plan_out = Some(r.plan);
     }
     let opts = QdqOptions {
@@ -92,11 +128,17 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
         ..base
     };
     let (qmodel, sum) = quantize(model, &ranges, &opts)?;
-    let q_outs = plan::run_outputs(&qmodel, &val, val.len())?;
-    let planned = plan::map_of_outputs(&q_outs, &val, decoder, &params)?;
+    let planned_sel = plan::evaluate_map(&qmodel, &sel, decoder, &params)?;
+    let (q_outs, planned) = measure(&qmodel, judge)?;
+    let planned_drop = eval::drop_interval(
+        &fp_matched,
+        &validation::matched_of_outputs(&q_outs, judge, decoder, &params)?,
+        eval::bootstrap::RESAMPLES,
+        CONFIDENCE,
+    )?;
     let share = plan::int8_mac_share(&sum.quantized, &macs, total_macs);
-    // The gate as measured on the written model.
-    gate_met = gate.map(|g| fp32.1 - planned.1 <= g).or(gate_met);
+    // The gate as measured on the written model, on the images it was not chosen on.
+    let gate_met = gate.map(|g| fp32.1 - planned.1 <= g);
     if let (Some(p), Some(met)) = (plan_out.as_mut(), gate_met) {
         p.gate_met = met;
     }
@@ -107,30 +149,36 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
         let text = crate::error::to_json_pretty(p)?;
         crate::util::write_atomic(&out.join(PLAN_FILE), text.as_bytes())?;
     }
+    let pair = |m: (f64, f64)| report::MapPair {
+        map50: m.0,
+        map50_95: m.1,
+    };
     let report = QuantizeReport {
         model: model.path.display().to_string(),
         qdq_model: qdq_path.display().to_string(),
         algorithm: cal_report.algorithm,
         calibration_images: cal_set.len(),
-        validation_images: val.len(),
+        validation_images: n_all,
+        selection_images: sel.len(),
+        confirmation_images: conf.len(),
+        judged_on_held_out: held_out,
         opset_from: sum.opset_from,
         opset_to: sum.opset_to,
         layers_quantized: sum.quantized.len(),
         qdq_pairs: sum.qdq_pairs,
-        fp32: report::MapPair {
-            map50: fp32.0,
-            map50_95: fp32.1,
-        },
-        int8_naive: report::MapPair {
-            map50: naive.0,
-            map50_95: naive.1,
-        },
-        int8_planned: report::MapPair {
-            map50: planned.0,
-            map50_95: planned.1,
+        fp32: pair(fp32),
+        int8_naive: pair(naive),
+        int8_planned: pair(planned),
+        naive_drop,
+        planned_drop,
+        selection: report::SelectionFigures {
+            fp32: pair(fp32_sel),
+            int8_naive: pair(naive_sel),
+            int8_planned: pair(planned_sel),
         },
         max_map_drop: gate,
         gate_met,
+        images_to_resolve_gate: gate.map(|g| planned_drop.images_for_half_width(g / 3.0)),
         layers_kept: keep.into_iter().collect(),
         int8_mac_share_naive: naive_share,
         int8_mac_share: share,

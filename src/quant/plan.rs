@@ -5,93 +5,19 @@
 //! `precision_plan.json`: the layers to keep in FP16/FP32 and why.
 
 use super::qdq::{candidates, quantize, QdqOptions, QuantLayer};
-use crate::data::preprocess::preprocess_image;
-use crate::data::ImageSet;
+pub use super::validation::{
+    check_disjoint, evaluate_map, map_of_outputs, run_outputs, Outputs, Validation,
+};
 use crate::error::{Error, Result};
-use crate::eval::{DecodeParams, Evaluator, GroundTruth, Letterbox};
-use crate::exec::OrtSession;
+use crate::eval::DecodeParams;
 use crate::onnx::Model;
-use crate::recipe::{Decoder, InputContract};
-use ndarray::ArrayD;
-use rayon::prelude::*;
+use crate::recipe::Decoder;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-/// Named outputs of a model, image by image.
-pub type Outputs = Vec<Vec<(String, ArrayD<f32>)>>;
-
 pub const PLAN_FILE: &str = "precision_plan.json";
-
-/// Preprocessed validation images and their ground truth.
-pub struct Validation {
-    pub paths: Vec<PathBuf>,
-    pub inputs: Vec<ArrayD<f32>>,
-    pub placements: Vec<Letterbox>,
-    pub gt: GroundTruth,
-    pub contract: InputContract,
-}
-
-impl Validation {
-    pub fn load(set: &ImageSet, labels: &Path, contract: &InputContract) -> Result<Self> {
-        let paths = set.paths().to_vec();
-        let gt = GroundTruth::load(&paths, labels)?;
-        let pre: Vec<(ArrayD<f32>, Letterbox)> = paths
-            .par_iter()
-            .map(|p| {
-                // The preprocessing's own placement maps boxes back exactly.
-                let (x, lb) = preprocess_image(p, contract)?;
-                Ok((x.insert_axis(ndarray::Axis(0)).into_dyn(), lb))
-            })
-            .collect::<Result<_>>()?;
-        let (inputs, placements) = pre.into_iter().unzip();
-        Ok(Validation {
-            paths,
-            inputs,
-            placements,
-            gt,
-            contract: contract.clone(),
-        })
-    }
-    pub fn len(&self) -> usize {
-        self.inputs.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.inputs.is_empty()
-    }
-}
-
-/// Refuse a validation set that shares an image (by content) with the calibration set.
-pub fn check_disjoint(calibration: &ImageSet, validation: &ImageSet) -> Result<()> {
-    let hash = |p: &PathBuf| -> Result<(String, PathBuf)> {
-        Ok((
-            crate::util::sha256_hex(&crate::error::read_file(p)?),
-            p.clone(),
-        ))
-    };
-    let cal: HashMap<String, PathBuf> = calibration
-        .paths()
-        .par_iter()
-        .map(hash)
-        .collect::<Result<_>>()?;
-    for (h, p) in validation
-        .paths()
-        .par_iter()
-        .map(hash)
-        .collect::<Result<Vec<_>>>()?
-    {
-        if let Some(c) = cal.get(&h) {
-            return Err(Error::Invalid(format!(
-                "{}: validation image has the same content as calibration image {}; \
-                 make quantize.validation disjoint from calibration.images (e.g. skip/limit)",
-                p.display(),
-                c.display()
-            )));
-        }
-    }
-    Ok(())
-}
 
 /// FP32 vs Q/DQ for one output over the slice.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -100,17 +26,6 @@ pub struct OutputError {
     /// Cosine similarity of the flattened outputs, averaged over images.
     pub cosine: f64,
     pub max_abs: f64,
-}
-
-/// Outputs of `model` on the first `n` validation images.
-pub fn run_outputs(model: &Model, val: &Validation, n: usize) -> Result<Outputs> {
-    let mut s = OrtSession::from_model(model, &[])?;
-    let name = val.contract.tensor.as_str();
-    val.inputs
-        .iter()
-        .take(n)
-        .map(|x| s.run(&[(name, x.view())]))
-        .collect()
 }
 
 pub fn output_errors(fp: &Outputs, q: &Outputs) -> Vec<OutputError> {
@@ -164,35 +79,6 @@ pub fn relative_error(fp: &Outputs, q: &Outputs) -> f64 {
         }
     }
     total / count.max(1) as f64
-}
-
-/// mAP@0.5 and mAP@0.5:0.95 of `model` on the validation slice.
-pub fn evaluate_map(
-    model: &Model,
-    val: &Validation,
-    decoder: Decoder,
-    params: &DecodeParams,
-) -> Result<(f64, f64)> {
-    map_of_outputs(&run_outputs(model, val, val.len())?, val, decoder, params)
-}
-
-/// mAP of outputs already computed on the whole slice.
-pub fn map_of_outputs(
-    outs: &Outputs,
-    val: &Validation,
-    decoder: Decoder,
-    params: &DecodeParams,
-) -> Result<(f64, f64)> {
-    let mut ev = Evaluator::new(
-        decoder,
-        *params,
-        (val.contract.shape[2], val.contract.shape[3]),
-    );
-    for (o, lb) in outs.iter().zip(&val.placements) {
-        ev.push_batch(o, std::slice::from_ref(lb))?;
-    }
-    let r = ev.finish("", &val.gt, None, Default::default())?;
-    Ok((r.map50, r.map50_95))
 }
 
 /// One layer's sensitivity: how much the proxy error falls when it alone stays in float.

@@ -84,11 +84,16 @@ pub struct QuantizeOverrides {
     pub time_budget_s: Option<u64>,
 }
 
+/// Share of the validation images that confirms the plan unless the recipe says otherwise.
+pub const DEFAULT_CONFIRM: f64 = 0.5;
+
 /// Held-out images with their labels.
 #[derive(Debug, Clone)]
 pub struct ValidationJob {
     pub set: ImageSet,
     pub labels: PathBuf,
+    /// Share of `set` held out to confirm (`quantize.validation.confirm`).
+    pub confirm: f64,
 }
 
 /// Score and NMS thresholds of an evaluation (None: the decoder's defaults).
@@ -311,7 +316,11 @@ impl LoadedRecipe {
             Some(l) => self.resolve(l),
             None => default_labels_dir(&images),
         };
-        Ok(ValidationJob { set, labels })
+        Ok(ValidationJob {
+            set,
+            labels,
+            confirm: v.confirm.unwrap_or(DEFAULT_CONFIRM),
+        })
     }
 
     /// The model to run: `--model` as given (same input contract, not checked against it),

@@ -155,6 +155,24 @@ impl LoadedRecipe {
                 }
             }
         }
+        if let Some(q) = &r.quantize {
+            if let Some(c) = q.validation.as_ref().and_then(|v| v.confirm) {
+                if !(0.0..=0.9).contains(&c) {
+                    return Err(self.field_error(
+                        "quantize.validation.confirm",
+                        "expected a share between 0 and 0.9 (0.5 holds out every other image)",
+                    ));
+                }
+            }
+            if let Some(d) = q.max_map_drop {
+                if !(d.is_finite() && d >= 0.0) {
+                    return Err(self.field_error(
+                        "quantize.max_map_drop",
+                        "expected a non-negative mAP drop, e.g. 0.015",
+                    ));
+                }
+            }
+        }
         match (r.target.device, r.target.dla_core) {
             (Device::Dla, None) => {
                 return Err(self.field_error(

@@ -344,4 +344,9 @@ pub struct ValidationSet {
     pub skip: usize,
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Share of these images held out to confirm the plan (default 0.5): the search chooses
+    /// layers on the rest, and the gate and the reported mAP are judged on this part only.
+    /// 0 judges on the images the plan was chosen on (not recommended).
+    #[serde(default)]
+    pub confirm: Option<f64>,
 }
