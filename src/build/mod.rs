@@ -211,6 +211,7 @@ fn write_fp16_model(job: &BuildJob, path: &std::path::Path) -> Result<String> {
         }
     }
     let (model, summary) = crate::quant::to_fp16(&job.model, &keep)?;
+    crate::exec::check_loads(&model)?;
     model.save(path)?;
     Ok(format!(
         "FP16 model for TensorRT 11: {} nodes FP16, {} kept FP32, {} casts -> {}",

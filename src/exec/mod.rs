@@ -1,9 +1,12 @@
 //! Executors of models: ONNX Runtime on CPU, and [`Infer`], the one-inference interface it
-//! and the TensorRT engine executor (`measure::trt_exec`, feature `tensorrt`) share.
+//! and the TensorRT engine executor (`measure::trt_exec`, feature `tensorrt`) share, and
+//! [`check_loads`], the load check of a rewritten model before it is written.
 
+mod check;
 mod infer;
 mod ort;
 
+pub use check::check_loads;
 pub use infer::Infer;
 
 pub use self::ort::{

@@ -84,6 +84,7 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
         keep_fp: Default::default(),
     };
     let (naive_model, naive_sum) = quantize(model, &ranges, &base)?;
+    crate::exec::check_loads(&naive_model)?;
     let naive_sel = plan::evaluate_map(&naive_model, &sel, decoder, &params)?;
     let (naive_outs, naive) = measure(&naive_model, judge)?;
     let naive_drop = eval::drop_interval(
@@ -144,6 +145,7 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let qdq_path = out.join(QDQ_MODEL_FILE);
+    crate::exec::check_loads(&qmodel)?;
     qmodel.save(&qdq_path)?;
     if let Some(p) = &plan_out {
         let text = crate::error::to_json_pretty(p)?;
