@@ -1,6 +1,6 @@
 //! ONNX Runtime CPU latency of FP32 vs Q/DQ (naive and planned) for YOLOX-nano and
 //! NanoDet-m-320, in one run. Needs the calibration of `trtforge quantize` in
-//! build/<model>-qdq/ (ranges.json; precision_plan.json when a plan was searched).
+//! build/<model>-qdq/ (ranges.json, and the written model.qdq.onnx).
 //! Run: `source scripts/env.sh && cargo bench --bench qdq_latency`. Figures only.
 
 use std::collections::HashMap;
@@ -80,22 +80,19 @@ fn main() {
         let q = r.recipe.quantize.clone().unwrap_or_default();
         let base = QdqOptions {
             ops: q.ops.iter().copied().collect(),
-            keep_fp: Default::default(),
+            ..Default::default()
         };
         let mut variants = vec![("FP32".to_string(), model.clone())];
         variants.push((
             "Q/DQ naive".into(),
             quantize(&model, &ranges, &base).unwrap().0,
         ));
-        if let Ok(plan) = PrecisionPlan::read(&out.join("precision_plan.json")) {
-            let opts = QdqOptions {
-                keep_fp: plan.keep_set(),
-                ..base.clone()
-            };
-            variants.push((
-                format!("Q/DQ planned ({} fp)", plan.keep.len()),
-                quantize(&model, &ranges, &opts).unwrap().0,
-            ));
+        // The written model, refinements and plan included, exactly as `quantize` left it.
+        if let Ok(planned) = Model::load(&out.join("model.qdq.onnx")) {
+            let kept = PrecisionPlan::read(&out.join("precision_plan.json"))
+                .map(|p| p.keep.len())
+                .unwrap_or(0);
+            variants.push((format!("Q/DQ written ({kept} fp)"), planned));
         }
         let name = r
             .model_path()

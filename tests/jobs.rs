@@ -233,3 +233,70 @@ fn onnx_runtime_errors_keep_their_source() {
         Ok(_) => panic!("a model with an unknown op must not load"),
     }
 }
+
+/// `quantize.refine` is `auto` (the default: try all three, keep what helps), a list (apply
+/// those) or `[]`; `quantize.validation.confirm` is a share in [0, 0.9], default 0.5; each
+/// wrong value is a located error naming the field.
+#[test]
+fn refine_and_confirm_settings_resolve_and_bad_values_name_the_field() {
+    use trtforge::recipe::{QuantizeOverrides, Refinement};
+    let dir = tempfile::tempdir().unwrap();
+    let (cal, val) = (
+        image_folder(dir.path(), "cal"),
+        image_folder(dir.path(), "val"),
+    );
+    let base = format!(
+        "decoder: yolox\ncalibration:\n  images: {}\nquantize:\n  validation:\n    images: {}\n",
+        cal.display(),
+        val.display()
+    );
+    let job = |extra: &str| {
+        recipe(dir.path(), &format!("{base}{extra}"))
+            .quantize_job(&QuantizeOverrides::default())
+            .unwrap()
+    };
+    let all = [
+        Refinement::RangeChoice,
+        Refinement::WeightScales,
+        Refinement::BiasCorrection,
+    ];
+    let j = job("");
+    assert_eq!((j.refine.as_slice(), j.refine_auto), (&all[..], true));
+    assert_eq!(j.validation.confirm, 0.5);
+    let j = job("  refine: auto\n");
+    assert_eq!((j.refine.as_slice(), j.refine_auto), (&all[..], true));
+    let j = job("  refine: [bias_correction]\n  refine_images: 3\n");
+    assert_eq!(
+        (j.refine.as_slice(), j.refine_auto, j.refine_images),
+        (&[Refinement::BiasCorrection][..], false, 3)
+    );
+    assert!(job("  refine: []\n").refine.is_empty());
+    let with_confirm =
+        |c: &str| base.replace("    images:", &format!("    confirm: {c}\n    images:"));
+    assert_eq!(
+        recipe(dir.path(), &with_confirm("0.25"))
+            .validation_job()
+            .unwrap()
+            .confirm,
+        0.25
+    );
+    for (extra, field) in [
+        (with_confirm("0.95"), "quantize.validation.confirm"),
+        (with_confirm("-0.1"), "quantize.validation.confirm"),
+        (format!("{base}  refine: sometimes\n"), "quantize.refine"),
+        (
+            format!("{base}  max_map_drop: -1\n"),
+            "quantize.max_map_drop",
+        ),
+    ] {
+        let p = dir.path().join("bad.yaml");
+        let text = std::fs::read_to_string(dir.path().join("tiny.yaml")).unwrap();
+        // The last recipe written, cut after its fixed part.
+        let head = &text[..text.find("output: out\n").unwrap()];
+        std::fs::write(&p, format!("{head}output: out\n{extra}")).unwrap();
+        match LoadedRecipe::load(&p) {
+            Err(Error::Recipe { field: f, .. }) => assert!(f.starts_with(field), "{extra}: {f}"),
+            other => panic!("{extra}: expected a recipe error on {field}, got {other:?}"),
+        }
+    }
+}

@@ -1,9 +1,13 @@
 //! Explicit quantization: Q/DQ ONNX models for TensorRT 10/11 from the calibration ranges
-//! ([`qdq`]), the accuracy-aware mixed-precision plan ([`plan`]) and its report ([`report`]).
+//! ([`qdq`]), layer-wise refinements ([`refine`], chosen in [`choose`]), the accuracy-aware
+//! mixed-precision plan ([`plan`]), the validation images split into selection and
+//! confirmation parts ([`validation`]) and the report ([`report`]).
 
+pub mod choose;
 pub mod fp16;
 pub mod plan;
 pub mod qdq;
+pub mod refine;
 pub mod report;
 pub mod validation;
 
@@ -19,17 +23,20 @@ pub const REPORT_MD_FILE: &str = "report.md";
 pub const CONFIDENCE: f64 = 0.95;
 
 use crate::calib::artifacts::RANGES_FILE;
-use crate::calib::calibrate::{calibrate, CalibrateOptions};
+use crate::calib::calibrate::{calibrate, gather, CalibrateOptions};
+use crate::calib::range::RangeParams;
 use crate::error::{Error, Result};
 use crate::eval::{self, DecodeParams};
 use crate::onnx::Model;
 use crate::recipe::QuantizeJob;
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 use validation::Outputs;
 
-/// `trtforge quantize`: calibrate (or reuse a fresh calibration), write the Q/DQ model,
-/// evaluate FP32 vs INT8 on the validation slice, and (with a gate) search the plan.
+/// `trtforge quantize`: calibrate (or reuse a fresh calibration), refine, (with a gate) search
+/// the plan on the selection images, judge it on the confirmation images, write the Q/DQ model.
 pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
     let started = Instant::now();
     let (cal_job, decoder) = (&job.calibration, job.decoder);
@@ -58,7 +65,7 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
     let (sel, conf) = all.split(job.validation.confirm);
     if job.validation.confirm > 0.0 && (sel.len() < 2 || conf.len() < 2) {
         return Err(Error::Invalid(format!(
-            "{}: {n_all} validation images split into {} to choose the plan on and {} to confirm it;              each part needs at least 2: add images to quantize.validation or lower quantize.validation.confirm",
+            "{}: {n_all} validation images split into {} to choose the plan on and {} to confirm it; each part needs at least 2: add images to quantize.validation or lower quantize.validation.confirm",
             job.validation.set.source().display(),
             sel.len(),
             conf.len()
@@ -79,9 +86,9 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
     let fp32_sel = plan::evaluate_map(model, &sel, decoder, &params)?;
     let (fp_outs, fp32) = measure(model, judge)?;
     let fp_matched = validation::matched_of_outputs(&fp_outs, judge, decoder, &params)?;
-    let base = QdqOptions {
+    let mut base = QdqOptions {
         ops: job.ops.clone(),
-        keep_fp: Default::default(),
+        ..Default::default()
     };
     let (naive_model, naive_sum) = quantize(model, &ranges, &base)?;
     crate::exec::check_loads(&naive_model)?;
@@ -102,6 +109,61 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
         naive_sel.1
     );
 
+    // Refinements: computed on calibration images, chosen on the selection part.
+    let (mut ranges_used, mut refinements, mut range_choices) = (ranges.clone(), vec![], vec![]);
+    let (mut refined_sel, mut refined, mut refined_drop) = (naive_sel, naive, naive_drop);
+    if !job.refine.is_empty() {
+        let hists = gather(cal_job, cal_set.clone(), &CalibrateOptions::default())?.hists;
+        let images: Vec<PathBuf> = cal_set
+            .paths()
+            .iter()
+            .take(job.refine_images)
+            .cloned()
+            .collect();
+        let found = refine::refine(&refine::RefineInput {
+            model,
+            ranges: &ranges,
+            ops: &job.ops,
+            hists: &hists,
+            params: &RangeParams::from_recipe(Some(&cal_job.calibration)),
+            images: &images,
+            contract: &cal_job.input,
+        })?;
+        let m = choose::Measure {
+            selection: &sel,
+            confirmation: judge,
+            decoder,
+            params,
+            fp32_selection: plan::run_outputs(model, &sel, sel.len())?,
+        };
+        let chosen = choose::choose(
+            model,
+            &ranges,
+            &base,
+            &found,
+            &job.refine,
+            job.refine_auto,
+            &m,
+        )?;
+        ranges_used = chosen.ranges;
+        base.edits = Arc::new(chosen.edits);
+        refinements = chosen.reports;
+        range_choices = found.range_choices;
+        if refinements.iter().any(|r| r.kept) {
+            let r_model = quantize(model, &ranges_used, &base)?.0;
+            refined_sel = plan::evaluate_map(&r_model, &sel, decoder, &params)?;
+            let (r_outs, r_map) = measure(&r_model, judge)?;
+            refined = r_map;
+            refined_drop = eval::drop_interval(
+                &fp_matched,
+                &validation::matched_of_outputs(&r_outs, judge, decoder, &params)?,
+                eval::bootstrap::RESAMPLES,
+                CONFIDENCE,
+            )?;
+        }
+    }
+    let ranges = ranges_used;
+
     let gate = job.max_map_drop;
     let (mut keep, mut sensitivity, mut steps, mut out_of_time) =
         (Default::default(), vec![], vec![], false);
@@ -112,13 +174,25 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
         let so = plan::SearchOptions {
             max_map_drop: g,
             min_int8_macs: job.min_int8_macs,
-            sensitivity_images: job.sensitivity_images,
             time_budget: job.time_budget,
             decoder,
             params,
         };
+        // The ranking's output-error proxy needs no labels: it runs on calibration images,
+        // leaving every labelled selection image to the mAP steps.
+        let proxy =
+            validation::preprocess_images(&cal_set, job.sensitivity_images, &cal_job.input)?;
         let r = plan::search(
-            model, &ranges, &base, &sel, &macs, total_macs, fp32_sel.1, naive_sel, &so,
+            model,
+            &ranges,
+            &base,
+            &sel,
+            &proxy,
+            &macs,
+            total_macs,
+            fp32_sel.1,
+            refined_sel,
+            &so,
         )?;
         keep = r.plan.keep_set();
         (sensitivity, steps, out_of_time) = (r.ranking, r.steps, r.out_of_time);
@@ -172,10 +246,15 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
         int8_naive: pair(naive),
         int8_planned: pair(planned),
         naive_drop,
+        int8_refined: pair(refined),
+        refined_drop,
+        refinements,
+        range_choices,
         planned_drop,
         selection: report::SelectionFigures {
             fp32: pair(fp32_sel),
             int8_naive: pair(naive_sel),
+            int8_refined: pair(refined_sel),
             int8_planned: pair(planned_sel),
         },
         max_map_drop: gate,

@@ -1,17 +1,20 @@
-//! Accuracy-aware INT8: run FP32 and Q/DQ models with ONNX Runtime on a validation slice,
-//! rank the quantized layers by sensitivity with a cheap proxy (output error with one layer
-//! left in float, on a few images), then keep the fewest layers in float until the mAP gate
-//! holds, confirming each step with mAP on the whole slice. The result is
-//! `precision_plan.json`: the layers to keep in FP16/FP32 and why.
+//! Accuracy-aware INT8: rank the quantized layers by sensitivity with a cheap proxy (output
+//! error with one layer left in float, on a few calibration images, which need no labels),
+//! then keep the fewest layers in float until the mAP gate holds on the *selection* images
+//! with a bootstrap standard error to spare ([`MARGIN_SE`]). The caller judges the result on
+//! the confirmation images. The result is `precision_plan.json`: the layers to keep in
+//! FP16/FP32 and why.
 
 use super::qdq::{candidates, quantize, QdqOptions, QuantLayer};
 pub use super::validation::{
-    check_disjoint, evaluate_map, map_of_outputs, run_outputs, Outputs, Validation,
+    check_disjoint, evaluate_map, map_of_outputs, matched_of_outputs, run_inputs, run_outputs,
+    Outputs, Validation,
 };
 use crate::error::{Error, Result};
 use crate::eval::DecodeParams;
 use crate::onnx::Model;
 use crate::recipe::Decoder;
+use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -138,7 +141,6 @@ impl PrecisionPlan {
 pub struct SearchOptions {
     pub max_map_drop: f64,
     pub min_int8_macs: f64,
-    pub sensitivity_images: usize,
     pub time_budget: std::time::Duration,
     pub decoder: Decoder,
     pub params: DecodeParams,
@@ -151,6 +153,8 @@ pub struct Step {
     pub map50: f64,
     pub map50_95: f64,
     pub int8_mac_share: f64,
+    /// Bootstrap standard error of the drop on the selection images.
+    pub std_error: f64,
 }
 
 /// What the search found.
@@ -190,14 +194,22 @@ pub fn int8_mac_share(quantized: &[QuantLayer], macs: &HashMap<String, u64>, tot
     }
 }
 
-/// The accuracy-aware search. `fp32_map` and `naive_map` are the slice's figures already
-/// measured by the caller.
+/// Standard errors of the selection images' drop that a step must leave below the gate:
+/// the step that first meets the gate on a small selection set is the one whose noise
+/// favoured it, so its drop on other images is larger (a winner's curse). One standard error
+/// (the paired bootstrap's) is the margin; it shrinks as the selection set grows.
+pub const MARGIN_SE: f64 = 1.0;
+
+/// The accuracy-aware search on the selection images `val`. `fp32_map` and `naive_map` are
+/// their figures already measured by the caller; `proxy` holds the preprocessed (calibration)
+/// images the sensitivity ranking runs on (they need no labels).
 #[allow(clippy::too_many_arguments)]
 pub fn search(
     model: &Model,
     ranges: &HashMap<String, f32>,
     base: &QdqOptions,
     val: &Validation,
+    proxy: &[ArrayD<f32>],
     macs: &HashMap<String, u64>,
     total_macs: u64,
     fp32_map: f64,
@@ -206,10 +218,16 @@ pub fn search(
 ) -> Result<SearchResult> {
     let started = Instant::now();
     let layers = candidates(model, ranges, &base.ops)?;
-    let n = o.sensitivity_images.clamp(1, val.len());
-    let fp = run_outputs(model, val, n)?;
+    let input = val.contract.tensor.as_str();
+    let fp = run_inputs(model, input, proxy)?;
     let all = quantize(model, ranges, base)?.0;
-    let base_err = relative_error(&fp, &run_outputs(&all, val, n)?);
+    let base_err = relative_error(&fp, &run_inputs(&all, input, proxy)?);
+    let fp_matched = matched_of_outputs(
+        &run_outputs(model, val, val.len())?,
+        val,
+        o.decoder,
+        &o.params,
+    )?;
     let bar = crate::util::progress_bar(layers.len() as u64, "sensitivity");
     let mut ranking = Vec::new();
     let mut out_of_time = false;
@@ -223,7 +241,7 @@ pub fn search(
         let mut opts = base.clone();
         opts.keep_fp.insert(l.node.clone());
         let q = quantize(model, ranges, &opts)?.0;
-        let err = relative_error(&fp, &run_outputs(&q, val, n)?);
+        let err = relative_error(&fp, &run_inputs(&q, input, proxy)?);
         ranking.push(Sensitivity {
             node: l.node.clone(),
             op: l.op.clone(),
@@ -249,15 +267,25 @@ pub fn search(
         }
     }
     let mut steps = Vec::new();
-    let eval_k = |k: usize, steps: &mut Vec<Step>| -> Result<(f64, f64, f64)> {
+    let eval_k = |k: usize, steps: &mut Vec<Step>| -> Result<(f64, f64, f64, f64)> {
         let mut opts = base.clone();
         opts.keep_fp
             .extend(order[..k].iter().map(|&i| ranking[i].node.clone()));
         let (q, sum) = quantize(model, ranges, &opts)?;
-        let (m50, m) = evaluate_map(&q, val, o.decoder, &o.params)?;
+        let outs = run_outputs(&q, val, val.len())?;
+        let (m50, m) = map_of_outputs(&outs, val, o.decoder, &o.params)?;
+        let q_matched = matched_of_outputs(&outs, val, o.decoder, &o.params)?;
+        let se = crate::eval::drop_interval(
+            &fp_matched,
+            &q_matched,
+            crate::eval::bootstrap::RESAMPLES,
+            0.95,
+        )?
+        .std_error;
         let share = int8_mac_share(&sum.quantized, macs, total_macs);
         log::info!(
-            "plan: {k} layers in float: mAP@0.5:0.95 {m:.4}, INT8 MACs {:.1}%",
+            "plan: {k} layers in float: mAP@0.5:0.95 {m:.4} (drop {:.4}, standard error {se:.4}), INT8 MACs {:.1}%",
+            fp32_map - m,
             share * 100.0
         );
         steps.push(Step {
@@ -265,13 +293,26 @@ pub fn search(
             map50: m50,
             map50_95: m,
             int8_mac_share: share,
+            std_error: se,
         });
-        Ok((m50, m, share))
+        Ok((m50, m, share, se))
     };
-    let holds = |m: f64| fp32_map - m <= o.max_map_drop;
+    let holds = |m: f64, se: f64| fp32_map - m + MARGIN_SE * se <= o.max_map_drop;
     // Grow k geometrically until the gate holds, then bisect down to the fewest layers.
-    let (mut best_k, mut best) = (0usize, (naive_map.0, naive_map.1, 0.0));
-    let mut gate_met = holds(naive_map.1);
+    let (mut best_k, mut best) = (0usize, (naive_map.0, naive_map.1, 0.0, 0.0));
+    let naive_se = {
+        let q = quantize(model, ranges, base)?.0;
+        let outs = run_outputs(&q, val, val.len())?;
+        let q_matched = matched_of_outputs(&outs, val, o.decoder, &o.params)?;
+        crate::eval::drop_interval(
+            &fp_matched,
+            &q_matched,
+            crate::eval::bootstrap::RESAMPLES,
+            0.95,
+        )?
+        .std_error
+    };
+    let mut gate_met = holds(naive_map.1, naive_se);
     let (mut lo, mut k) = (0usize, 1usize);
     if !gate_met {
         while !order.is_empty() {
@@ -281,10 +322,10 @@ pub fn search(
             }
             let kk = k.min(order.len());
             let r = eval_k(kk, &mut steps)?;
-            if r.1 > best.1 || holds(r.1) {
+            if r.1 > best.1 || holds(r.1, r.3) {
                 (best_k, best) = (kk, r);
             }
-            if holds(r.1) {
+            if holds(r.1, r.3) {
                 gate_met = true;
                 break;
             }
@@ -299,7 +340,7 @@ pub fn search(
             while hi - lo > 1 && started.elapsed() <= o.time_budget {
                 let mid = (lo + hi) / 2;
                 let r = eval_k(mid, &mut steps)?;
-                if holds(r.1) {
+                if holds(r.1, r.3) {
                     (hi, best_k, best) = (mid, mid, r);
                 } else {
                     lo = mid;

@@ -13,6 +13,7 @@ use crate::onnx::{
 use crate::recipe::QuantOp;
 use onnx_protobuf::tensor_proto::DataType;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// What to quantize.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +22,19 @@ pub struct QdqOptions {
     pub ops: BTreeSet<QuantOp>,
     /// Layers (by [`crate::onnx::node_key`]) left in float: no Q/DQ on their inputs.
     pub keep_fp: BTreeSet<String>,
+    /// Weight scales and bias corrections found by [`super::refine`] (empty: plain max
+    /// scales, biases as exported).
+    pub edits: Arc<WeightEdits>,
+}
+
+/// Changes to the weights of quantized layers only: a layer the plan keeps in float keeps
+/// its weights and bias exactly as exported.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WeightEdits {
+    /// Per-channel scales replacing amax / 127, by weight initializer name.
+    pub scales: HashMap<String, Vec<f32>>,
+    /// Per-output-channel amounts to subtract from the bias, by node key.
+    pub bias: HashMap<String, Vec<f32>>,
 }
 
 /// One layer that gets (or would get) Q/DQ on its inputs.
@@ -62,24 +76,37 @@ pub fn quantize_value(x: f32, scale: f32) -> i8 {
 /// Per-channel symmetric INT8 weights along `axis`: (values, scales). `w` must hold exactly
 /// the elements `dims` describe and `axis` must be one of its axes (the writer checks both).
 pub fn quantize_weights(w: &[f32], dims: &[i64], axis: usize) -> (Vec<i8>, Vec<f32>) {
-    let channels = dims[axis] as usize;
-    let inner: usize = dims[axis + 1..].iter().product::<i64>() as usize;
-    let ch = |i: usize| (i / inner) % channels;
+    let scales = max_scales(w, dims, axis);
+    (quantize_with_scales(w, dims, axis, &scales), scales)
+}
+
+/// Per-channel amax / 127 along `axis`.
+pub fn max_scales(w: &[f32], dims: &[i64], axis: usize) -> Vec<f32> {
+    let (channels, ch) = channel_of(dims, axis);
     let mut amax = vec![0f32; channels];
     for (i, &v) in w.iter().enumerate() {
         amax[ch(i)] = amax[ch(i)].max(v.abs());
     }
     // An all-zero channel quantizes to zeros with any scale; 1 keeps the scale valid.
-    let scales: Vec<f32> = amax
-        .iter()
+    amax.iter()
         .map(|&a| if a > 0.0 { a / 127.0 } else { 1.0 })
-        .collect();
-    let q = w
-        .iter()
+        .collect()
+}
+
+/// INT8 values of `w` with one scale per channel along `axis`.
+pub fn quantize_with_scales(w: &[f32], dims: &[i64], axis: usize, scales: &[f32]) -> Vec<i8> {
+    let (_, ch) = channel_of(dims, axis);
+    w.iter()
         .enumerate()
         .map(|(i, &v)| quantize_value(v, scales[ch(i)]))
-        .collect();
-    (q, scales)
+        .collect()
+}
+
+/// Channels along `axis`, and the channel of flat index i.
+pub fn channel_of(dims: &[i64], axis: usize) -> (usize, impl Fn(usize) -> usize) {
+    let channels = dims[axis] as usize;
+    let inner: usize = dims[axis + 1..].iter().product::<i64>() as usize;
+    (channels, move |i: usize| (i / inner) % channels)
 }
 
 /// A weight to quantize per output channel: its values and the channel axis.
@@ -300,12 +327,15 @@ pub fn quantize(
             let dq = match w_dq.get(&k) {
                 Some(d) => d.clone(),
                 None => {
-                    let d = insert_weight_dq(&mut p, id, &w);
+                    let d = insert_weight_dq(&mut p, id, &w, &opts.edits);
                     w_dq.insert(k, d.clone());
                     d
                 }
             };
             p.set_input(id, 1, &dq);
+        }
+        if let Some(delta) = opts.edits.bias.get(&key) {
+            correct_bias(&mut p, &g, id, delta)?;
         }
         summary.quantized.push(QuantLayer {
             node: key,
@@ -314,6 +344,28 @@ pub fn quantize(
     }
     // The float weights now feed nothing: `apply` drops them, and their IR < 4 input entries.
     Ok((p.apply()?, summary))
+}
+
+/// Subtract `delta` (one value per output channel) from the bias of Conv/Gemm `id`, as a new
+/// initializer (the exported one may be shared); a Conv without a bias gets `-delta`.
+fn correct_bias(p: &mut Patch, g: &Graph, id: NodeId, delta: &[f32]) -> Result<()> {
+    let n = g.node(id);
+    let slot = 2;
+    let old = match g.optional_input(id, slot) {
+        Some(b) => match g.constant_f32(b)? {
+            Some((dims, v)) if dims.len() == 1 && v.len() == delta.len() => v,
+            // A bias that is not one float per channel is left as exported.
+            _ => return Ok(()),
+        },
+        None if n.op_type == "Conv" => vec![0.0; delta.len()],
+        None => return Ok(()),
+    };
+    let base = g.optional_input(id, slot).unwrap_or("bias").to_string();
+    let name = p.fresh(&format!("{base}_corrected"));
+    let v: Vec<f32> = old.iter().zip(delta).map(|(b, d)| b - d).collect();
+    p.add_initializer(float_tensor(&name, &[v.len() as i64], v));
+    p.set_input(id, slot, &name);
+    Ok(())
 }
 
 /// QuantizeLinear + DequantizeLinear of activation `t` before node `id`; returns the
@@ -343,8 +395,14 @@ fn insert_activation_qdq(p: &mut Patch, id: NodeId, t: &str, amax: f32) -> Strin
 
 /// INT8 copy of weight `w` and its per-channel DequantizeLinear before node `id`; returns the
 /// dequantized tensor's name.
-fn insert_weight_dq(p: &mut Patch, id: NodeId, w: &Weight) -> String {
-    let (qv, scales) = quantize_weights(&w.values, &w.dims, w.axis);
+fn insert_weight_dq(p: &mut Patch, id: NodeId, w: &Weight, edits: &WeightEdits) -> String {
+    let (qv, scales) = match edits.scales.get(&w.name) {
+        Some(s) if s.len() == w.dims[w.axis] as usize => (
+            quantize_with_scales(&w.values, &w.dims, w.axis, s),
+            s.clone(),
+        ),
+        _ => quantize_weights(&w.values, &w.dims, w.axis),
+    };
     let name = &w.name;
     let (qn, s, z) = (
         p.fresh(&format!("{name}_quantized")),

@@ -1,6 +1,8 @@
 //! `report.json` and its Markdown table for `trtforge quantize`.
 
+use super::choose::RefinementReport;
 use super::plan::{OutputError, Sensitivity, Step};
+use super::refine::RangeChoice;
 use crate::eval::DropInterval;
 use crate::recipe::Algorithm;
 use serde::Serialize;
@@ -16,6 +18,7 @@ pub struct MapPair {
 pub struct SelectionFigures {
     pub fp32: MapPair,
     pub int8_naive: MapPair,
+    pub int8_refined: MapPair,
     pub int8_planned: MapPair,
 }
 
@@ -43,6 +46,11 @@ pub struct QuantizeReport {
     pub int8_planned: MapPair,
     /// FP32 minus INT8 mAP@0.5:0.95 with its bootstrap interval (paired, over images).
     pub naive_drop: DropInterval,
+    /// All-INT8 with the refinements kept (equal to naive when none was).
+    pub int8_refined: MapPair,
+    pub refined_drop: DropInterval,
+    pub refinements: Vec<RefinementReport>,
+    pub range_choices: Vec<RangeChoice>,
     pub planned_drop: DropInterval,
     pub selection: SelectionFigures,
     pub max_map_drop: Option<f64>,
@@ -95,6 +103,15 @@ impl QuantizeReport {
             drop(&self.naive_drop),
             self.int8_mac_share_naive * 100.0
         );
+        if !self.refinements.is_empty() {
+            s += &format!(
+                "| INT8 refined (all INT8) | {:.4} | {:.4} | {} | {:.1}% |\n",
+                self.int8_refined.map50,
+                self.int8_refined.map50_95,
+                drop(&self.refined_drop),
+                self.int8_mac_share_naive * 100.0
+            );
+        }
         s += &format!(
             "| INT8 planned ({} kept in float) | {:.4} | {:.4} | {} | {:.1}% |\n\n",
             self.layers_kept.len(),
@@ -106,10 +123,11 @@ impl QuantizeReport {
         if self.judged_on_held_out {
             let sel = &self.selection;
             s += &format!(
-                "On the {} selection images: FP32 {:.4}, naive {:.4}, planned {:.4} (mAP@0.5:0.95).\n\n",
+                "On the {} selection images: FP32 {:.4}, naive {:.4}, refined {:.4}, planned {:.4} (mAP@0.5:0.95).\n\n",
                 self.selection_images,
                 sel.fp32.map50_95,
                 sel.int8_naive.map50_95,
+                sel.int8_refined.map50_95,
                 sel.int8_planned.map50_95
             );
         }
@@ -134,6 +152,22 @@ impl QuantizeReport {
                     self.planned_drop.high - self.planned_drop.low,
                     self.planned_drop.images,
                     g / 3.0
+                );
+            }
+            s += "\n";
+        }
+        if !self.refinements.is_empty() {
+            s += "| refinement (added in turn) | output error (selection) | selection mAP | confirmation mAP | kept | what it did |\n|---|---|---|---|---|---|\n";
+            for r in &self.refinements {
+                s += &format!(
+                    "| {:?} | {:.4e} -> {:.4e} | {:.4} | {:.4} | {} | {} |\n",
+                    r.refinement,
+                    r.output_error_before,
+                    r.output_error,
+                    r.selection_map50_95,
+                    r.confirmation_map50_95,
+                    if r.kept { "yes" } else { "no" },
+                    r.detail
                 );
             }
             s += "\n";

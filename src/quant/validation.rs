@@ -81,6 +81,20 @@ impl Validation {
         (selection, confirmation)
     }
 
+    /// The first `n` images as their own slice.
+    pub fn first(&self, n: usize) -> Validation {
+        let n = n.min(self.len());
+        Validation {
+            paths: self.paths[..n].to_vec(),
+            inputs: self.inputs[..n].to_vec(),
+            placements: self.placements[..n].to_vec(),
+            gt: GroundTruth {
+                images: self.gt.images[..n].to_vec(),
+            },
+            contract: self.contract.clone(),
+        }
+    }
+
     fn empty_like(&self) -> Validation {
         Validation {
             paths: vec![],
@@ -125,12 +139,31 @@ pub fn check_disjoint(calibration: &ImageSet, validation: &ImageSet) -> Result<(
 
 /// Outputs of `model` on the first `n` validation images.
 pub fn run_outputs(model: &Model, val: &Validation, n: usize) -> Result<Outputs> {
+    let n = n.min(val.len());
+    run_inputs(model, &val.contract.tensor, &val.inputs[..n])
+}
+
+/// Outputs of `model` on preprocessed inputs fed to its input `name`.
+pub fn run_inputs(model: &Model, name: &str, inputs: &[ArrayD<f32>]) -> Result<Outputs> {
     let mut s = OrtSession::from_model(model, &[])?;
-    let name = val.contract.tensor.as_str();
-    val.inputs
-        .iter()
+    inputs.iter().map(|x| s.run(&[(name, x.view())])).collect()
+}
+
+/// The first `n` images of `set`, preprocessed as the contract says (batch axis added).
+pub fn preprocess_images(
+    set: &ImageSet,
+    n: usize,
+    contract: &InputContract,
+) -> Result<Vec<ArrayD<f32>>> {
+    set.paths()
+        .par_iter()
         .take(n)
-        .map(|x| s.run(&[(name, x.view())]))
+        .map(|p| {
+            Ok(preprocess_image(p, contract)?
+                .0
+                .insert_axis(ndarray::Axis(0))
+                .into_dyn())
+        })
         .collect()
 }
 

@@ -7,7 +7,10 @@
 
 use super::{check_model, LoadedRecipe};
 
-use super::{Algorithm, Builder, Calibration, Decoder, Precision, QuantOp, Target};
+use super::{
+    Algorithm, Builder, Calibration, Decoder, Precision, QuantOp, RefineMode, RefineSetting,
+    Refinement, Target,
+};
 use crate::data::set::default_labels_dir;
 use crate::data::{ImageSet, InputContract, OnUnreadable, Order};
 use crate::error::{Error, Result};
@@ -119,6 +122,11 @@ pub struct QuantizeJob {
     pub time_budget: Duration,
     /// Apply this plan instead of searching.
     pub plan: Option<PathBuf>,
+    /// Refinements to try, whether to keep only those that help (else all), and on how many
+    /// calibration images they are computed.
+    pub refine: Vec<Refinement>,
+    pub refine_auto: bool,
+    pub refine_images: usize,
 }
 
 /// Command-line overrides of `trtforge eval`.
@@ -276,6 +284,16 @@ impl LoadedRecipe {
             sensitivity_images: q.sensitivity_images.unwrap_or(8),
             time_budget: Duration::from_secs(o.time_budget_s.or(q.time_budget_s).unwrap_or(600)),
             plan: o.plan.clone(),
+            refine: match &q.refine {
+                None | Some(RefineSetting::Mode(RefineMode::Auto)) => vec![
+                    Refinement::RangeChoice,
+                    Refinement::WeightScales,
+                    Refinement::BiasCorrection,
+                ],
+                Some(RefineSetting::List(l)) => l.clone(),
+            },
+            refine_auto: matches!(q.refine, None | Some(RefineSetting::Mode(_))),
+            refine_images: q.refine_images.unwrap_or(8),
         })
     }
 

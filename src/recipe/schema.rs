@@ -315,12 +315,48 @@ pub struct Quantize {
     /// Smallest share of MACs that must stay INT8 (default 0.8).
     #[serde(default)]
     pub min_int8_macs: Option<f64>,
-    /// Images of the validation set used for the sensitivity proxy (default 8).
+    /// Calibration images the sensitivity proxy (output error with one layer in float) runs
+    /// on (default 8).
     #[serde(default)]
     pub sensitivity_images: Option<usize>,
     /// Time budget of the accuracy-aware search in seconds (default 600).
     #[serde(default)]
     pub time_budget_s: Option<u64>,
+    /// Layer-wise refinements before the plan: `auto` (the default) tries all three in turn
+    /// and keeps each that lowers the all-INT8 model's output error on the selection images;
+    /// a list applies those (still measured and reported); `[]` none.
+    #[serde(default)]
+    pub refine: Option<RefineSetting>,
+    /// Calibration images the refinements are computed on (default 8).
+    #[serde(default)]
+    pub refine_images: Option<usize>,
+}
+
+/// `quantize.refine`: `auto` or an explicit list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum RefineSetting {
+    Mode(RefineMode),
+    List(Vec<Refinement>),
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RefineMode {
+    Auto,
+}
+
+/// A layer-wise refinement of the Q/DQ model (see `quant::refine`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Refinement {
+    /// Per activation: the calibrated range or another algorithm's, whichever minimises the
+    /// error of the layers that read it.
+    RangeChoice,
+    /// Per weight channel: the scale minimising the layer's output error.
+    WeightScales,
+    /// Per output channel: the mean output error, subtracted from the bias.
+    BiasCorrection,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,0 +1,233 @@
+//! Layer-wise refinements of the Q/DQ model (quant::refine) and how the writer folds them
+//! (quant::qdq): on one-layer models built here and the repository's public-domain images, so
+//! each expected figure is computed independently of the code under test.
+
+mod common;
+
+use ndarray::ArrayD;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use trtforge::calib::histogram::{HistogramSet, NonFinitePolicy};
+use trtforge::calib::range::RangeParams;
+use trtforge::data::preprocess::preprocess_image;
+use trtforge::data::InputContract;
+use trtforge::onnx::synth::GraphBuilder;
+use trtforge::onnx::{float_tensor, ints_attr, node, value_info, Graph, Model};
+use trtforge::quant::qdq::{max_scales, quantize_value, WeightEdits};
+use trtforge::quant::refine::{refine, RefineInput};
+use trtforge::quant::{quantize, QdqOptions};
+
+fn contract() -> InputContract {
+    serde_yaml_ng::from_str(
+        "{tensor: images, shape: [1, 3, 16, 16], channel_order: rgb, scale: 0.00392156862745098, resize: stretch}",
+    )
+    .unwrap()
+}
+
+fn images() -> Vec<PathBuf> {
+    ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"]
+        .iter()
+        .map(|f| common::crate_root().join("calib_data").join(f))
+        .collect()
+}
+
+/// images (1x3x16x16) -> 1x1 Conv with `w` (2x3x1x1) and `bias` -> out.
+fn one_conv(w: Vec<f32>, bias: Option<Vec<f32>>) -> Model {
+    let mut b = GraphBuilder::new("one_conv");
+    b.graph.input.push(value_info("images", &[1, 3, 16, 16]));
+    b.graph
+        .initializer
+        .push(float_tensor("w", &[2, 3, 1, 1], w));
+    let mut inputs = vec!["images", "w"];
+    if let Some(v) = bias {
+        b.graph.initializer.push(float_tensor("b", &[2], v));
+        inputs.push("b");
+    }
+    b.graph.node.push(node(
+        "Conv",
+        "conv",
+        &inputs,
+        &["out"],
+        vec![ints_attr("kernel_shape", &[1, 1])],
+    ));
+    b.graph.output.push(value_info("out", &[1, 2, 16, 16]));
+    b.finish(13, "one_conv.onnx")
+}
+
+fn inputs() -> Vec<ArrayD<f32>> {
+    images()
+        .iter()
+        .map(|p| preprocess_image(p, &contract()).unwrap().0.into_dyn())
+        .collect()
+}
+
+/// Histograms of the graph input over the images, as calibration would gather them.
+fn input_histograms() -> HistogramSet {
+    let mut h = HistogramSet::new(vec!["images".into()], NonFinitePolicy::Error);
+    for (x, p) in inputs().iter().zip(images()) {
+        h.add_all(&[x.as_slice().unwrap()], &p).unwrap();
+    }
+    h
+}
+
+fn run_refine(
+    m: &Model,
+    ranges: &HashMap<String, f32>,
+    hists: &HistogramSet,
+) -> Option<trtforge::quant::refine::Refined> {
+    common::ort_session(m, &[])?;
+    Some(
+        refine(&RefineInput {
+            model: m,
+            ranges,
+            ops: &BTreeSet::new(),
+            hists,
+            params: &RangeParams::default(),
+            images: &images(),
+            contract: &contract(),
+        })
+        .unwrap(),
+    )
+}
+
+/// Weights whose INT8 rounding errs the same way in every input channel of channel 0.
+fn skewed_weights() -> Vec<f32> {
+    vec![1.0, 0.3, 0.303, -0.2, 0.55, 0.9]
+}
+
+#[test]
+fn bias_correction_is_the_mean_weight_error_times_the_mean_input() {
+    let m = one_conv(skewed_weights(), Some(vec![0.5, -0.5]));
+    let ranges: HashMap<String, f32> = [("images".to_string(), 1.0)].into();
+    let hists = HistogramSet::new(vec![], NonFinitePolicy::Error);
+    let Some(r) = run_refine(&m, &ranges, &hists) else {
+        return;
+    };
+    // A 1x1 conv: mean((Wq - W) x) per output channel = sum over input channels of
+    // (wq - w) * mean(x_c), with the scales refine chose.
+    let w = skewed_weights();
+    let scales = r
+        .scales
+        .get("w")
+        .cloned()
+        .unwrap_or_else(|| max_scales(&w, &[2, 3, 1, 1], 0));
+    let xs = inputs();
+    let mean_c: Vec<f64> = (0..3)
+        .map(|c| {
+            xs.iter()
+                .map(|x| {
+                    x.index_axis(ndarray::Axis(0), c)
+                        .iter()
+                        .map(|&v| v as f64)
+                        .sum::<f64>()
+                })
+                .sum::<f64>()
+                / (xs.len() * 256) as f64
+        })
+        .collect();
+    let delta = &r.bias["conv"];
+    for oc in 0..2 {
+        let want: f64 = (0..3)
+            .map(|c| {
+                let v = w[oc * 3 + c];
+                let s = scales[oc];
+                (quantize_value(v, s) as f32 * s - v) as f64 * mean_c[c]
+            })
+            .sum();
+        assert!(
+            (delta[oc] as f64 - want).abs() <= 1e-6 + 1e-3 * want.abs(),
+            "channel {oc}: refine {} vs {want}",
+            delta[oc]
+        );
+    }
+}
+
+#[test]
+fn a_range_that_clips_most_values_is_replaced_by_a_wider_candidate() {
+    let m = one_conv(skewed_weights(), None);
+    // Pixels are in 0..1; a range of 0.05 clips nearly all of them.
+    let ranges: HashMap<String, f32> = [("images".to_string(), 0.05)].into();
+    let Some(r) = run_refine(&m, &ranges, &input_histograms()) else {
+        return;
+    };
+    let c = &r.range_choices;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_ne!(c[0].chosen, "calibrated", "{c:?}");
+    assert!(c[0].amax > 0.5 && c[0].amax <= 1.0, "{c:?}");
+    assert!(c[0].error_ratio < 0.5, "{c:?}");
+    assert_eq!(r.ranges["images"], c[0].amax);
+}
+
+#[test]
+fn the_calibrated_range_stays_when_no_candidate_beats_it() {
+    let m = one_conv(skewed_weights(), None);
+    // The max over the images: nothing is clipped, and no candidate is wider.
+    let amax = inputs()
+        .iter()
+        .flat_map(|x| x.iter().copied().collect::<Vec<_>>())
+        .fold(0f32, |a, v| a.max(v.abs()));
+    let ranges: HashMap<String, f32> = [("images".to_string(), amax)].into();
+    let Some(r) = run_refine(
+        &m,
+        &ranges,
+        &HistogramSet::new(vec![], NonFinitePolicy::Error),
+    ) else {
+        return;
+    };
+    assert_eq!(r.range_choices[0].chosen, "calibrated");
+    assert!(r.ranges.is_empty(), "{:?}", r.ranges);
+}
+
+fn initializer(m: &Model, name: &str) -> Vec<f32> {
+    Graph::new(m).constant_f32(name).unwrap().unwrap().1
+}
+
+#[test]
+fn the_writer_folds_corrections_into_quantized_layers_only() {
+    let ranges: HashMap<String, f32> = [("images".to_string(), 1.0)].into();
+    let edits = WeightEdits {
+        scales: [("w".to_string(), vec![0.9 / 127.0, 0.8 / 127.0])].into(),
+        bias: [("conv".to_string(), vec![0.25, -0.125])].into(),
+    };
+    let opts = QdqOptions {
+        edits: Arc::new(edits.clone()),
+        ..Default::default()
+    };
+    // With a bias: a new initializer b - delta; the exported one is untouched.
+    let (q, _) = quantize(
+        &one_conv(skewed_weights(), Some(vec![0.5, -0.5])),
+        &ranges,
+        &opts,
+    )
+    .unwrap();
+    let g = Graph::new(&q);
+    let conv = g.nodes().find(|(_, n)| n.op_type == "Conv").unwrap().1;
+    assert_ne!(conv.input[2], "b");
+    assert_eq!(initializer(&q, &conv.input[2]), vec![0.25, -0.375]);
+    assert_eq!(initializer(&q, "w_scale"), vec![0.9 / 127.0, 0.8 / 127.0]);
+    // Without one: the Conv gets -delta as its bias.
+    let (q, _) = quantize(&one_conv(skewed_weights(), None), &ranges, &opts).unwrap();
+    let conv = Graph::new(&q)
+        .nodes()
+        .find(|(_, n)| n.op_type == "Conv")
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(initializer(&q, &conv.input[2]), vec![-0.25, 0.125]);
+    // Kept in float: the exported weights and bias, no edit at all.
+    let kept = QdqOptions {
+        keep_fp: ["conv".to_string()].into(),
+        ..opts
+    };
+    let m = one_conv(skewed_weights(), Some(vec![0.5, -0.5]));
+    let (q, _) = quantize(&m, &ranges, &kept).unwrap();
+    let conv = Graph::new(&q)
+        .nodes()
+        .find(|(_, n)| n.op_type == "Conv")
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(conv.input, vec!["images", "w", "b"]);
+    assert_eq!(initializer(&q, "b"), vec![0.5, -0.5]);
+}
