@@ -504,3 +504,59 @@ fn malformed_layers_are_onnx_errors_naming_the_node() {
         .to_string();
     assert!(e.contains("'mm'") && e.contains("3 values"), "{e}");
 }
+
+/// Too few validation images to split into a part that chooses and a part that confirms:
+/// a one-line error naming the counts and the two settings to change, exit non-zero, and no
+/// Q/DQ model written.
+#[test]
+fn a_validation_set_too_small_to_split_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_detector(32);
+    m.path = dir.path().join("tiny.onnx");
+    m.save(&m.path).unwrap();
+    let (cal, val) = (dir.path().join("cal"), dir.path().join("val"));
+    for (d, files) in [
+        (&cal, &["chelsea.png", "coffee.png"][..]),
+        (
+            &val,
+            &["astronaut.png", "rocket.jpg", "grace_hopper.jpg"][..],
+        ),
+    ] {
+        std::fs::create_dir_all(d).unwrap();
+        for f in files {
+            std::fs::copy(common::crate_root().join("calib_data").join(f), d.join(f)).unwrap();
+        }
+    }
+    std::fs::create_dir_all(dir.path().join("labels")).unwrap();
+    let recipe = dir.path().join("tiny.yaml");
+    std::fs::write(
+        &recipe,
+        "model: tiny.onnx\ninput:\n  tensor: images\n  shape: [1, 3, 32, 32]\n  channel_order: bgr\n  \
+         scale: 0.00392156862745098\n  resize: letterbox-centre\n  pad_value: 114\noutput: out\n\
+         decoder: yolox\ncalibration:\n  images: cal\n  batch_size: 1\n\
+         quantize:\n  validation:\n    images: val\n    labels: labels\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (code, _, err) = common::trtforge(&[
+        "quantize",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    if err.contains("ONNX Runtime") && !trtforge::env::in_ci() {
+        eprintln!("SKIP: {err}");
+        return;
+    }
+    assert_ne!(code, 0, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for want in [
+        "3 validation images",
+        "2 to choose",
+        "1 to confirm",
+        "quantize.validation.confirm",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    assert!(!out.join("model.qdq.onnx").exists());
+}
