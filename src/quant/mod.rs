@@ -35,6 +35,15 @@ use std::sync::Arc;
 use std::time::Instant;
 use validation::Outputs;
 
+/// One model measured: (mAP@0.5, mAP@0.5:0.95) on the selection and the judged images, the
+/// drop from FP32 on the judged ones, and its outputs there.
+struct Figures {
+    selection: (f64, f64),
+    judged: (f64, f64),
+    drop: eval::DropInterval,
+    outs: Outputs,
+}
+
 /// `trtforge quantize`: calibrate (or reuse a fresh calibration), refine, (with a gate) search
 /// the plan on the selection images, judge it on the confirmation images, write the Q/DQ model.
 pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
@@ -77,41 +86,46 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
 
     let (macs, total_macs) = plan::mac_table(model, &crate::exec::OrtShapes)?;
     let params = DecodeParams::with_thresholds(job.thresholds.score, job.thresholds.iou);
-    let measure = |m: &Model, v: &Validation| -> Result<(Outputs, (f64, f64))> {
-        let outs = plan::run_outputs(m, v, v.len())?;
-        let map = plan::map_of_outputs(&outs, v, decoder, &params)?;
-        Ok((outs, map))
-    };
-
     let fp32_sel = plan::evaluate_map(model, &sel, decoder, &params)?;
-    let (fp_outs, fp32) = measure(model, judge)?;
+    let fp_outs = plan::run_outputs(model, judge, judge.len())?;
+    let fp32 = plan::map_of_outputs(&fp_outs, judge, decoder, &params)?;
     let fp_matched = validation::matched_of_outputs(&fp_outs, judge, decoder, &params)?;
+    // A model's figures: mAP on the selection images, and on the judged ones its outputs,
+    // mAP and drop from FP32 with the bootstrap interval.
+    let figures = |m: &Model| -> Result<Figures> {
+        let outs = plan::run_outputs(m, judge, judge.len())?;
+        let drop = eval::drop_interval(
+            &fp_matched,
+            &validation::matched_of_outputs(&outs, judge, decoder, &params)?,
+            eval::bootstrap::RESAMPLES,
+            CONFIDENCE,
+        )?;
+        Ok(Figures {
+            selection: plan::evaluate_map(m, &sel, decoder, &params)?,
+            judged: plan::map_of_outputs(&outs, judge, decoder, &params)?,
+            drop,
+            outs,
+        })
+    };
     let mut base = QdqOptions {
         ops: job.ops.clone(),
         ..Default::default()
     };
     let (naive_model, naive_sum) = quantize(model, &ranges, &base)?;
     crate::exec::check_loads(&naive_model)?;
-    let naive_sel = plan::evaluate_map(&naive_model, &sel, decoder, &params)?;
-    let (naive_outs, naive) = measure(&naive_model, judge)?;
-    let naive_drop = eval::drop_interval(
-        &fp_matched,
-        &validation::matched_of_outputs(&naive_outs, judge, decoder, &params)?,
-        eval::bootstrap::RESAMPLES,
-        CONFIDENCE,
-    )?;
+    let naive = figures(&naive_model)?;
     let naive_share = plan::int8_mac_share(&naive_sum.quantized, &macs, total_macs);
     log::info!(
         "FP32 mAP@0.5:0.95 {:.4}, naive INT8 {:.4} (selection {:.4} / {:.4})",
         fp32.1,
-        naive.1,
+        naive.judged.1,
         fp32_sel.1,
-        naive_sel.1
+        naive.selection.1
     );
 
     // Refinements: computed on calibration images, chosen on the selection part.
     let (mut ranges_used, mut refinements, mut range_choices) = (ranges.clone(), vec![], vec![]);
-    let (mut refined_sel, mut refined, mut refined_drop) = (naive_sel, naive, naive_drop);
+    let mut refined = None;
     if !job.refine.is_empty() {
         let hists = gather(cal_job, cal_set.clone(), &CalibrateOptions::default())?.hists;
         let images: Vec<PathBuf> = cal_set
@@ -150,19 +164,11 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
         refinements = chosen.reports;
         range_choices = found.range_choices;
         if refinements.iter().any(|r| r.kept) {
-            let r_model = quantize(model, &ranges_used, &base)?.0;
-            refined_sel = plan::evaluate_map(&r_model, &sel, decoder, &params)?;
-            let (r_outs, r_map) = measure(&r_model, judge)?;
-            refined = r_map;
-            refined_drop = eval::drop_interval(
-                &fp_matched,
-                &validation::matched_of_outputs(&r_outs, judge, decoder, &params)?,
-                eval::bootstrap::RESAMPLES,
-                CONFIDENCE,
-            )?;
+            refined = Some(figures(&quantize(model, &ranges_used, &base)?.0)?);
         }
     }
     let ranges = ranges_used;
+    let refined = refined.as_ref().unwrap_or(&naive);
 
     let gate = job.max_map_drop;
     let (mut keep, mut sensitivity, mut steps, mut out_of_time) =
@@ -191,7 +197,7 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
             &macs,
             total_macs,
             fp32_sel.1,
-            refined_sel,
+            refined.selection,
             &so,
         )?;
         keep = r.plan.keep_set();
@@ -203,17 +209,10 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
         ..base
     };
     let (qmodel, sum) = quantize(model, &ranges, &opts)?;
-    let planned_sel = plan::evaluate_map(&qmodel, &sel, decoder, &params)?;
-    let (q_outs, planned) = measure(&qmodel, judge)?;
-    let planned_drop = eval::drop_interval(
-        &fp_matched,
-        &validation::matched_of_outputs(&q_outs, judge, decoder, &params)?,
-        eval::bootstrap::RESAMPLES,
-        CONFIDENCE,
-    )?;
+    let planned = figures(&qmodel)?;
     let share = plan::int8_mac_share(&sum.quantized, &macs, total_macs);
     // The gate as measured on the written model, on the images it was not chosen on.
-    let gate_met = gate.map(|g| fp32.1 - planned.1 <= g);
+    let gate_met = gate.map(|g| fp32.1 - planned.judged.1 <= g);
     if let (Some(p), Some(met)) = (plan_out.as_mut(), gate_met) {
         p.gate_met = met;
     }
@@ -243,27 +242,27 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
         layers_quantized: sum.quantized.len(),
         qdq_pairs: sum.qdq_pairs,
         fp32: pair(fp32),
-        int8_naive: pair(naive),
-        int8_planned: pair(planned),
-        naive_drop,
-        int8_refined: pair(refined),
-        refined_drop,
+        int8_naive: pair(naive.judged),
+        int8_planned: pair(planned.judged),
+        naive_drop: naive.drop,
+        int8_refined: pair(refined.judged),
+        refined_drop: refined.drop,
         refinements,
         range_choices,
-        planned_drop,
+        planned_drop: planned.drop,
         selection: report::SelectionFigures {
             fp32: pair(fp32_sel),
-            int8_naive: pair(naive_sel),
-            int8_refined: pair(refined_sel),
-            int8_planned: pair(planned_sel),
+            int8_naive: pair(naive.selection),
+            int8_refined: pair(refined.selection),
+            int8_planned: pair(planned.selection),
         },
         max_map_drop: gate,
         gate_met,
-        images_to_resolve_gate: gate.map(|g| planned_drop.images_for_half_width(g / 3.0)),
+        images_to_resolve_gate: gate.map(|g| planned.drop.images_for_half_width(g / 3.0)),
         layers_kept: keep.into_iter().collect(),
         int8_mac_share_naive: naive_share,
         int8_mac_share: share,
-        output_errors: plan::output_errors(&fp_outs, &q_outs),
+        output_errors: plan::output_errors(&fp_outs, &planned.outs),
         sensitivity,
         steps,
         out_of_time,
