@@ -56,7 +56,7 @@ fn main() {
                 d.drop,
                 format!("[{:.4}, {:.4}]", d.low, d.high),
                 (d.high - d.low) / 2.0,
-                d.images_for_half_width(0.005)
+                d.images_for_half_width(0.005).unwrap_or(0)
             );
             n *= 2;
         }

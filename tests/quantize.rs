@@ -559,4 +559,8 @@ fn a_validation_set_too_small_to_split_is_refused_before_anything_is_written() {
         assert!(err.contains(want), "{want}: {err}");
     }
     assert!(!out.join("model.qdq.onnx").exists());
+    assert!(
+        !out.join("calibration.cache").exists(),
+        "refused before calibrating"
+    );
 }

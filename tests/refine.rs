@@ -105,13 +105,9 @@ fn bias_correction_is_the_mean_weight_error_times_the_mean_input() {
         return;
     };
     // A 1x1 conv: mean((Wq - W) x) per output channel = sum over input channels of
-    // (wq - w) * mean(x_c), with the scales refine chose.
+    // (wq - w) * mean(x_c), for the weights as they will be written: with the chosen scales
+    // when weight scales are kept too, with the max scales when bias correction is alone.
     let w = skewed_weights();
-    let scales = r
-        .scales
-        .get("w")
-        .cloned()
-        .unwrap_or_else(|| max_scales(&w, &[2, 3, 1, 1], 0));
     let xs = inputs();
     let mean_c: Vec<f64> = (0..3)
         .map(|c| {
@@ -126,21 +122,36 @@ fn bias_correction_is_the_mean_weight_error_times_the_mean_input() {
                 / (xs.len() * 256) as f64
         })
         .collect();
-    let delta = &r.bias["conv"];
-    for oc in 0..2 {
-        let want: f64 = (0..3)
-            .map(|c| {
-                let v = w[oc * 3 + c];
-                let s = scales[oc];
-                (quantize_value(v, s) as f32 * s - v) as f64 * mean_c[c]
+    let want = |scales: &[f32]| -> Vec<f64> {
+        (0..2)
+            .map(|oc| {
+                (0..3)
+                    .map(|c| {
+                        let (v, s) = (w[oc * 3 + c], scales[oc]);
+                        (quantize_value(v, s) as f32 * s - v) as f64 * mean_c[c]
+                    })
+                    .sum()
             })
-            .sum();
-        assert!(
-            (delta[oc] as f64 - want).abs() <= 1e-6 + 1e-3 * want.abs(),
-            "channel {oc}: refine {} vs {want}",
-            delta[oc]
-        );
+            .collect()
+    };
+    let max = max_scales(&w, &[2, 3, 1, 1], 0);
+    let chosen = r.scales.get("w").cloned().unwrap_or_else(|| max.clone());
+    for (with_scales, got, scales) in [
+        (true, &r.bias["conv"], &chosen),
+        (false, &r.bias_max_scales["conv"], &max),
+    ] {
+        let want = want(scales);
+        for oc in 0..2 {
+            assert!(
+                (got[oc] as f64 - want[oc]).abs() <= 1e-6 + 1e-3 * want[oc].abs(),
+                "weight scales {with_scales}, channel {oc}: refine {} vs {}",
+                got[oc],
+                want[oc]
+            );
+        }
+        assert_eq!(&r.edits(with_scales, true).bias["conv"], got);
     }
+    assert!(r.edits(true, false).bias.is_empty());
 }
 
 #[test]
@@ -230,4 +241,59 @@ fn the_writer_folds_corrections_into_quantized_layers_only() {
         .clone();
     assert_eq!(conv.input, vec!["images", "w", "b"]);
     assert_eq!(initializer(&q, "b"), vec![0.5, -0.5]);
+}
+
+/// images (1x3x16x16) -> Flatten -> Gemm (768 -> 2, transB 1) with `beta` and optional C.
+fn one_gemm(beta: f32, c: Option<Vec<f32>>) -> Model {
+    let mut b = GraphBuilder::new("one_gemm");
+    b.graph.input.push(value_info("images", &[1, 3, 16, 16]));
+    b.graph
+        .initializer
+        .push(float_tensor("w", &[2, 768], vec![0.01; 1536]));
+    b.graph
+        .node
+        .push(node("Flatten", "flat", &["images"], &["f"], vec![]));
+    let mut inputs = vec!["f", "w"];
+    if let Some(v) = c {
+        b.graph.initializer.push(float_tensor("c", &[2], v));
+        inputs.push("c");
+    }
+    b.graph.node.push(node(
+        "Gemm",
+        "gemm",
+        &inputs,
+        &["out"],
+        vec![
+            trtforge::onnx::int_attr("transB", 1),
+            trtforge::onnx::float_attr("beta", beta),
+        ],
+    ));
+    b.graph.output.push(value_info("out", &[1, 2]));
+    b.finish(13, "one_gemm.onnx")
+}
+
+#[test]
+fn gemm_corrections_account_for_beta_and_a_missing_c() {
+    let ranges: HashMap<String, f32> = [("f".to_string(), 1.0)].into();
+    let opts = QdqOptions {
+        edits: Arc::new(WeightEdits {
+            scales: Default::default(),
+            bias: [("gemm".to_string(), vec![0.5, -1.0])].into(),
+        }),
+        ..Default::default()
+    };
+    let gemm_c = |q: &Model| -> Option<Vec<f32>> {
+        let g = Graph::new(q);
+        let n = g.nodes().find(|(_, n)| n.op_type == "Gemm").unwrap().1;
+        n.input.get(2).map(|c| initializer(q, c))
+    };
+    // Y = A B + beta C: C moves by delta / beta.
+    let (q, _) = quantize(&one_gemm(2.0, Some(vec![1.0, 1.0])), &ranges, &opts).unwrap();
+    assert_eq!(gemm_c(&q), Some(vec![0.75, 1.5]));
+    // No C (optional from opset 11): one is added.
+    let (q, _) = quantize(&one_gemm(1.0, None), &ranges, &opts).unwrap();
+    assert_eq!(gemm_c(&q), Some(vec![-0.5, 1.0]));
+    // beta 0: C does not reach the output, nothing to fold into.
+    let (q, _) = quantize(&one_gemm(0.0, Some(vec![1.0, 1.0])), &ranges, &opts).unwrap();
+    assert_eq!(gemm_c(&q), Some(vec![1.0, 1.0]));
 }

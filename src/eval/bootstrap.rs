@@ -34,12 +34,17 @@ impl DropInterval {
     /// Images needed for an interval of half-width `half` at the same level, assuming the
     /// standard error falls as 1/sqrt(n) (it does for a sum over independent images, which
     /// mAP approximately is at these sizes).
-    pub fn images_for_half_width(&self, half: f64) -> usize {
+    /// None for a half-width of 0 (no finite set resolves it); the images it has when the
+    /// interval is already that narrow.
+    pub fn images_for_half_width(&self, half: f64) -> Option<usize> {
         let now = (self.high - self.low) / 2.0;
-        if half <= 0.0 || now <= 0.0 {
-            return self.images;
+        if half.is_nan() || half <= 0.0 {
+            return None;
         }
-        (self.images as f64 * (now / half).powi(2)).ceil() as usize
+        if now <= half {
+            return Some(self.images);
+        }
+        Some((self.images as f64 * (now / half).powi(2)).ceil() as usize)
     }
 }
 
@@ -143,7 +148,8 @@ mod tests {
         let (ws, wb) = (small.high - small.low, big.high - big.low);
         // Ten times the images: about sqrt(10) = 3.2 times narrower.
         assert!(ws / wb > 2.2 && ws / wb < 4.5, "{ws} vs {wb}");
-        let need = small.images_for_half_width(wb / 2.0);
+        let need = small.images_for_half_width(wb / 2.0).unwrap();
+        assert_eq!(small.images_for_half_width(0.0), None);
         assert!((200..=800).contains(&need), "{need}");
     }
 

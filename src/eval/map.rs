@@ -358,4 +358,58 @@ mod tests {
         );
         assert!((r.map50 - 0.5).abs() < 1e-12);
     }
+
+    #[test]
+    fn scoring_a_subset_equals_evaluating_it_alone() {
+        let im = |name: &str, boxes: Vec<([f32; 4], u32)>| ImageTruth {
+            image: name.into(),
+            width: 100,
+            height: 100,
+            boxes,
+        };
+        let gt = GroundTruth {
+            images: vec![
+                im(
+                    "a",
+                    vec![([0.0, 0.0, 10.0, 10.0], 0), ([20.0, 20.0, 40.0, 40.0], 1)],
+                ),
+                im("b", vec![([5.0, 5.0, 30.0, 30.0], 2)]),
+                im("c", vec![([0.0, 0.0, 50.0, 50.0], 0)]),
+            ],
+        };
+        let d = |b: [f32; 4], score: f32, class: u32| Detection {
+            bbox: b,
+            score,
+            class,
+        };
+        let dets = vec![
+            vec![
+                d([0.0, 0.0, 10.0, 8.0], 0.9, 0),
+                d([20.0, 20.0, 40.0, 40.0], 0.4, 1),
+            ],
+            vec![
+                d([5.0, 5.0, 30.0, 25.0], 0.8, 2),
+                d([0.0, 0.0, 9.0, 9.0], 0.7, 0),
+            ],
+            vec![
+                d([0.0, 0.0, 45.0, 50.0], 0.6, 0),
+                d([60.0, 60.0, 70.0, 70.0], 0.95, 0),
+            ],
+        ];
+        let m = match_images(&gt, &dets).unwrap();
+        // Class 2 has truth only in image b: a subset without b must ignore it, as COCO does.
+        for which in [vec![0, 2], vec![2, 0], vec![1], vec![0, 1, 2]] {
+            let sub = GroundTruth {
+                images: which.iter().map(|&i| gt.images[i].clone()).collect(),
+            };
+            let sub_dets: Vec<_> = which.iter().map(|&i| dets[i].clone()).collect();
+            let alone = evaluate(&sub, &sub_dets).unwrap();
+            let scored = m.score(&which);
+            assert_eq!(scored.per_class, alone.per_class, "{which:?}");
+            assert_eq!(
+                (scored.map50, scored.map50_95),
+                (alone.map50, alone.map50_95)
+            );
+        }
+    }
 }

@@ -6,8 +6,9 @@ use super::OrtSession;
 use crate::error::{Error, Result};
 use crate::onnx::Model;
 
-const FIX: &str = "it was not written: re-export the model with opset 13, and report the node \
-to trtforge (a rewrite made a model ONNX Runtime refuses)";
+const FIX: &str = "it was not written: a trtforge rewrite (opset upgrade, Q/DQ or FP16) made \
+a model ONNX Runtime refuses; report the node to trtforge (re-exporting at opset 13 avoids \
+the opset upgrade)";
 
 /// `Ok` when ONNX Runtime loads `model`. Without ONNX Runtime on the machine (a TensorRT-only
 /// FP16 build) nothing can be checked: a warning, and `Ok`.

@@ -30,6 +30,7 @@ pub struct RefinementReport {
     pub output_error: f64,
     /// Naive INT8 mAP@0.5:0.95 with this refinement added to the ones kept before it.
     pub selection_map50_95: f64,
+    /// On the judged images: the confirmation part, or the selection with `confirm: 0`.
     pub confirmation_map50_95: f64,
     pub detail: String,
 }

@@ -51,6 +51,16 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
     let (cal_job, decoder) = (&job.calibration, job.decoder);
     let model = &*cal_job.model;
     let out = &cal_job.out;
+    // A set too small to split is refused before any work.
+    let n_all = job.validation.set.len();
+    let (n_sel, n_conf) = validation::split_sizes(n_all, job.validation.confirm);
+    if job.validation.confirm > 0.0 && (n_sel < 2 || n_conf < 2) {
+        return Err(Error::Invalid(format!(
+            "{}: {n_all} validation images split into {n_sel} to choose the plan on and {n_conf} to confirm it; \
+             each part needs at least 2: add images to quantize.validation or lower quantize.validation.confirm",
+            job.validation.set.source().display(),
+        )));
+    }
     let mut copts = CalibrateOptions::default();
     let cal_report = match calibrate(cal_job, &copts) {
         Err(Error::Stale { path, why, .. }) => {
@@ -70,16 +80,7 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
     let val_set = &job.validation.set;
     plan::check_disjoint(&cal_set, val_set)?;
     let all = Validation::load(val_set, &job.validation.labels, &cal_job.input)?;
-    let n_all = all.len();
     let (sel, conf) = all.split(job.validation.confirm);
-    if job.validation.confirm > 0.0 && (sel.len() < 2 || conf.len() < 2) {
-        return Err(Error::Invalid(format!(
-            "{}: {n_all} validation images split into {} to choose the plan on and {} to confirm it; each part needs at least 2: add images to quantize.validation or lower quantize.validation.confirm",
-            job.validation.set.source().display(),
-            sel.len(),
-            conf.len()
-        )));
-    }
     // The figures a user reads, and the gate, come from images the plan was not chosen on.
     let held_out = !conf.is_empty();
     let judge = if held_out { &conf } else { &sel };
@@ -258,7 +259,7 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
         },
         max_map_drop: gate,
         gate_met,
-        images_to_resolve_gate: gate.map(|g| planned.drop.images_for_half_width(g / 3.0)),
+        images_to_resolve_gate: gate.and_then(|g| planned.drop.images_for_half_width(g / 3.0)),
         layers_kept: keep.into_iter().collect(),
         int8_mac_share_naive: naive_share,
         int8_mac_share: share,

@@ -117,6 +117,8 @@ pub struct PrecisionPlan {
     pub keep_precision: String,
     pub keep: Vec<KeptLayer>,
     pub max_map_drop: f64,
+    /// As judged by `quantize` on the written model: on the confirmation images, drop <= gate
+    /// (the search's one-standard-error margin applies to the selection images only).
     pub gate_met: bool,
     pub int8_mac_share: f64,
 }
@@ -200,6 +202,25 @@ pub fn int8_mac_share(quantized: &[QuantLayer], macs: &HashMap<String, u64>, tot
 /// (the paired bootstrap's) is the margin; it shrinks as the selection set grows.
 pub const MARGIN_SE: f64 = 1.0;
 
+/// Bootstrap standard error of the drop from FP32 (`fp`) to the model that gave `outs`.
+fn drop_std_error(
+    fp: &crate::eval::Matched,
+    outs: &Outputs,
+    val: &Validation,
+    o: &SearchOptions,
+) -> Result<f64> {
+    let q = matched_of_outputs(outs, val, o.decoder, &o.params)?;
+    let d =
+        crate::eval::drop_interval(fp, &q, crate::eval::bootstrap::RESAMPLES, super::CONFIDENCE)?;
+    Ok(d.std_error)
+}
+
+/// Whether a step with this drop (and bootstrap standard error of it) on the selection images
+/// meets `gate` there.
+pub fn meets_gate(drop: f64, std_error: f64, gate: f64) -> bool {
+    drop + MARGIN_SE * std_error <= gate
+}
+
 /// The accuracy-aware search on the selection images `val`. `fp32_map` and `naive_map` are
 /// their figures already measured by the caller; `proxy` holds the preprocessed (calibration)
 /// images the sensitivity ranking runs on (they need no labels).
@@ -274,14 +295,7 @@ pub fn search(
         let (q, sum) = quantize(model, ranges, &opts)?;
         let outs = run_outputs(&q, val, val.len())?;
         let (m50, m) = map_of_outputs(&outs, val, o.decoder, &o.params)?;
-        let q_matched = matched_of_outputs(&outs, val, o.decoder, &o.params)?;
-        let se = crate::eval::drop_interval(
-            &fp_matched,
-            &q_matched,
-            crate::eval::bootstrap::RESAMPLES,
-            0.95,
-        )?
-        .std_error;
+        let se = drop_std_error(&fp_matched, &outs, val, o)?;
         let share = int8_mac_share(&sum.quantized, macs, total_macs);
         log::info!(
             "plan: {k} layers in float: mAP@0.5:0.95 {m:.4} (drop {:.4}, standard error {se:.4}), INT8 MACs {:.1}%",
@@ -297,21 +311,10 @@ pub fn search(
         });
         Ok((m50, m, share, se))
     };
-    let holds = |m: f64, se: f64| fp32_map - m + MARGIN_SE * se <= o.max_map_drop;
+    let holds = |m: f64, se: f64| meets_gate(fp32_map - m, se, o.max_map_drop);
     // Grow k geometrically until the gate holds, then bisect down to the fewest layers.
     let (mut best_k, mut best) = (0usize, (naive_map.0, naive_map.1, 0.0, 0.0));
-    let naive_se = {
-        let q = quantize(model, ranges, base)?.0;
-        let outs = run_outputs(&q, val, val.len())?;
-        let q_matched = matched_of_outputs(&outs, val, o.decoder, &o.params)?;
-        crate::eval::drop_interval(
-            &fp_matched,
-            &q_matched,
-            crate::eval::bootstrap::RESAMPLES,
-            0.95,
-        )?
-        .std_error
-    };
+    let naive_se = drop_std_error(&fp_matched, &run_outputs(&all, val, val.len())?, val, o)?;
     let mut gate_met = holds(naive_map.1, naive_se);
     let (mut lo, mut k) = (0usize, 1usize);
     if !gate_met {
@@ -380,7 +383,6 @@ pub fn search(
         gate_met,
         int8_mac_share: share,
     };
-    let _ = best.2;
     Ok(SearchResult {
         plan,
         ranking,
@@ -389,4 +391,18 @@ pub fn search(
         out_of_time,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_meets_the_gate_only_with_a_standard_error_to_spare() {
+        assert!(meets_gate(0.005, 0.009, 0.015));
+        assert!(!meets_gate(0.010, 0.009, 0.015), "0.019 > 0.015");
+        assert!(meets_gate(0.015, 0.0, 0.015));
+        assert!(!meets_gate(0.0151, 0.0, 0.015));
+        assert!(meets_gate(-0.01, 0.02, 0.015));
+    }
 }

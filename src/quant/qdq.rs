@@ -346,23 +346,36 @@ pub fn quantize(
     Ok((p.apply()?, summary))
 }
 
-/// Subtract `delta` (one value per output channel) from the bias of Conv/Gemm `id`, as a new
-/// initializer (the exported one may be shared); a Conv without a bias gets `-delta`.
+/// Fold `delta` (one value per output channel, the mean output error) into the bias of
+/// Conv/Gemm `id`, as a new initializer (the exported one may be shared). Gemm adds beta * C,
+/// so C moves by delta / beta; a layer without a bias gets one (C is optional from opset 11,
+/// and the Q/DQ model is at 13). Anything else is left as exported; `refine` computes
+/// corrections only where this folds them.
 fn correct_bias(p: &mut Patch, g: &Graph, id: NodeId, delta: &[f32]) -> Result<()> {
     let n = g.node(id);
     let slot = 2;
+    let per_unit = match n.op_type.as_str() {
+        "Conv" => 1.0,
+        "Gemm" => match g.attr_float(id, "beta")?.unwrap_or(1.0) {
+            b if b != 0.0 => b,
+            _ => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
     let old = match g.optional_input(id, slot) {
         Some(b) => match g.constant_f32(b)? {
             Some((dims, v)) if dims.len() == 1 && v.len() == delta.len() => v,
-            // A bias that is not one float per channel is left as exported.
             _ => return Ok(()),
         },
-        None if n.op_type == "Conv" => vec![0.0; delta.len()],
-        None => return Ok(()),
+        None => vec![0.0; delta.len()],
     };
     let base = g.optional_input(id, slot).unwrap_or("bias").to_string();
     let name = p.fresh(&format!("{base}_corrected"));
-    let v: Vec<f32> = old.iter().zip(delta).map(|(b, d)| b - d).collect();
+    let v: Vec<f32> = old
+        .iter()
+        .zip(delta)
+        .map(|(b, d)| b - d / per_unit)
+        .collect();
     p.add_initializer(float_tensor(&name, &[v.len() as i64], v));
     p.set_input(id, slot, &name);
     Ok(())

@@ -59,8 +59,11 @@ pub struct Refined {
     pub range_choices: Vec<RangeChoice>,
     /// Per-channel weight scales different from the max scale.
     pub scales: HashMap<String, Vec<f32>>,
-    /// Per-channel bias corrections, by node key.
+    /// Per-channel bias corrections, by node key, for the weights quantized with the chosen
+    /// scales (`bias`) and with the plain max scales (`bias_max_scales`): a correction only
+    /// holds for the weights it was measured with.
     pub bias: HashMap<String, Vec<f32>>,
+    pub bias_max_scales: HashMap<String, Vec<f32>>,
     /// Output error with the chosen weight scales over that with max scales, over all layers.
     pub weight_error_ratio: f64,
     pub layers: usize,
@@ -76,10 +79,10 @@ impl Refined {
             } else {
                 Default::default()
             },
-            bias: if bias {
-                self.bias.clone()
-            } else {
-                Default::default()
+            bias: match (bias, weight_scales) {
+                (false, _) => Default::default(),
+                (true, true) => self.bias.clone(),
+                (true, false) => self.bias_max_scales.clone(),
             },
         }
     }
@@ -93,10 +96,10 @@ struct Layer {
     w_dims: Vec<i64>,
     w: Vec<f32>,
     w_axis: usize,
-    /// Axis of the output channels in the layer's output.
-    out_axis: usize,
+    /// Axis of the output channels in the layer's output (None: the last one).
+    out_axis: Option<usize>,
     bias: Option<ArrayD<f32>>,
-    /// Whether a correction can be folded into a bias (Conv, or Gemm with a per-channel C).
+    /// Whether the writer can fold a correction into the bias (see `qdq::correct_bias`).
     correctable: bool,
     node: NodeProto,
     session: Option<OrtSession>,
@@ -240,10 +243,10 @@ fn layers(model: &Model, quantized: &[QuantLayer]) -> Result<Vec<Layer>> {
             continue;
         }
         let trans_b = g.attr_int(id, "transB")?.unwrap_or(0) != 0;
-        let (w_axis, out_axis, correctable) = match (n.op_type.as_str(), w_dims.len()) {
-            ("Conv", r) if r >= 3 => (0, 1, true),
-            ("Gemm", 2) => (if trans_b { 0 } else { 1 }, 1, true),
-            ("MatMul", 2) => (1, usize::MAX, false),
+        let (w_axis, out_axis) = match (n.op_type.as_str(), w_dims.len()) {
+            ("Conv", r) if r >= 3 => (0, Some(1)),
+            ("Gemm", 2) => (if trans_b { 0 } else { 1 }, Some(1)),
+            ("MatMul", 2) => (1, None),
             _ => continue,
         };
         let bias = match g.optional_input(id, 2) {
@@ -259,7 +262,17 @@ fn layers(model: &Model, quantized: &[QuantLayer]) -> Result<Vec<Layer>> {
             },
             None => None,
         };
-        let per_channel_bias = bias.as_ref().is_none_or(|b| b.ndim() == 1);
+        // What `qdq::correct_bias` can fold: a Conv or Gemm (Gemm with beta != 0) whose bias
+        // is absent or one value per output channel. MatMul has no bias to fold into.
+        let channels = w_dims[w_axis] as usize;
+        let beta = g.attr_float(id, "beta")?.unwrap_or(1.0);
+        let correctable = match n.op_type.as_str() {
+            "Conv" => true,
+            "Gemm" => beta != 0.0,
+            _ => false,
+        } && bias
+            .as_ref()
+            .is_none_or(|b| b.ndim() == 1 && b.len() == channels);
         out.push(Layer {
             key,
             input: x,
@@ -269,7 +282,7 @@ fn layers(model: &Model, quantized: &[QuantLayer]) -> Result<Vec<Layer>> {
             w_axis,
             out_axis,
             bias,
-            correctable: correctable && per_channel_bias,
+            correctable,
             node: n.clone(),
             session: None,
         });
@@ -388,11 +401,7 @@ pub fn refine(inp: &RefineInput) -> Result<Refined> {
             let Some(x) = xs.get(&l.input) else { continue };
             let w = l.w.clone();
             let y0 = l.run(model, x, &w)?;
-            let out_axis = if l.out_axis == usize::MAX {
-                y0.ndim() - 1
-            } else {
-                l.out_axis
-            };
+            let out_axis = l.out_axis.unwrap_or(y0.ndim() - 1);
             if let Some(c) = cands.get(&l.input) {
                 add_into(&mut energy[li], &channel_energy(&y0, out_axis));
                 for (ci, (_, amax)) in c.iter().enumerate() {
@@ -482,11 +491,14 @@ pub fn refine(inp: &RefineInput) -> Result<Refined> {
         1.0
     };
 
-    // Bias correction with the chosen weight scales.
-    let mut sums: Vec<(Vec<f64>, usize)> = layers
+    // Bias corrections for the weights as the chosen scales and as the max scales quantize
+    // them (the writer applies the one matching the weights it writes).
+    let chans = |l: &Layer| l.w_dims[l.w_axis] as usize;
+    let mut sums: Vec<[Vec<f64>; 2]> = layers
         .iter()
-        .map(|l| (vec![0.0; l.w_dims[l.w_axis] as usize], 0))
+        .map(|l| [vec![0.0; chans(l)], vec![0.0; chans(l)]])
         .collect();
+    let mut counts = vec![0usize; layers.len()];
     for image in inp.images {
         let xs = capture(&mut fp32, inp.contract, image, &wanted)?;
         for (li, l) in layers.iter_mut().enumerate() {
@@ -495,23 +507,25 @@ pub fn refine(inp: &RefineInput) -> Result<Refined> {
             };
             let w = l.w.clone();
             let y0 = l.run(model, x, &w)?;
-            let wq = fake_quant_weights(&l.w, &l.w_dims, l.w_axis, &chosen_scales[li]);
-            let y = l.run(model, x, &wq)?;
-            let (s, n) = channel_sum(&y, &y0, l.out_axis);
-            for (acc, v) in sums[li].0.iter_mut().zip(s) {
-                *acc += v;
+            let out_axis = l.out_axis.unwrap_or(y0.ndim() - 1);
+            for (k, scales) in [&chosen_scales[li], &max[li]].into_iter().enumerate() {
+                let wq = fake_quant_weights(&l.w, &l.w_dims, l.w_axis, scales);
+                let y = l.run(model, x, &wq)?;
+                let (s, n) = channel_sum(&y, &y0, out_axis);
+                add_into(&mut sums[li][k], &s);
+                if k == 0 {
+                    counts[li] += n;
+                }
             }
-            sums[li].1 += n;
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
-    for (l, (s, n)) in layers.iter().zip(sums) {
-        if n > 0 && s.len() == l.w_dims[l.w_axis] as usize {
-            refined.bias.insert(
-                l.key.clone(),
-                s.iter().map(|v| (v / n as f64) as f32).collect(),
-            );
+    for ((l, [chosen, plain]), n) in layers.iter().zip(sums).zip(counts) {
+        if n > 0 {
+            let mean = |s: Vec<f64>| s.iter().map(|v| (v / n as f64) as f32).collect();
+            refined.bias.insert(l.key.clone(), mean(chosen));
+            refined.bias_max_scales.insert(l.key.clone(), mean(plain));
         }
     }
     Ok(refined)

@@ -61,7 +61,7 @@ pub struct QuantizeReport {
     pub layers_kept: Vec<String>,
     pub int8_mac_share_naive: f64,
     pub int8_mac_share: f64,
-    /// FP32 vs the written Q/DQ model on the validation slice.
+    /// FP32 vs the written Q/DQ model on the judged images.
     pub output_errors: Vec<OutputError>,
     pub sensitivity: Vec<Sensitivity>,
     pub steps: Vec<Step>,

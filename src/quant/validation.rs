@@ -60,7 +60,7 @@ impl Validation {
     /// folder (0.5: every other image) rather than being its tail. `share` 0 gives an empty
     /// confirmation part.
     pub fn split(self, share: f64) -> (Validation, Validation) {
-        let held = |i: usize| ((i + 1) as f64 * share).floor() > (i as f64 * share).floor();
+        let held = |i: usize| held_out(i, share);
         let mut parts = [self.empty_like(), self.empty_like()];
         let images = self.gt.images.into_iter();
         for (i, (((p, x), lb), gt)) in self
@@ -104,6 +104,17 @@ impl Validation {
             contract: self.contract.clone(),
         }
     }
+}
+
+/// Whether image i of the sorted validation set confirms (see [`Validation::split`]).
+pub fn held_out(i: usize, share: f64) -> bool {
+    ((i + 1) as f64 * share).floor() > (i as f64 * share).floor()
+}
+
+/// (selection, confirmation) sizes of a split of `n` images, before any is loaded.
+pub fn split_sizes(n: usize, share: f64) -> (usize, usize) {
+    let conf = (0..n).filter(|&i| held_out(i, share)).count();
+    (n - conf, conf)
 }
 
 /// Refuse a validation set that shares an image (by content) with the calibration set.
@@ -273,5 +284,13 @@ mod tests {
         assert_eq!((sel.len(), conf.len()), (9, 3));
         let (sel, conf) = slice(7).split(0.0);
         assert_eq!((sel.len(), conf.len()), (7, 0));
+        for (n, share) in [(10, 0.5), (12, 0.25), (7, 0.0), (3, 0.5), (64, 0.9)] {
+            let (sel, conf) = slice(n).split(share);
+            assert_eq!(
+                split_sizes(n, share),
+                (sel.len(), conf.len()),
+                "{n} {share}"
+            );
+        }
     }
 }

@@ -164,6 +164,14 @@ impl LoadedRecipe {
                     ));
                 }
             }
+            for (field, v) in [
+                ("quantize.sensitivity_images", q.sensitivity_images),
+                ("quantize.refine_images", q.refine_images),
+            ] {
+                if v == Some(0) {
+                    return Err(self.field_error(field, "expected at least 1 image"));
+                }
+            }
             if let Some(d) = q.max_map_drop {
                 if !(d.is_finite() && d >= 0.0) {
                     return Err(self.field_error(
