@@ -288,6 +288,14 @@ fn refine_and_confirm_settings_resolve_and_bad_values_name_the_field() {
             format!("{base}  max_map_drop: -1\n"),
             "quantize.max_map_drop",
         ),
+        (
+            format!("{base}  sensitivity_images: 0\n"),
+            "quantize.sensitivity_images",
+        ),
+        (
+            format!("{base}  refine_images: 0\n"),
+            "quantize.refine_images",
+        ),
     ] {
         let p = dir.path().join("bad.yaml");
         let text = std::fs::read_to_string(dir.path().join("tiny.yaml")).unwrap();
