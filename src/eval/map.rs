@@ -161,6 +161,12 @@ impl Matched {
         self.per_image.len()
     }
 
+    /// COCO mAP over every image, in order (what [`evaluate`] returns).
+    pub fn score_all(&self) -> EvalResult {
+        let all: Vec<usize> = (0..self.images()).collect();
+        self.score(&all)
+    }
+
     /// COCO mAP over the images `which` (indices, repeats allowed), in that order. Classes
     /// without ground truth among them are ignored, as COCO ignores them.
     pub fn score(&self, which: &[usize]) -> EvalResult {
@@ -227,9 +233,7 @@ impl Matched {
 
 /// COCO-style mAP of `detections[i]` (original-image pixels) against `gt.images[i]`.
 pub fn evaluate(gt: &GroundTruth, detections: &[Vec<Detection>]) -> Result<EvalResult> {
-    let m = match_images(gt, detections)?;
-    let all: Vec<usize> = (0..m.images()).collect();
-    Ok(m.score(&all))
+    Ok(match_images(gt, detections)?.score_all())
 }
 
 /// The ground truth as a COCO annotation file (image ids are indices, category ids classes).

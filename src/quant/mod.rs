@@ -44,6 +44,12 @@ struct Figures {
     outs: Outputs,
 }
 
+/// (mAP@0.5, mAP@0.5:0.95) over every matched image.
+fn map_pair(m: &eval::Matched) -> (f64, f64) {
+    let r = m.score_all();
+    (r.map50, r.map50_95)
+}
+
 /// `trtforge quantize`: calibrate (or reuse a fresh calibration), refine, (with a gate) search
 /// the plan on the selection images, judge it on the confirmation images, write the Q/DQ model.
 pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
@@ -89,21 +95,22 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
     let params = DecodeParams::with_thresholds(job.thresholds.score, job.thresholds.iou);
     let fp32_sel = plan::evaluate_map(model, &sel, decoder, &params)?;
     let fp_outs = plan::run_outputs(model, judge, judge.len())?;
-    let fp32 = plan::map_of_outputs(&fp_outs, judge, decoder, &params)?;
     let fp_matched = validation::matched_of_outputs(&fp_outs, judge, decoder, &params)?;
+    let fp32 = map_pair(&fp_matched);
     // A model's figures: mAP on the selection images, and on the judged ones its outputs,
     // mAP and drop from FP32 with the bootstrap interval.
     let figures = |m: &Model| -> Result<Figures> {
         let outs = plan::run_outputs(m, judge, judge.len())?;
+        let matched = validation::matched_of_outputs(&outs, judge, decoder, &params)?;
         let drop = eval::drop_interval(
             &fp_matched,
-            &validation::matched_of_outputs(&outs, judge, decoder, &params)?,
+            &matched,
             eval::bootstrap::RESAMPLES,
             CONFIDENCE,
         )?;
         Ok(Figures {
             selection: plan::evaluate_map(m, &sel, decoder, &params)?,
-            judged: plan::map_of_outputs(&outs, judge, decoder, &params)?,
+            judged: map_pair(&matched),
             drop,
             outs,
         })

@@ -202,16 +202,10 @@ pub fn int8_mac_share(quantized: &[QuantLayer], macs: &HashMap<String, u64>, tot
 /// (the paired bootstrap's) is the margin; it shrinks as the selection set grows.
 pub const MARGIN_SE: f64 = 1.0;
 
-/// Bootstrap standard error of the drop from FP32 (`fp`) to the model that gave `outs`.
-fn drop_std_error(
-    fp: &crate::eval::Matched,
-    outs: &Outputs,
-    val: &Validation,
-    o: &SearchOptions,
-) -> Result<f64> {
-    let q = matched_of_outputs(outs, val, o.decoder, &o.params)?;
+/// Bootstrap standard error of the drop from FP32 (`fp`) to the model matched as `q`.
+fn drop_std_error(fp: &crate::eval::Matched, q: &crate::eval::Matched) -> Result<f64> {
     let d =
-        crate::eval::drop_interval(fp, &q, crate::eval::bootstrap::RESAMPLES, super::CONFIDENCE)?;
+        crate::eval::drop_interval(fp, q, crate::eval::bootstrap::RESAMPLES, super::CONFIDENCE)?;
     Ok(d.std_error)
 }
 
@@ -294,8 +288,10 @@ pub fn search(
             .extend(order[..k].iter().map(|&i| ranking[i].node.clone()));
         let (q, sum) = quantize(model, ranges, &opts)?;
         let outs = run_outputs(&q, val, val.len())?;
-        let (m50, m) = map_of_outputs(&outs, val, o.decoder, &o.params)?;
-        let se = drop_std_error(&fp_matched, &outs, val, o)?;
+        let q_matched = matched_of_outputs(&outs, val, o.decoder, &o.params)?;
+        let r = q_matched.score_all();
+        let (m50, m) = (r.map50, r.map50_95);
+        let se = drop_std_error(&fp_matched, &q_matched)?;
         let share = int8_mac_share(&sum.quantized, macs, total_macs);
         log::info!(
             "plan: {k} layers in float: mAP@0.5:0.95 {m:.4} (drop {:.4}, standard error {se:.4}), INT8 MACs {:.1}%",
@@ -314,7 +310,11 @@ pub fn search(
     let holds = |m: f64, se: f64| meets_gate(fp32_map - m, se, o.max_map_drop);
     // Grow k geometrically until the gate holds, then bisect down to the fewest layers.
     let (mut best_k, mut best) = (0usize, (naive_map.0, naive_map.1, 0.0, 0.0));
-    let naive_se = drop_std_error(&fp_matched, &run_outputs(&all, val, val.len())?, val, o)?;
+    let naive_outs = run_outputs(&all, val, val.len())?;
+    let naive_se = drop_std_error(
+        &fp_matched,
+        &matched_of_outputs(&naive_outs, val, o.decoder, &o.params)?,
+    )?;
     let mut gate_met = holds(naive_map.1, naive_se);
     let (mut lo, mut k) = (0usize, 1usize);
     if !gate_met {

@@ -195,15 +195,7 @@ pub fn map_of_outputs(
     decoder: Decoder,
     params: &DecodeParams,
 ) -> Result<(f64, f64)> {
-    let mut ev = Evaluator::new(
-        decoder,
-        *params,
-        (val.contract.shape[2], val.contract.shape[3]),
-    );
-    for (o, lb) in outs.iter().zip(&val.placements) {
-        ev.push_batch(o, std::slice::from_ref(lb))?;
-    }
-    let r = ev.finish("", &val.gt, None, Default::default())?;
+    let r = matched_of_outputs(outs, val, decoder, params)?.score_all();
     Ok((r.map50, r.map50_95))
 }
 

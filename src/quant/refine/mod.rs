@@ -18,6 +18,8 @@ mod layer;
 mod ranges;
 mod weights;
 
+use layer::Layer;
+
 pub use ranges::RangeChoice;
 pub use weights::ALPHAS;
 
@@ -102,6 +104,32 @@ fn capture(
     Ok(m)
 }
 
+/// What a pass hands each layer: (index, layer, FP32 input, FP32 output).
+type LayerVisit<'a> = dyn FnMut(usize, &mut Layer, &ArrayD<f32>, &ArrayD<f32>) -> Result<()> + 'a;
+
+/// One pass over the images: capture each layer's FP32 input, run the layer in FP32, and hand
+/// (layer index, layer, input, FP32 output) to `f`.
+fn each_layer_output(
+    fp32: &mut OrtSession,
+    inp: &RefineInput,
+    wanted: &BTreeSet<String>,
+    layers: &mut [Layer],
+    bar: &indicatif::ProgressBar,
+    f: &mut LayerVisit,
+) -> Result<()> {
+    for image in inp.images {
+        let xs = capture(fp32, inp.contract, image, wanted)?;
+        for (li, l) in layers.iter_mut().enumerate() {
+            let Some(x) = xs.get(&l.input) else { continue };
+            let w = l.w.clone();
+            let y0 = l.run(inp.model, x, &w)?;
+            f(li, l, x, &y0)?;
+        }
+        bar.inc(1);
+    }
+    Ok(())
+}
+
 /// Compute every refinement (the caller decides which to keep). Two passes over the images:
 /// the range and scale searches, then the bias sums for the scales the first pass chose.
 pub fn refine(inp: &RefineInput) -> Result<Refined> {
@@ -114,37 +142,37 @@ pub fn refine(inp: &RefineInput) -> Result<Refined> {
     let mut range_search = ranges::RangeSearch::new(&layers, inp.ranges, inp.hists, inp.params);
     let mut scale_search = weights::ScaleSearch::new(&layers);
     let bar = crate::util::progress_bar((inp.images.len() * 2) as u64, "refine");
-    for image in inp.images {
-        let xs = capture(&mut fp32, inp.contract, image, &wanted)?;
-        for (li, l) in layers.iter_mut().enumerate() {
-            let Some(x) = xs.get(&l.input) else { continue };
-            let w = l.w.clone();
-            let y0 = l.run(model, x, &w)?;
-            range_search.observe(model, li, l, x, &y0)?;
-            scale_search.observe(model, li, l, x, &y0)?;
-        }
-        bar.inc(1);
-    }
+    each_layer_output(
+        &mut fp32,
+        inp,
+        &wanted,
+        &mut layers,
+        &bar,
+        &mut |li, l, x, y0| {
+            range_search.observe(model, li, l, x, y0)?;
+            scale_search.observe(model, li, l, x, y0)
+        },
+    )?;
     let scales = scale_search.choose();
     let mut sums = bias::BiasSums::new(&layers);
-    for image in inp.images {
-        let xs = capture(&mut fp32, inp.contract, image, &wanted)?;
-        for (li, l) in layers.iter_mut().enumerate() {
-            let Some(x) = xs.get(&l.input) else { continue };
-            let w = l.w.clone();
-            let y0 = l.run(model, x, &w)?;
+    each_layer_output(
+        &mut fp32,
+        inp,
+        &wanted,
+        &mut layers,
+        &bar,
+        &mut |li, l, x, y0| {
             sums.observe(
                 model,
                 li,
                 l,
                 x,
-                &y0,
+                y0,
                 &scales.chosen[li],
                 &scale_search.max[li],
-            )?;
-        }
-        bar.inc(1);
-    }
+            )
+        },
+    )?;
     bar.finish_and_clear();
 
     let (range_overrides, range_choices) = range_search.choose(&layers);
