@@ -10,6 +10,8 @@
 #   4. the calibrator harness (the C++ calibrator driven as TensorRT drives it), the TensorRT
 #      test double's call-sequence tests (tests/trt_double.rs, one per rule) and the build
 #      pipeline and engine executor against the double (tests/trt_pipeline.rs) run.
+# Everything builds with the release profile: it reuses the dependencies scripts/test.sh built
+# instead of a second, debug copy of them (CI's disk is small).
 # usage: scripts/check-tensorrt.sh [INCLUDE_DIR...]
 #   default: TENSORRT_INCLUDE_DIR, else every ../shared/reference/tensorrt-headers/*/include.
 #   CUDA headers: CUDA_INCLUDE_DIR, else the wheels scripts/setup-tensorrt-check.sh unpacks.
@@ -50,11 +52,11 @@ for inc in "${dirs[@]}"; do
     "$CXX" "${flags[@]}" -shared -fPIC "${shim[@]}" -Wl,--no-undefined -ldl -o "$tmp/libshim.so"
     echo "   the shim links without libnvinfer (TensorRT is loaded at run time)"
     export TENSORRT_INCLUDE_DIR="$inc"
-    cargo clippy -q --features tensorrt --all-targets -- -D warnings
+    cargo clippy -q --release --features tensorrt --all-targets -- -D warnings
     echo "   cargo clippy --features tensorrt --all-targets: clean"
     TRTFORGE_REQUIRE_HARNESS=1 RUST_BACKTRACE=0 \
-        cargo test -q --features tensorrt --lib -- trt:: 2>&1 | grep -E "test result|FAILED|panicked"
+        cargo test -q --release --features tensorrt --lib -- trt:: 2>&1 | grep -E "test result|FAILED|panicked"
     for t in trt_double trt_pipeline; do
-        cargo test -q --features tensorrt --test "$t" 2>&1 | grep -E "test result|FAILED|panicked"
+        cargo test -q --release --features tensorrt --test "$t" 2>&1 | grep -E "test result|FAILED|panicked"
     done
 done
