@@ -410,7 +410,8 @@ fn opset_10_forms_upgrade_and_stay_identical() {
 }
 
 /// Opset 11 and 12: Clip, Pad, Slice, TopK already take inputs, the reductions other than
-/// ReduceSum keep `axes` until 18, Softmax with axis -1 means the same: nodes are unchanged.
+/// ReduceSum keep `axes` until 18, Softmax on the last axis (-1, or 3 of a declared 4-D input)
+/// means the same: nodes are unchanged.
 #[test]
 fn opset_11_and_12_forms_that_do_not_change_are_left_alone() {
     for opset in [11, 12] {
@@ -472,9 +473,17 @@ fn opset_11_and_12_forms_that_do_not_change_are_left_alone() {
                 &["smo"],
                 vec![int_attr("axis", -1)],
             ),
+            // FastestDet's form: the last axis by number, on an input of declared rank 4.
+            node(
+                "Softmax",
+                "sm3",
+                &["images"],
+                &["sm3o"],
+                vec![int_attr("axis", 3)],
+            ),
             node("Dropout", "drop", &["rx"], &["dr"], vec![]),
         ]);
-        for o in ["rm", "dr", "rn", "smo"] {
+        for o in ["rm", "dr", "rn", "smo", "sm3o"] {
             b.graph.output.push(out(o));
         }
         let m = b.finish(opset, "o11.onnx");

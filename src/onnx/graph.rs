@@ -179,6 +179,22 @@ impl<'m> Graph<'m> {
         node_key(self.node(id))
     }
 
+    /// The rank the model declares for `tensor` (graph input, output or value_info with a
+    /// shape), if it declares one. Declared, not inferred: callers that need the truth run
+    /// ONNX Runtime.
+    pub fn declared_rank(&self, tensor: &str) -> Option<usize> {
+        let g = self.proto();
+        g.input
+            .iter()
+            .chain(&g.output)
+            .chain(&g.value_info)
+            .filter(|v| v.name == tensor)
+            .find_map(|v| {
+                let t = v.type_.as_ref()?.tensor_type();
+                t.shape.as_ref().map(|s| s.dim.len())
+            })
+    }
+
     /// Whether the node is in the default (ONNX) domain.
     pub fn is_standard(&self, id: NodeId) -> bool {
         let d = &self.node(id).domain;

@@ -17,7 +17,7 @@
 //! | Resize (opset 11-12) | `roi`/`scales` required (empty when unused), optional at 13, where an empty `scales` next to `sizes` is refused | empty constants become omitted inputs ([`resize`]) |
 //! | Resize (opset 10), Upsample | asymmetric coordinates, ONNX Runtime's own nearest rounding | Resize-13 with the same coordinates and rounding |
 //! | Resize `tf_half_pixel_for_nn` | removed at 13 | refused |
-//! | Softmax, LogSoftmax, Hardmax | 2-D flattening at `axis` (default 1) before 13, one axis at 13 | refused unless axis = -1 |
+//! | Softmax, LogSoftmax, Hardmax | 2-D flattening at `axis` (default 1) before 13, one axis at 13 | kept when axis is the last (-1, or rank - 1 of a declared rank), else refused |
 //! | Scatter | deprecated at 11 | refused (ScatterElements is its replacement) |
 //!
 //! Ops whose versions differ by type support only (bfloat16, more integer types: Add, Mul,
@@ -63,13 +63,24 @@ pub fn upgrade_opset(model: &Model, to: i64) -> Result<Model> {
         match n.op_type.as_str() {
             "Softmax" | "LogSoftmax" | "Hardmax" => {
                 // Before 13 these flatten to 2-D at `axis` (default 1); from 13 they act on
-                // one axis (default -1). Only axis = -1 means the same in both without knowing
-                // the rank.
+                // one axis (default -1). The two agree when the axis is the last one: -1, or
+                // rank - 1 for an input whose rank the model declares (FastestDet's axis 3 on
+                // a 4-D tensor). Anything else would change the result.
                 let axis = g.attr_int(id, "axis")?;
-                if axis != Some(-1) {
+                let rank = n.input.first().and_then(|t| g.declared_rank(t));
+                let last = match (axis.unwrap_or(1), rank) {
+                    (-1, _) => true,
+                    (a, Some(r)) => {
+                        let r = r as i64;
+                        (if a < 0 { a + r } else { a }) == r - 1
+                    }
+                    (_, None) => false,
+                };
+                if !last {
+                    let rank = rank.map_or("undeclared".to_string(), |r| r.to_string());
                     return Err(g.error(
                         id,
-                        format!("axis {axis:?} changes meaning at opset 13; re-export the model with opset 13"),
+                        format!("axis {axis:?} on an input of rank {rank} is not the last axis, so it changes meaning at opset 13; re-export the model with opset 13"),
                     ));
                 }
             }
