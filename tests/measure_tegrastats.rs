@@ -214,9 +214,11 @@ fn parse_tegrastats_cli_json() {
 
 #[test]
 fn live_sampler_reads_a_tegrastats_stream() {
-    // A stand-in for tegrastats that prints real Orin NX lines every 20 ms (it ignores the
-    // --interval argument the sampler appends).
-    let script = "while true; do echo 'RAM 6334/15388MB (lfb 1770x4MB) CPU [6%@729,off] VDD_IN 5299mW/5299mW VDD_CPU_GPU_CV 773mW/773mW VDD_SOC 1424mW/1424mW'; sleep 0.02; done";
+    // A stand-in for tegrastats that prints real Orin NX lines, a burst of five and then one
+    // every 20 ms (it ignores the --interval argument the sampler appends). The burst keeps the
+    // test from depending on the scheduler of a loaded CI machine: 300 ms of a 20 ms stream
+    // once gave only 2 lines there.
+    let script = "l='RAM 6334/15388MB (lfb 1770x4MB) CPU [6%@729,off] VDD_IN 5299mW/5299mW VDD_CPU_GPU_CV 773mW/773mW VDD_SOC 1424mW/1424mW'; for i in 1 2 3 4 5; do echo \"$l\"; done; while true; do echo \"$l\"; sleep 0.02; done";
     let mut cmd = Command::new("sh");
     cmd.args(["-c", script, "fake-tegrastats"]);
     let epoch = Instant::now();
