@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what trtforge needs at run and test time into ./.venv (idempotent):
-# ONNX Runtime's shared library (from the onnxruntime wheel) plus the Python test references.
+# ONNX Runtime's shared library (from the onnxruntime wheel) plus the Python test references
+# and the CI schema validators of scripts/validate-ci.sh.
 # Prints the ORT_DYLIB_PATH line to eval; scripts/env.sh does that for you.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
