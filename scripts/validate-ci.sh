@@ -32,12 +32,13 @@ k8s_version="${TRTFORGE_K8S_VERSION:-1.30}"
 
 # One file; its errors on stdout, status 0 when valid.
 check() {
+  # YAML whatever the file's name (a generated child pipeline may have none).
   case "$kind" in
     github-workflow)
-      "$tool" --builtin-schema vendor.github-workflows "$1" ;;
+      "$tool" --builtin-schema vendor.github-workflows --force-filetype yaml "$1" ;;
     gitlab-ci)
       # The transform reads GitLab's !reference tags instead of failing on them.
-      "$tool" --builtin-schema vendor.gitlab-ci --data-transform gitlab-ci "$1" ;;
+      "$tool" --builtin-schema vendor.gitlab-ci --force-filetype yaml --data-transform gitlab-ci "$1" ;;
     k8s)
       # kubernetes-validate passes a document whose kind it has no schema for, and a file
       # with no documents, with at most a WARN line: --quiet leaves only WARN, ERROR and
