@@ -29,6 +29,7 @@ pub mod env;
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod matrix;
 pub mod measure;
 pub mod onnx;
 pub mod quant;

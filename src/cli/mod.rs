@@ -29,6 +29,7 @@ mod doctor;
 mod engine;
 mod eval;
 mod inspect;
+mod matrix;
 mod power;
 mod quantize;
 mod run;
@@ -63,6 +64,9 @@ enum Command {
     Build(build::BuildArgs),
     /// Q/DQ ONNX (explicit INT8) and the accuracy-aware precision plan.
     Quantize(quantize::Args),
+    /// Nightly build matrix: plan cells for the CI engine, run one, collect the night.
+    #[command(subcommand)]
+    Matrix(matrix::MatrixCmd),
 }
 
 pub const EXIT_FAILURE: u8 = 1;
@@ -93,6 +97,7 @@ pub fn main() -> ExitCode {
         Command::Cache(a) => cache::run(a),
         Command::Build(a) => build::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::Matrix(c) => matrix::run(c),
     };
     match result {
         Ok(code) => code,

@@ -29,34 +29,7 @@ impl LoadedRecipe {
 
     /// Parse recipe text; `path` is used for messages and relative paths.
     pub fn parse(path: &Path, text: String) -> Result<Self> {
-        let de = serde_yaml_ng::Deserializer::from_str(&text);
-        let recipe: Recipe = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            let (line, col) = inner
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
-            // serde_yaml_ng appends " at line X column Y"; we print the location up front.
-            let msg = inner.to_string();
-            let msg = msg.split(" at line ").next().unwrap_or(&msg);
-            // ... and prefixes the path of the mapping it was in ("input: unknown field"),
-            // which our `field` already says.
-            let msg = match msg.split_once(": ") {
-                Some((head, rest)) if !head.contains([' ', '`']) => rest,
-                _ => msg,
-            }
-            .to_string();
-            Error::Recipe {
-                location: format!("{}:{line}:{col}", path.display()),
-                field: if field == "." {
-                    "(top level)".into()
-                } else {
-                    field
-                },
-                msg,
-            }
-        })?;
+        let recipe: Recipe = parse_yaml(path, &text)?;
         let loaded = LoadedRecipe {
             recipe,
             path: path.to_path_buf(),
@@ -220,6 +193,39 @@ impl LoadedRecipe {
         }
         Ok(())
     }
+}
+
+/// Deserialize YAML `text` (of the file `path`) into `T`; a mistake is an [`Error::Recipe`]
+/// with its line, column and dotted field path. Recipes and matrix files share it.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let (line, col) = inner
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        // serde_yaml_ng appends " at line X column Y"; we print the location up front.
+        let msg = inner.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg);
+        // ... and prefixes the path of the mapping it was in ("input: unknown field"),
+        // which our `field` already says.
+        let msg = match msg.split_once(": ") {
+            Some((head, rest)) if !head.contains([' ', '`']) => rest,
+            _ => msg,
+        }
+        .to_string();
+        Error::Recipe {
+            location: format!("{}:{line}:{col}", path.display()),
+            field: if field == "." {
+                "(top level)".into()
+            } else {
+                field
+            },
+            msg,
+        }
+    })
 }
 
 /// An error pointing at `field` (dotted path) of the recipe `path` whose text is `text`.

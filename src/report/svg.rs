@@ -175,6 +175,36 @@ pub fn histogram(r: &BenchReport) -> Result<String> {
     )
 }
 
+/// One line per series over nights (x: night 1, 2, ...), each point marked so a series of one
+/// night still shows (the nightly matrix's trend plots).
+pub fn trend(caption: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<String> {
+    let ys = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+        (a.min(y), b.max(y))
+    });
+    let (lo, hi) = padded(lo.min(0.0), hi);
+    let xmax = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.0))
+        .fold(1.0, f64::max);
+    plot(
+        caption,
+        (0.5..xmax + 0.5, lo..hi),
+        ("night", y_desc),
+        SeriesLabelPosition::LowerRight,
+        |chart| {
+            for (i, (name, pts)) in series.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                line(chart, pts.clone(), color, 2, name.clone())?;
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                    .map_err(perr)?;
+            }
+            Ok(())
+        },
+    )
+}
+
 pub fn timeline(r: &BenchReport) -> Result<String> {
     let pts: Vec<(f64, f64)> = r
         .iterations
