@@ -54,6 +54,10 @@ pub struct PlanArgs {
     /// The matrix file's path inside that image (--format k8s; default: as given here).
     #[arg(long)]
     image_matrix: Option<PathBuf>,
+    /// Cells of one device class run at once (--format k8s; default 1: cells sharing a
+    /// board distort each other's timings).
+    #[arg(long, default_value_t = 1)]
+    parallelism: usize,
     /// List every cell, also those with a result.
     #[arg(long)]
     all: bool,
@@ -155,7 +159,7 @@ fn plan(a: PlanArgs) -> Result<ExitCode> {
         ),
         Format::K8s => {
             let inside = a.image_matrix.as_deref().unwrap_or(&m.path);
-            print!("{}", format::k8s(&cells, inside, &a.image)?)
+            print!("{}", format::k8s(&cells, inside, &a.image, a.parallelism)?)
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -53,7 +53,7 @@ pub fn gitlab(cells: &[&Cell], matrix: &Path, store: &Path) -> Result<String> {
         // A pipeline needs at least one job.
         doc.insert(
             "no-cells".into(),
-            json!({"stage": "cells", "script": ["echo every cell already has a result in the store"]}),
+            json!({"stage": "cells", "script": ["echo nothing to build: every cell has a result in the store"]}),
         );
     }
     for c in cells {
@@ -76,8 +76,10 @@ pub fn gitlab(cells: &[&Cell], matrix: &Path, store: &Path) -> Result<String> {
     yaml(&Value::Object(doc))
 }
 
-/// One Indexed Job per device class. `matrix` is the matrix file's path inside the image.
-pub fn k8s(cells: &[&Cell], matrix: &Path, image: &str) -> Result<String> {
+/// One Indexed Job per device class. `matrix` is the matrix file's path inside the image;
+/// `parallelism`: cells of one class at once (1 unless the class has that many boards: two
+/// cells on one board share its GPU and distort each other's timings).
+pub fn k8s(cells: &[&Cell], matrix: &Path, image: &str, parallelism: usize) -> Result<String> {
     let mut by_class: BTreeMap<&str, Vec<&Cell>> = BTreeMap::new();
     for c in cells {
         by_class.entry(&c.target.device).or_default().push(c);
@@ -89,6 +91,7 @@ pub fn k8s(cells: &[&Cell], matrix: &Path, image: &str) -> Result<String> {
             "set -- $TRTFORGE_CELLS; shift \"$JOB_COMPLETION_INDEX\"; exec trtforge matrix run {} --cell \"$1\" --store /store",
             matrix.display()
         );
+        // Completion index i runs the i-th id of TRTFORGE_CELLS.
         let job = json!({
             "apiVersion": "batch/v1",
             "kind": "Job",
@@ -96,8 +99,9 @@ pub fn k8s(cells: &[&Cell], matrix: &Path, image: &str) -> Result<String> {
             "spec": {
                 "completionMode": "Indexed",
                 "completions": ids.len(),
-                "parallelism": ids.len(),
-                "backoffLimit": ids.len(),
+                "parallelism": parallelism.clamp(1, ids.len()),
+                // A failing cell is retried once on its own; the others go on (Kubernetes 1.29+).
+                "backoffLimitPerIndex": 1,
                 "template": {
                     "metadata": {"labels": {K8S_DEVICE_LABEL: class}},
                     "spec": {

@@ -231,6 +231,7 @@ impl Store {
         inputs: &Value,
         result: Value,
     ) -> Result<Published> {
+        relativize(&ws.dir)?;
         let mut files = Vec::new();
         for rel in list_files(&ws.dir)? {
             let p = ws.dir.join(&rel);
@@ -303,6 +304,30 @@ impl Store {
     pub fn file(&self, area: Area, id: &str, rel: &str) -> PathBuf {
         self.entry_dir(area, id).join(rel)
     }
+}
+
+/// Reports name the files they were written beside by their workspace path, which is gone
+/// once the entry is in place and differs from runner to runner: in text reports (JSON,
+/// Markdown, text) it becomes `.`, so an entry is the same wherever it was computed.
+fn relativize(ws: &Path) -> Result<()> {
+    let prefix = ws.display().to_string();
+    for rel in list_files(ws)? {
+        let text_like = matches!(
+            rel.extension().and_then(|e| e.to_str()),
+            Some("json" | "md" | "txt")
+        );
+        if !text_like {
+            continue;
+        }
+        let p = ws.join(&rel);
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        if text.contains(&prefix) {
+            crate::util::write_atomic(&p, text.replace(&prefix, ".").as_bytes())?;
+        }
+    }
+    Ok(())
 }
 
 /// Check an entry folder against its `entry.json`.

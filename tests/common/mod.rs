@@ -2,6 +2,8 @@
 //! Python reference interpreter, and the built binary.
 #![allow(dead_code)]
 
+pub mod matrix_fixture;
+
 use std::path::{Path, PathBuf};
 
 pub fn crate_root() -> PathBuf {
