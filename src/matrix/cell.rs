@@ -49,6 +49,18 @@ pub struct Stage {
     pub needs: Vec<String>,
 }
 
+impl Stage {
+    fn new(kind: StageKind, inputs: Value, recipe: LoadedRecipe, needs: Vec<String>) -> Stage {
+        Stage {
+            kind,
+            id: id_of(&inputs),
+            inputs,
+            recipe,
+            needs,
+        }
+    }
+}
+
 /// One (recipe, precision, target, accelerator).
 #[derive(Debug, Clone)]
 pub struct Cell {
@@ -349,13 +361,12 @@ fn reference_stage(base: &LoadedRecipe, model_sha: &str, m: &LoadedMatrix) -> Re
         "eval_data": eval_doc(base)?,
         "bench": {"iterations": m.spec.bench.iterations, "warmup": m.spec.bench.warmup},
     });
-    Ok(Stage {
-        kind: StageKind::Reference,
-        id: id_of(&inputs),
+    Ok(Stage::new(
+        StageKind::Reference,
         inputs,
-        recipe: base.clone(),
-        needs: Vec::new(),
-    })
+        base.clone(),
+        Vec::new(),
+    ))
 }
 
 fn calibration_stage(base: &LoadedRecipe, model_sha: &str, tensorrt: TrtVersion) -> Result<Stage> {
@@ -377,13 +388,12 @@ fn calibration_stage(base: &LoadedRecipe, model_sha: &str, tensorrt: TrtVersion)
         "images": images_doc(&job.image_set()?)?,
         "tensorrt": tensorrt,
     });
-    Ok(Stage {
-        kind: StageKind::Calibration,
-        id: id_of(&inputs),
+    Ok(Stage::new(
+        StageKind::Calibration,
         inputs,
         recipe,
-        needs: Vec::new(),
-    })
+        Vec::new(),
+    ))
 }
 
 /// Quantization on `cal`'s files, with its recipe (the cache header's TensorRT version is part
@@ -407,13 +417,12 @@ fn qdq_stage(cal: &Stage, m: &LoadedMatrix) -> Result<Stage> {
         "eval_data": eval_doc(base)?,
         "bench": {"iterations": m.spec.bench.iterations, "warmup": m.spec.bench.warmup},
     });
-    Ok(Stage {
-        kind: StageKind::Qdq,
-        id: id_of(&inputs),
+    Ok(Stage::new(
+        StageKind::Qdq,
         inputs,
-        recipe: base.clone(),
-        needs: vec![calibration.to_string()],
-    })
+        base.clone(),
+        vec![calibration.to_string()],
+    ))
 }
 
 /// A stage or cell's working copy of the recipe: outputs go to `out`.
