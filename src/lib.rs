@@ -20,6 +20,7 @@
 //! - [`doctor`]: what this machine has.
 
 pub mod build;
+pub mod bundle;
 pub mod calib;
 pub mod cuda;
 pub mod data;

@@ -119,7 +119,7 @@ pub struct Runtime {
 
 /// Major.minor.patch must match: TensorRT refuses other versions' engines (and a mismatch
 /// crashes some releases), so we refuse first, with both values in the message.
-fn same_trt(a: &str, b: &str) -> bool {
+pub fn same_trt(a: &str, b: &str) -> bool {
     let norm = |s: &str| {
         let mut p: Vec<&str> = s.trim().split('.').collect();
         p.resize(3, "0");

@@ -7,7 +7,7 @@ use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use trtforge::matrix::cell::{expand, Plan};
-use trtforge::matrix::collect::{collect, CollectOptions, NightReport};
+use trtforge::matrix::collect::{append_night, collect, CollectOptions, Night, NightReport};
 use trtforge::matrix::run::CellStatus;
 use trtforge::matrix::spec::LoadedMatrix;
 use trtforge::matrix::store::Store;
@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// Every cell still to do.
     #[arg(long)]
     all: bool,
+    /// This runner's device class: --all takes only its cells, and --cell refuses another
+    /// class's (default: TRTFORGE_DEVICE_CLASS; unset: no check, as on a CPU runner).
+    #[arg(long)]
+    device: Option<String>,
     /// Cells (and stages) run at once.
     #[arg(short = 'j', long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
@@ -91,7 +95,8 @@ pub struct RunArgs {
 pub struct CollectArgs {
     #[command(flatten)]
     common: Common,
-    /// The night to compare with (an earlier nightly.json; default: the store's accepted.json).
+    /// The night to gate against (the last accepted one: default STORE/accepted.json, which
+    /// --accept writes; comparing with the night before instead would let slow drift pass).
     #[arg(long)]
     baseline: Option<PathBuf>,
     /// Where nightly.json, nightly.md and the trend plots go (default: STORE/report).
@@ -200,9 +205,27 @@ fn prepare(a: PrepareArgs) -> Result<ExitCode> {
 
 fn run_cmd(a: RunArgs) -> Result<ExitCode> {
     let (m, plan, store) = open(&a.common)?;
+    let device = a
+        .device
+        .clone()
+        .or_else(|| trtforge::env::var("TRTFORGE_DEVICE_CLASS"));
     let cells = match &a.cell {
-        Some(id) => vec![plan.cell(id)?],
-        None => pending(&store, &plan),
+        Some(id) => {
+            let c = plan.cell(id)?;
+            if let Some(d) = device.as_deref().filter(|d| *d != c.target.device) {
+                anyhow::bail!(
+                    "cell {id} ({}) is for device class {}, and this runner is {d}: run it on a {} runner (check the CI engine's labels)",
+                    c.name,
+                    c.target.device,
+                    c.target.device
+                );
+            }
+            vec![c]
+        }
+        None => pending(&store, &plan)
+            .into_iter()
+            .filter(|c| device.as_deref().is_none_or(|d| d == c.target.device))
+            .collect(),
     };
     let (stages, runs) = run_cells(&store, &plan, &cells, &m.spec.bench, a.jobs as usize)?;
     print_stages(&stages);
@@ -218,7 +241,7 @@ fn run_cmd(a: RunArgs) -> Result<ExitCode> {
                 };
                 println!(
                     "cell {} {name}: {} ({how}, {:.1} s)",
-                    &r.id[..12],
+                    r.id.get(..12).unwrap_or(&r.id),
                     r.status.name(),
                     r.seconds
                 );
@@ -271,13 +294,30 @@ fn collect_cmd(a: CollectArgs) -> Result<ExitCode> {
         allow_mismatch: a.allow_mismatch,
         require_engines: a.require_engines,
     };
+    let history_path = store.root().join("history.json");
+    let history: Vec<Night> = match std::fs::read_to_string(&history_path) {
+        Ok(t) => serde_json::from_str(&t).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not a trtforge night history ({e}); move it aside to start a new one",
+                history_path.display()
+            )
+        })?,
+        Err(_) => Vec::new(),
+    };
     let night = collect(
         &store,
         &plan,
         &m.path,
         &m.spec.gates,
         baseline.as_ref(),
+        history.clone(),
         &opts,
+    )?;
+    // Every collected night joins the trends, accepted or not.
+    let history = append_night(history, night.night());
+    trtforge::util::write_atomic(
+        &history_path,
+        trtforge::error::to_json_pretty(&history)?.as_bytes(),
     )?;
     let out = a.out.clone().unwrap_or_else(|| store.root().join("report"));
     let files = report::write(&night, &out)?;

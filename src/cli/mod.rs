@@ -21,6 +21,7 @@ pub struct Cli {
 mod args;
 mod bench;
 mod build;
+mod bundle;
 mod cache;
 mod calibrate;
 mod check;
@@ -64,6 +65,10 @@ enum Command {
     Build(build::BuildArgs),
     /// Q/DQ ONNX (explicit INT8) and the accuracy-aware precision plan.
     Quantize(quantize::Args),
+    /// Write a deployment bundle (folder + OCI image layout) from a recipe or a matrix cell.
+    Bundle(bundle::BundleArgs),
+    /// Check a bundle's files and this device against it before deploying.
+    Verify(bundle::VerifyArgs),
     /// Nightly build matrix: plan cells for the CI engine, run one, collect the night.
     #[command(subcommand)]
     Matrix(matrix::MatrixCmd),
@@ -98,6 +103,8 @@ pub fn main() -> ExitCode {
         Command::Build(a) => build::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Matrix(c) => matrix::run(c),
+        Command::Bundle(a) => bundle::bundle(a),
+        Command::Verify(a) => bundle::verify_cmd(a),
     };
     match result {
         Ok(code) => code,

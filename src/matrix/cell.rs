@@ -193,7 +193,26 @@ fn effective(
     if p != CellPrecision::Int8Qdq {
         r.quantize = None;
     }
+    // A timing cache is runner-local state outside the id (and shared by parallel cells):
+    // cells build without one, so an engine depends only on what the id hashes.
+    r.builder.timing_cache = None;
     e
+}
+
+/// The model's content hash: the file's sha256, or, when its weights live in external data
+/// files, the sha256 of the model with that data inlined (new weights, new id).
+fn model_digest(path: &Path) -> Result<String> {
+    let file = sha256_file(path)?;
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let m = crate::onnx::Model::load(path)?;
+    let bytes = m.to_bytes()?;
+    Ok(if bytes.len() as u64 > size {
+        sha256_hex(&bytes)
+    } else {
+        file
+    })
 }
 
 /// Expand the matrix into cells (exclusions applied) and the stages they need.
@@ -202,7 +221,9 @@ pub fn expand(m: &LoadedMatrix) -> Result<Plan> {
     let mut cells = Vec::new();
     for base in &m.recipes {
         let name = recipe_name(base);
-        let model_sha = sha256_file(&base.model_path())?;
+        let model_sha = model_digest(&base.model_path())?;
+        // One calibration (and Q/DQ) stage per TensorRT version, whatever the cells using it.
+        let mut int8_stages: BTreeMap<(TrtVersion, bool), String> = BTreeMap::new();
         let reference = reference_stage(base, &model_sha, m)?;
         let reference_id = reference.id.clone();
         stages.entry(reference.id.clone()).or_insert(reference);
@@ -233,14 +254,28 @@ pub fn expand(m: &LoadedMatrix) -> Result<Plan> {
                             CellPrecision::Int8Qdq => base.recipe.target.tensorrt,
                             _ => t.tensorrt,
                         };
-                        let cal = calibration_stage(base, &model_sha, version)?;
-                        let cal_id = cal.id.clone();
-                        stages.entry(cal_id.clone()).or_insert(cal);
-                        if p == CellPrecision::Int8Qdq {
-                            let q = qdq_stage(&stages[&cal_id], m)?;
-                            let q_id = q.id.clone();
-                            stages.entry(q_id.clone()).or_insert(q);
-                            Some(q_id)
+                        let qdq = p == CellPrecision::Int8Qdq;
+                        let cal_id = match int8_stages.get(&(version, false)) {
+                            Some(id) => id.clone(),
+                            None => {
+                                let cal = calibration_stage(base, &model_sha, version)?;
+                                let id = cal.id.clone();
+                                stages.entry(id.clone()).or_insert(cal);
+                                int8_stages.insert((version, false), id.clone());
+                                id
+                            }
+                        };
+                        if qdq {
+                            match int8_stages.get(&(version, true)) {
+                                Some(id) => Some(id.clone()),
+                                None => {
+                                    let q = qdq_stage(&stages[&cal_id], m)?;
+                                    let id = q.id.clone();
+                                    stages.entry(id.clone()).or_insert(q);
+                                    int8_stages.insert((version, true), id.clone());
+                                    Some(id)
+                                }
+                            }
                         } else {
                             Some(cal_id)
                         }

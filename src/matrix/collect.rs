@@ -34,8 +34,14 @@ pub struct Point {
     pub map50_95: Option<f64>,
     /// Where `map50_95` was measured (engine, or ONNX Runtime for a Q/DQ model).
     pub map_source: Option<String>,
+    /// The target's TensorRT and power mode, as the matrix declares them.
     pub tensorrt: String,
     pub power_mode: Option<String>,
+    /// What the device reported while measuring (engine cells).
+    #[serde(default)]
+    pub measured_tensorrt: Option<String>,
+    #[serde(default)]
+    pub measured_power_mode: Option<String>,
 }
 
 impl Point {
@@ -57,10 +63,12 @@ impl Point {
                 p.latency_p99_ms = e.latency_p99_ms;
                 p.j_per_inference = e.j_per_inference;
                 p.engine_bytes = Some(e.engine_bytes);
-                p.tensorrt = e.tensorrt.clone();
-                if e.nvpmodel.is_some() {
-                    p.power_mode = e.nvpmodel.clone();
-                }
+                p.measured_tensorrt = Some(e.tensorrt.clone());
+                // nvpmodel prints `MAXN (0)`: the name is what a matrix declares.
+                p.measured_power_mode = e
+                    .nvpmodel
+                    .as_ref()
+                    .map(|m| m.split(" (").next().unwrap_or(m).trim().to_string());
             }
             None => {
                 p.source = "onnxruntime-cpu".into();
@@ -97,6 +105,9 @@ pub struct NightCell {
     /// done, needs-tensorrt, failed, or missing (no result in the store).
     pub status: String,
     pub result: Option<CellResult>,
+    /// The OCI manifest digest of the cell's bundle (STORE/bundles/<id>).
+    #[serde(default)]
+    pub bundle: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -112,7 +123,10 @@ pub struct NightReport {
     pub failures: Vec<String>,
     pub accepted: bool,
     pub baseline_created_unix_s: Option<u64>,
-    /// Earlier nights, oldest first; tonight is `night()`.
+    /// Cells not compared with the baseline because their conditions changed.
+    #[serde(default)]
+    pub not_compared: Vec<String>,
+    /// Earlier nights, oldest first (STORE/history.json); tonight is `night()`.
     pub history: Vec<Night>,
 }
 
@@ -154,13 +168,15 @@ pub struct CollectOptions {
     pub require_engines: bool,
 }
 
-/// Merge the store's results for `plan` into tonight's report, against `baseline`.
+/// Merge the store's results for `plan` into tonight's report, gated against `baseline`
+/// (the last accepted night); `history`: the nights before tonight, for the trends.
 pub fn collect(
     store: &Store,
     plan: &Plan,
     matrix: &Path,
     gates: &Gates,
     baseline: Option<&NightReport>,
+    mut history: Vec<Night>,
     opts: &CollectOptions,
 ) -> Result<NightReport> {
     let cells: Vec<NightCell> = plan
@@ -176,13 +192,10 @@ pub fn collect(
                     .map(|r| r.status.name().to_string())
                     .unwrap_or_else(|| "missing".into()),
                 result,
+                bundle: super::bundle::digest(store, &c.id),
             }
         })
         .collect();
-    let mut history = baseline.map(|b| b.history.clone()).unwrap_or_default();
-    if let Some(b) = baseline {
-        history.push(b.night());
-    }
     let excess = history.len().saturating_sub(HISTORY_NIGHTS - 1);
     history.drain(..excess);
     let mut report = NightReport {
@@ -197,6 +210,7 @@ pub fn collect(
         gates: gates.clone(),
         regressions: Vec::new(),
         failures: Vec::new(),
+        not_compared: Vec::new(),
         accepted: opts.accept,
         baseline_created_unix_s: baseline.map(|b| b.created_unix_s),
         history,
@@ -228,13 +242,17 @@ pub fn collect(
             .and_then(|r| r.reference.fp32_map50_95);
         report.regressions.extend(absolute(name, now, fp32, gates));
         if let Some(before) = old.as_ref().and_then(|o| o.cells.get(name)) {
-            if !opts.allow_mismatch {
-                check_comparable(name, before, now)?;
+            if let (Some(why), false) = (mismatch(name, before, now), opts.allow_mismatch) {
+                report.not_compared.push(why);
+                continue;
             }
             report
                 .regressions
                 .extend(relative(name, before, now, gates));
         }
+    }
+    if !opts.accept {
+        report.failures.extend(report.not_compared.iter().cloned());
     }
     Ok(report)
 }
@@ -253,24 +271,56 @@ fn absolute(name: &str, now: &Point, fp32: Option<f64>, g: &Gates) -> Vec<Regres
     }
 }
 
-/// Nights whose conditions differ are not compared (their figures would differ anyway).
-fn check_comparable(name: &str, before: &Point, now: &Point) -> Result<()> {
-    let fields = [
-        ("TensorRT version", &before.tensorrt, &now.tensorrt),
+/// Nights whose conditions differ are not compared (their figures would differ anyway): the
+/// declared TensorRT or power mode, or what the device reported on both nights.
+fn mismatch(name: &str, before: &Point, now: &Point) -> Option<String> {
+    let unset = || "unset".to_string();
+    let pairs = [
+        (
+            "TensorRT version",
+            Some(before.tensorrt.clone()),
+            Some(now.tensorrt.clone()),
+        ),
         (
             "power mode",
-            &before.power_mode.clone().unwrap_or_else(|| "unset".into()),
-            &now.power_mode.clone().unwrap_or_else(|| "unset".into()),
+            Some(before.power_mode.clone().unwrap_or_else(unset)),
+            Some(now.power_mode.clone().unwrap_or_else(unset)),
+        ),
+        (
+            "measured TensorRT version",
+            before.measured_tensorrt.clone(),
+            now.measured_tensorrt.clone(),
+        ),
+        (
+            "measured power mode",
+            before.measured_power_mode.clone(),
+            now.measured_power_mode.clone(),
         ),
     ];
-    for (what, a, b) in fields {
-        if a != b {
-            return Err(Error::Invalid(format!(
-                "{name}: {what} was {a} in the baseline and is {b} tonight; nights are compared only under the same conditions (pass --allow-mismatch to compare anyway, or --accept to start a new baseline)"
-            )));
-        }
+    pairs.into_iter().find_map(|(what, a, b)| match (a, b) {
+        (Some(a), Some(b)) if a != b => Some(format!(
+            "{name}: not compared: {what} was {a} in the baseline and is {b} tonight (pass --allow-mismatch to compare anyway, or --accept to start a new baseline)"
+        )),
+        _ => None,
+    })
+}
+
+/// Tonight appended to `history` (replacing the last night when it holds the same cell ids:
+/// a night collected twice is one night), at most [`HISTORY_NIGHTS`].
+pub fn append_night(mut history: Vec<Night>, tonight: Night) -> Vec<Night> {
+    let same = |a: &Night| {
+        a.cells.len() == tonight.cells.len()
+            && a.cells
+                .iter()
+                .all(|(k, p)| tonight.cells.get(k).is_some_and(|q| q.id == p.id))
+    };
+    if history.last().is_some_and(same) {
+        history.pop();
     }
-    Ok(())
+    history.push(tonight);
+    let excess = history.len().saturating_sub(HISTORY_NIGHTS);
+    history.drain(..excess);
+    history
 }
 
 /// Gates against the last accepted night, on figures of the same kind.
@@ -350,6 +400,8 @@ mod tests {
             map_source: Some("engine".into()),
             tensorrt: "10.3.0".into(),
             power_mode: Some("MAXN".into()),
+            measured_tensorrt: Some("10.3.0".into()),
+            measured_power_mode: Some("MAXN".into()),
         }
     }
 
@@ -412,13 +464,55 @@ mod tests {
         assert_eq!(r[0].metric, "map50_95 drop from FP32");
         let mut other = p.clone();
         other.power_mode = Some("15W".into());
-        let e = check_comparable("c", &p, &other).unwrap_err().to_string();
+        let e = mismatch("c", &p, &other).unwrap();
         assert!(
             e.contains("power mode was MAXN") && e.contains("15W"),
             "{e}"
         );
         other.power_mode = p.power_mode.clone();
-        other.tensorrt = "10.16.0".into();
-        assert!(check_comparable("c", &p, &other).is_err());
+        other.measured_tensorrt = Some("10.3.1".into());
+        assert!(mismatch("c", &p, &other)
+            .unwrap()
+            .contains("measured TensorRT"));
+        // A night measured without an engine is compared on what both declare.
+        other.measured_tensorrt = None;
+        assert!(mismatch("c", &p, &other).is_none());
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    fn night(t: u64, ids: &[&str]) -> Night {
+        Night {
+            created_unix_s: t,
+            cells: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let p = Point {
+                        id: id.to_string(),
+                        ..Default::default()
+                    };
+                    (format!("c{i}"), p)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_night_collected_twice_is_one_night_and_history_is_capped() {
+        let h = append_night(vec![night(1, &["a"])], night(2, &["b"]));
+        assert_eq!(h.len(), 2);
+        let h = append_night(h, night(3, &["b"]));
+        let times: Vec<u64> = h.iter().map(|n| n.created_unix_s).collect();
+        assert_eq!(times, [1, 3]);
+        let mut h = Vec::new();
+        for t in 0..(HISTORY_NIGHTS as u64 + 5) {
+            h = append_night(h, night(t, &[&t.to_string()]));
+        }
+        assert_eq!(h.len(), HISTORY_NIGHTS);
+        assert_eq!(h[0].created_unix_s, 5);
     }
 }

@@ -8,6 +8,7 @@
 //! stages), `run` (one cell), `collect` (the night and its gates), `report` (its files),
 //! `format` (plan outputs).
 
+pub mod bundle;
 pub mod cell;
 pub mod collect;
 #[cfg(feature = "tensorrt")]

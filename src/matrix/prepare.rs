@@ -13,7 +13,6 @@ use crate::measure::context::Roots;
 use crate::measure::ort_exec::OrtExecutor;
 use crate::measure::power::PowerChoice;
 use crate::measure::session::{self, PowerPlan};
-use crate::measure::stats::Summary;
 use crate::measure::{BenchConfig, Executor, Stop, Warmup};
 use crate::recipe::{EvalOverrides, LoadedRecipe};
 use crate::report::BenchReport;
@@ -82,11 +81,6 @@ fn stage_error(stage: &Stage, e: Error) -> Error {
     ))
 }
 
-/// The percentile `p` of a latency summary (the bench always reports 50 and 99).
-pub fn percentile(s: &Summary, p: f64) -> Option<f64> {
-    s.percentiles.iter().find(|x| x.p == p).map(|x| x.value_ms)
-}
-
 /// ONNX Runtime on CPU, seeded random input, power off (a CPU runner's power means nothing
 /// for the Jetson); reports written into `out`.
 pub fn ort_bench(
@@ -115,8 +109,8 @@ pub fn ort_bench(
 /// The figures a result keeps of a bench report.
 pub fn bench_figures(r: &BenchReport) -> Value {
     json!({
-        "latency_p50_ms": percentile(&r.latency, 50.0),
-        "latency_p99_ms": percentile(&r.latency, 99.0),
+        "latency_p50_ms": r.latency.percentile(50.0),
+        "latency_p99_ms": r.latency.percentile(99.0),
         "throughput_ips": r.throughput_ips,
         "j_per_inference": r.power.as_ref().map(|p| p.energy.j_per_inference_gross),
     })

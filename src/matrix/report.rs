@@ -92,6 +92,21 @@ pub fn markdown(r: &NightReport) -> String {
     if any_reference {
         s += "\n\\* ONNX Runtime on the prepare runner's CPU, for the ONNX model the engine is built from (FP32, or the Q/DQ model for int8-qdq): a reference, not a device figure. Cells marked needs-tensorrt built no engine.\n";
     }
+    if r.cells.iter().any(|c| c.bundle.is_some()) {
+        s += "\n## Bundles\n\n| cell | bundle | OCI manifest |\n|---|---|---|\n";
+        for c in &r.cells {
+            if let Some(d) = &c.bundle {
+                let engine = c.result.as_ref().is_some_and(|r| r.engine.is_some());
+                let _ = writeln!(
+                    s,
+                    "| {} | bundles/{}{} | `{d}` |",
+                    c.name,
+                    &c.id,
+                    if engine { "" } else { " (no engine)" }
+                );
+            }
+        }
+    }
     if !r.failures.is_empty() {
         s += "\n## Failures\n\n";
         for f in &r.failures {

@@ -150,6 +150,9 @@ pub fn run_cell(
 ) -> Result<CellRun> {
     if !to_do(store, cell) {
         if let Some(result) = stored_result(store, &cell.id) {
+            if super::bundle::digest(store, &cell.id).is_none() {
+                super::bundle::write_for_cell(store, &cell.id)?;
+            }
             return Ok(CellRun {
                 result,
                 skipped: true,
@@ -195,7 +198,14 @@ pub fn run_cell(
     }
     result.seconds = started.elapsed().as_secs_f64();
     let value = serde_json::to_value(&result).map_err(|e| Error::internal(e.to_string()))?;
+    // A failed or needs-tensorrt result in place is replaced (a `done` one that another
+    // runner publishes meanwhile still wins: the rename then finds it).
+    if stored_result(store, &cell.id).is_some_and(|r| r.status != CellStatus::Done) {
+        store.discard(&store.entry_dir(Area::Cells, &cell.id))?;
+    }
     let published = store.publish(ws, Area::Cells, &cell.id, "cell", &cell.inputs, value)?;
+    // The deployable artifact of the cell, from what is now in the store.
+    super::bundle::write_for_cell(store, &cell.id)?;
     let result = match published {
         Published::Written => result,
         // Another runner finished first: its result is the cell's.
@@ -304,13 +314,10 @@ fn steps(ctx: &Ctx, cell: &Cell, dir: &Path, result: &mut CellResult) -> Result<
                 "built {} engine with TensorRT {}",
                 manifest.precision, manifest.tensorrt
             ));
-            result.engine = Some(super::device::measure_engine(
-                &recipe,
-                &job.engine,
-                &manifest,
-                ctx.bench,
-                dir,
-            )?);
+            let figures =
+                super::device::measure_engine(&recipe, &job.engine, &manifest, ctx.bench, dir)?;
+            super::device::check_power_mode(&cell.target, &figures)?;
+            result.engine = Some(figures);
             result
                 .steps
                 .push("benched and evaluated on the device".into());

@@ -206,6 +206,7 @@ impl LoadedMatrix {
         };
         m.validate()?;
         m.recipes = m.load_recipes()?;
+        m.validate_exclusions()?;
         Ok(m)
     }
 
@@ -277,6 +278,23 @@ impl LoadedMatrix {
                 ));
             }
         }
+        let mut ps = s.precisions.clone();
+        ps.sort();
+        ps.dedup();
+        if ps.len() != s.precisions.len() {
+            return Err(self.field_error("precisions", "a precision is listed twice"));
+        }
+        for t in &s.targets {
+            let mut a = t.accelerators.clone();
+            a.sort();
+            a.dedup();
+            if a.len() != t.accelerators.len() {
+                return Err(self.field_error(
+                    "targets.accelerators",
+                    format!("{}: an accelerator is listed twice", t.device),
+                ));
+            }
+        }
         let g = &s.gates;
         for (field, v) in [
             ("gates.max_map_drop", g.max_map_drop),
@@ -306,6 +324,37 @@ impl LoadedMatrix {
         }
         if s.bench.warmup > 1_000_000 {
             return Err(self.field_error("bench.warmup", "expected 0 to 1000000"));
+        }
+        Ok(())
+    }
+
+    /// An exclusion that can match nothing is a mistake (a typo would silently keep cells).
+    fn validate_exclusions(&self) -> Result<()> {
+        let names: Vec<String> = self.recipes.iter().map(recipe_name).collect();
+        for (i, x) in self.spec.exclude.iter().enumerate() {
+            if let Some(p) = &x.recipe {
+                let pat = glob::Pattern::new(p).map_err(|e| {
+                    self.field_error("exclude.recipe", format!("exclusion {}: '{p}': {e}", i + 1))
+                })?;
+                if !names.iter().any(|n| pat.matches(n)) {
+                    return Err(self.field_error(
+                        "exclude.recipe",
+                        format!(
+                            "exclusion {}: '{p}' names none of the recipes ({})",
+                            i + 1,
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if let Some(t) = &x.target {
+                if !self.spec.targets.iter().any(|d| &d.device == t) {
+                    return Err(self.field_error(
+                        "exclude.target",
+                        format!("exclusion {}: no target '{t}' in targets", i + 1),
+                    ));
+                }
+            }
         }
         Ok(())
     }

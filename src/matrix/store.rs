@@ -12,7 +12,9 @@
 //! Invariant: an entry folder that exists under `prepared/` or `cells/` was complete when it
 //! appeared. Work happens in a folder under `tmp/`; `entry.json` (every other file's path,
 //! size and sha256) is written last; then the folder is renamed into place, which is atomic
-//! on one file system. A runner killed at any point leaves only a folder under `tmp/`. Two
+//! on one file system. A runner killed at any point leaves only a folder under `tmp/`, whose
+//! `.lock` the kernel unlocks when the process dies: a later runner removes workspaces whose
+//! lock it can take (never a live one, on this host or another sharing the store). Two
 //! runners racing on one id both finish, the first rename wins and the second, finding a
 //! complete entry in place, discards its own. An entry whose files no longer match
 //! `entry.json` is corrupt: it counts as missing, is moved to `trash/` and rebuilt.
@@ -76,10 +78,14 @@ pub struct Store {
     root: PathBuf,
 }
 
-/// A folder under `tmp/` to work in; removed when dropped unless published.
+const LOCK_FILE: &str = ".lock";
+
+/// A folder under `tmp/` to work in, locked while it lives; removed when dropped unless
+/// published.
 pub struct Workspace {
     pub dir: PathBuf,
     published: bool,
+    _lock: std::fs::File,
 }
 
 impl Drop for Workspace {
@@ -138,7 +144,7 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 walk(root, &p, out)?;
             } else if ft.is_file() {
                 let rel = p.strip_prefix(root).expect("under root").to_path_buf();
-                if rel != Path::new(ENTRY_FILE) {
+                if rel != Path::new(ENTRY_FILE) && rel != Path::new(LOCK_FILE) {
                     out.push(rel);
                 }
             }
@@ -164,9 +170,10 @@ impl Store {
             let d = root.join(sub);
             std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
         }
-        Ok(Store {
-            root: root.to_path_buf(),
-        })
+        // Absolute: stages and cells run recipes whose relative paths resolve against the
+        // recipe's folder, so a relative workspace would land beside the recipe.
+        let root = std::fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
+        Ok(Store { root })
     }
 
     pub fn root(&self) -> &Path {
@@ -189,34 +196,44 @@ impl Store {
         }
     }
 
-    /// A fresh folder to work in, after removing what runners of this host left when killed.
+    /// A fresh folder to work in, after removing what killed runners left.
     pub fn workspace(&self, id: &str) -> Result<Workspace> {
         self.remove_abandoned();
-        let dir =
-            self.root
-                .join("tmp")
-                .join(format!("{}.{}", &id[..id.len().min(16)], unique_suffix()));
+        let dir = self.root.join("tmp").join(format!(
+            "{}.{}",
+            id.get(..16).unwrap_or(id),
+            unique_suffix()
+        ));
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
         Ok(Workspace {
             dir,
             published: false,
+            _lock: lock,
         })
     }
 
-    /// Workspaces of this host whose process is gone (killed): `<id>.<host>.<pid>.<...>`.
+    /// Workspaces whose lock nobody holds (their runner died). One without a lock file is
+    /// being created, unless it is an hour old.
     fn remove_abandoned(&self) {
-        let tmp = self.root.join("tmp");
-        let host = hostname();
-        let Ok(rd) = std::fs::read_dir(&tmp) else {
+        let Ok(rd) = std::fs::read_dir(self.root.join("tmp")) else {
             return;
         };
         for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let mut parts = name.split('.');
-            let (_, h, pid) = (parts.next(), parts.next(), parts.next());
-            let alive = |pid: &str| Path::new("/proc").join(pid).exists();
-            if h == Some(host.as_str()) && pid.is_some_and(|p| !alive(p)) {
-                let _ = std::fs::remove_dir_all(e.path());
+            let dir = e.path();
+            let abandoned = match std::fs::File::open(dir.join(LOCK_FILE)) {
+                Ok(f) => f.try_lock().is_ok(),
+                Err(_) => e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(3600)),
+            };
+            if abandoned {
+                let _ = std::fs::remove_dir_all(&dir);
             }
         }
     }
@@ -260,6 +277,9 @@ impl Store {
             .map_err(|e| Error::internal(format!("entry.json: {e}")))?;
         crate::util::write_atomic(&ws.dir.join(ENTRY_FILE), text.as_bytes())?;
         let dest = self.entry_dir(area, id);
+        // The lock file stays behind in tmp's view only: the entry has none (the open handle
+        // keeps the lock until the workspace is dropped).
+        let _ = std::fs::remove_file(ws.dir.join(LOCK_FILE));
         for _ in 0..3 {
             match std::fs::rename(&ws.dir, &dest) {
                 Ok(()) => {
@@ -274,6 +294,15 @@ impl Store {
                         self.discard(&dest)?;
                     }
                 },
+                Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+                    return Err(Error::Invalid(format!(
+                        "{}: cannot rename {} into place: {}/tmp and {} must be on one file system (do not mount or link them separately)",
+                        dest.display(),
+                        ws.dir.display(),
+                        self.root.display(),
+                        dest.parent().unwrap_or(&dest).display()
+                    )))
+                }
                 Err(e) => return Err(Error::io(&dest, e)),
             }
         }
@@ -331,7 +360,7 @@ fn relativize(ws: &Path) -> Result<()> {
 }
 
 /// Check an entry folder against its `entry.json`.
-fn verify(dir: &Path, id: &str) -> std::result::Result<Entry, String> {
+pub fn verify(dir: &Path, id: &str) -> std::result::Result<Entry, String> {
     let path = dir.join(ENTRY_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{ENTRY_FILE}: {e}"))?;
     let e: Entry = serde_json::from_str(&text).map_err(|e| format!("{ENTRY_FILE}: {e}"))?;
