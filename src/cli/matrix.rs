@@ -228,6 +228,12 @@ fn run_cmd(a: RunArgs) -> Result<ExitCode> {
             .collect(),
     };
     let (stages, runs) = run_cells(&store, &plan, &cells, &m.spec.bench, a.jobs as usize)?;
+    if a.all {
+        let n = trtforge::matrix::ensure_bundles(&store, &plan)?;
+        if n > 0 {
+            println!("wrote {n} missing bundles of cells already in the store");
+        }
+    }
     print_stages(&stages);
     let (mut failed, mut unavailable) = (false, false);
     for (name, r) in runs {

@@ -142,3 +142,17 @@ pub fn run_cells(
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((stages, out))
 }
+
+/// Bundles for every cell of the plan that has a result but no bundle yet (cells whose result
+/// came from another runner's upload, or from before bundles were written); returns how many
+/// were written.
+pub fn ensure_bundles(store: &Store, plan: &Plan) -> Result<usize> {
+    let mut n = 0;
+    for c in &plan.cells {
+        if run::stored_result(store, &c.id).is_some() && bundle::digest(store, &c.id).is_none() {
+            bundle::write_for_cell(store, &c.id)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
