@@ -474,3 +474,62 @@ impl OutputAsync for Command {
             .unwrap()
     }
 }
+
+/// Mistakes in matrix.yaml are one-line errors with the file, line and field.
+#[test]
+fn matrix_yaml_mistakes_are_located_errors() {
+    // The last case hashes the recipe's model.
+    let Some(_) = common::yolox() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let engines = common::crate_root().join("engines");
+    let good = format!(
+        "recipes: [{}/yolox-nano-qdq.yaml]\nprecisions: [fp16]\ntargets:\n  - device: orin-nano-8gb\n    jetpack: \"6.2\"\n    tensorrt: \"10.3\"\n    runner: [self-hosted]\n",
+        engines.display()
+    );
+    let cases = [
+        (
+            good.replace("precisions:", "precision:"),
+            "unknown field `precision`",
+        ),
+        (
+            good.replace("[fp16]", "[fp16, fp16]"),
+            "precisions: a precision is listed twice",
+        ),
+        (good.replace("[fp16]", "[fp8]"), "precisions"),
+        (good.replace("orin-nano-8gb", "Orin Nano"), "targets.device"),
+        (good.replace("[self-hosted]", "[]"), "targets.runner"),
+        (
+            good.replace("yolox-nano-qdq.yaml", "nothing-*.yaml"),
+            "names no recipe file",
+        ),
+        (
+            format!("{good}exclude:\n  - {{target: agx-thor}}\n"),
+            "exclude.target: exclusion 1: no target 'agx-thor'",
+        ),
+        (
+            format!("{good}exclude:\n  - {{recipe: yolo-*}}\n"),
+            "exclude.recipe: exclusion 1: 'yolo-*' names none of the recipes",
+        ),
+        (
+            format!("{good}gates:\n  max_map_drop: -1\n"),
+            "gates.max_map_drop",
+        ),
+        (
+            good.replace("[fp16]", "[int8]")
+                .replace("\"10.3\"", "\"11.1\""),
+            "no longer has",
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let p = dir.path().join(format!("m{i}.yaml"));
+        std::fs::write(&p, text).unwrap();
+        let (code, _, err) = tf(&["matrix", "plan", p.to_str().unwrap()]);
+        assert_eq!(code, 1, "{want}: {err}");
+        let line = err.trim();
+        assert!(
+            line.starts_with(&format!("error: {}:", p.display())) && line.contains(want),
+            "{want}: {line}"
+        );
+        assert_eq!(line.lines().count(), 1, "{line}");
+    }
+}
