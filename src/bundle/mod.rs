@@ -149,14 +149,20 @@ pub fn write(contents: &source::Contents, out: &Path) -> Result<Written> {
         let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755));
     }
     let staged = tmp.keep();
-    if out.exists() {
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        std::fs::rename(out, &old).map_err(|e| Error::io(out, e))?;
-        let moved = std::fs::rename(&staged, out);
-        let _ = std::fs::remove_dir_all(&old);
-        moved.map_err(|e| Error::io(out, e))?;
-    } else {
-        std::fs::rename(&staged, out).map_err(|e| Error::io(out, e))?;
+    let placed = (|| {
+        if out.exists() {
+            let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+            std::fs::rename(out, &old)?;
+            let moved = std::fs::rename(&staged, out);
+            let _ = std::fs::remove_dir_all(&old);
+            moved
+        } else {
+            std::fs::rename(&staged, out)
+        }
+    })();
+    if let Err(e) = placed {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(Error::io(out, e));
     }
     Ok(Written {
         dir: out.to_path_buf(),
