@@ -216,6 +216,14 @@ pub fn collect(
         history,
     };
     let tonight = report.night();
+    // Tonight collected again is not an earlier night.
+    if report
+        .history
+        .last()
+        .is_some_and(|l| same_cells(l, &tonight))
+    {
+        report.history.pop();
+    }
     let old = baseline.map(|b| b.night());
     for c in &report.cells {
         match (c.status.as_str(), &c.result) {
@@ -305,16 +313,18 @@ fn mismatch(name: &str, before: &Point, now: &Point) -> Option<String> {
     })
 }
 
+/// Two nights of the same cells (every name with the same id): one night collected twice.
+fn same_cells(a: &Night, b: &Night) -> bool {
+    a.cells.len() == b.cells.len()
+        && a.cells
+            .iter()
+            .all(|(k, p)| b.cells.get(k).is_some_and(|q| q.id == p.id))
+}
+
 /// Tonight appended to `history` (replacing the last night when it holds the same cell ids:
 /// a night collected twice is one night), at most [`HISTORY_NIGHTS`].
 pub fn append_night(mut history: Vec<Night>, tonight: Night) -> Vec<Night> {
-    let same = |a: &Night| {
-        a.cells.len() == tonight.cells.len()
-            && a.cells
-                .iter()
-                .all(|(k, p)| tonight.cells.get(k).is_some_and(|q| q.id == p.id))
-    };
-    if history.last().is_some_and(same) {
+    if history.last().is_some_and(|l| same_cells(l, &tonight)) {
         history.pop();
     }
     history.push(tonight);

@@ -12,6 +12,26 @@ fn opt(v: Option<f64>, digits: usize) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
+/// `YYYY-MM-DD HH:MM UTC` of Unix seconds (the proleptic Gregorian calendar, days to civil
+/// date after Howard Hinnant's algorithm).
+fn utc(t: u64) -> String {
+    let (days, secs) = ((t / 86_400) as i64, t % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
 pub fn markdown(r: &NightReport) -> String {
     let mut s = String::new();
     let verdict = if r.accepted {
@@ -28,7 +48,7 @@ pub fn markdown(r: &NightReport) -> String {
         r.cells.len(),
         r.matrix,
         match r.baseline_created_unix_s {
-            Some(t) => format!("the night of {t} (Unix time)"),
+            Some(t) => format!("the night collected {}", utc(t)),
             None => "none (first night)".into(),
         }
     );
@@ -190,4 +210,14 @@ pub fn write(r: &NightReport, dir: &Path) -> Result<Vec<PathBuf>> {
     crate::util::write_atomic(&json, crate::error::to_json_pretty(r)?.as_bytes())?;
     files.push(json);
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(super::utc(1_796_137_317), "2026-12-01 15:01 UTC");
+    }
 }

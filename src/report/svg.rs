@@ -51,6 +51,7 @@ fn plot(
     draw: impl FnOnce(&mut Chart) -> Result<()>,
 ) -> Result<String> {
     let mut out = String::new();
+    let x_span = x.end - x.start;
     {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(perr)?;
@@ -61,12 +62,15 @@ fn plot(
             .y_label_area_size(60)
             .build_cartesian_2d(x, y)
             .map_err(perr)?;
-        chart
-            .configure_mesh()
-            .x_desc(desc.0)
-            .y_desc(desc.1)
-            .draw()
-            .map_err(perr)?;
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(desc.0).y_desc(desc.1);
+        // Whole-number x (nights): one label per integer, none between.
+        let whole = |v: &f64| format!("{v:.0}");
+        if desc.0 == "night" {
+            mesh.x_labels(((x_span + 0.5) as usize).max(2))
+                .x_label_formatter(&whole);
+        }
+        mesh.draw().map_err(perr)?;
         draw(&mut chart)?;
         chart
             .configure_series_labels()
@@ -182,7 +186,8 @@ pub fn trend(caption: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)]) 
     let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
         (a.min(y), b.max(y))
     });
-    let (lo, hi) = padded(lo.min(0.0), hi);
+    // The data's own range: a 0.007 mAP regression must be visible.
+    let (lo, hi) = padded(lo, hi);
     let xmax = series
         .iter()
         .flat_map(|(_, p)| p.iter().map(|q| q.0))
@@ -191,7 +196,7 @@ pub fn trend(caption: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)]) 
         caption,
         (0.5..xmax + 0.5, lo..hi),
         ("night", y_desc),
-        SeriesLabelPosition::LowerRight,
+        SeriesLabelPosition::UpperRight,
         |chart| {
             for (i, (name, pts)) in series.iter().enumerate() {
                 let color = PALETTE[i % PALETTE.len()];
