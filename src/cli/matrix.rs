@@ -176,7 +176,7 @@ fn print_stages(stages: &[trtforge::matrix::StageRun]) -> bool {
         match &s.outcome {
             Ok(o) => println!(
                 "stage {:<11} {} {}: {}",
-                format!("{:?}", s.kind).to_lowercase(),
+                s.kind.name(),
                 &s.id[..12],
                 s.recipe,
                 match o {

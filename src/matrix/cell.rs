@@ -36,6 +36,17 @@ pub enum StageKind {
     Qdq,
 }
 
+impl StageKind {
+    /// The name the store records (`entry.json`'s `kind`), as serde writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StageKind::Reference => "reference",
+            StageKind::Calibration => "calibration",
+            StageKind::Qdq => "qdq",
+        }
+    }
+}
+
 /// A device-independent stage, shared by every cell that names its id.
 #[derive(Debug, Clone)]
 pub struct Stage {

@@ -57,13 +57,18 @@ pub fn ensure_stage(
         StageKind::Qdq => qdq(store, stage, &needed, &ws.dir, bench),
     }
     .map_err(|e| stage_error(stage, e))?;
-    let kind = serde_json::to_value(stage.kind).map_err(|e| Error::internal(e.to_string()))?;
-    let kind = kind.as_str().unwrap_or("stage").to_string();
-    store.publish(ws, Area::Prepared, id, &kind, &stage.inputs, result)?;
+    store.publish(
+        ws,
+        Area::Prepared,
+        id,
+        stage.kind.name(),
+        &stage.inputs,
+        result,
+    )?;
     match store.state(Area::Prepared, id) {
         State::Complete(e) => Ok((*e, Origin::Computed)),
         _ => Err(Error::Invalid(format!(
-            "{}: the entry just written does not verify; the store's file system may be failing",
+            "{}: the entry just written does not verify (another runner replacing it, or a failing file system); run again",
             store.entry_dir(Area::Prepared, id).display()
         ))),
     }
@@ -72,12 +77,9 @@ pub fn ensure_stage(
 fn stage_error(stage: &Stage, e: Error) -> Error {
     Error::Invalid(format!(
         "{} stage of {} ({}): {e}",
-        serde_json::to_value(stage.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
+        stage.kind.name(),
         stage.recipe.path.display(),
-        &stage.id[..12]
+        stage.id.get(..12).unwrap_or(&stage.id)
     ))
 }
 
