@@ -18,18 +18,11 @@ pub struct Contents {
     pub info: BundleInfo,
 }
 
-fn now_unix_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 pub(crate) fn skeleton(source: String, target: Target) -> BundleInfo {
     BundleInfo {
         schema_version: SCHEMA_VERSION,
         trtforge: env!("CARGO_PKG_VERSION").into(),
-        created_unix_s: now_unix_s(),
+        created_unix_s: crate::util::unix_now_s(),
         source,
         engine: None,
         no_engine_reason: None,

@@ -201,10 +201,7 @@ pub fn collect(
     let mut report = NightReport {
         schema_version: SCHEMA_VERSION,
         trtforge: tool_version().into(),
-        created_unix_s: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        created_unix_s: crate::util::unix_now_s(),
         matrix: matrix.display().to_string(),
         cells,
         gates: gates.clone(),

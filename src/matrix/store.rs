@@ -105,13 +105,6 @@ pub enum Published {
     AlreadyThere,
 }
 
-fn now_unix_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -268,7 +261,7 @@ impl Store {
             kind: kind.into(),
             id: id.into(),
             trtforge: super::cell::tool_version().into(),
-            created_unix_s: now_unix_s(),
+            created_unix_s: crate::util::unix_now_s(),
             inputs: inputs.clone(),
             files,
             result,

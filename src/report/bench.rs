@@ -113,10 +113,7 @@ impl BenchReport {
             Stop::Iterations(n) => (Some(n), None),
             Stop::Duration(d) => (None, Some(d.as_secs_f64())),
         };
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let created = crate::util::unix_now_s();
         Ok(BenchReport {
             schema_version: SCHEMA_VERSION,
             tool_version: crate::TOOL_VERSION.to_string(),
