@@ -419,3 +419,47 @@ impl Drop for Registry {
         let _ = self.child.wait();
     }
 }
+
+/// Bad input: a folder that is not a bundle, a corrupt bundle.json, a missing path, a folder
+/// that is not a matrix cell: one line naming the path and the fix, exit 1, no panic.
+#[test]
+fn not_a_bundle_and_not_a_cell_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let corrupt = dir.path().join("corrupt");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    std::fs::write(
+        corrupt.join("bundle.json"),
+        "{\"schema_version\": 1, \"files\": [",
+    )
+    .unwrap();
+    let missing = dir.path().join("missing");
+    let cases: [(&[&str], &Path, &str); 4] = [
+        (
+            &["verify"],
+            &empty,
+            "not a bundle (no bundle.json, no oci-layout)",
+        ),
+        (&["verify"], &corrupt, "not a trtforge bundle.json"),
+        (&["verify"], &missing, "not a bundle"),
+        (&["bundle"], &empty, "not a complete matrix cell"),
+    ];
+    for (cmd, path, want) in cases {
+        let mut args = cmd.to_vec();
+        args.push(path.to_str().unwrap());
+        let (code, _, err) = common::trtforge(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        let line = err.trim();
+        assert!(
+            line.starts_with("error: ")
+                && line.contains(path.to_str().unwrap())
+                && line.contains(want),
+            "{args:?}: {line}"
+        );
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(!line.contains("panicked"), "{line}");
+    }
+    // Nothing was written for the refused cell.
+    assert!(!dir.path().join("bundles").exists() && !empty.join("bundle").exists());
+}

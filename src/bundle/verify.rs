@@ -144,6 +144,12 @@ fn read_and_check(path: &Path) -> Result<(BundleInfo, String, Option<String>, Ve
             problems,
         ));
     }
+    if !path.join(BUNDLE_FILE).is_file() {
+        return Err(crate::Error::Invalid(format!(
+            "{}: not a bundle (no {BUNDLE_FILE}, no oci-layout); pass a folder `trtforge bundle` wrote, or one pulled with `skopeo copy docker://... oci:DIR`",
+            path.display()
+        )));
+    }
     let info = BundleInfo::read(&path.join(BUNDLE_FILE))?;
     for f in &info.files {
         check_file(
