@@ -14,6 +14,8 @@
 //! - [`eval`]: detection decoders, NMS, COCO-style mAP, and the `eval` job.
 //! - [`calib`]: histograms, range algorithms, cache/range/provenance files, the `calibrate` job.
 //! - [`quant`]: the Q/DQ writer and the accuracy-aware precision plan (`quantize`).
+//! - [`prune`]: structural channel pruning (dependency groups, criteria, selection, least-squares
+//!   recovery) (`prune`).
 //! - [`build`]: the engine-build pipeline (plan, calibration decision, engine, manifest).
 //! - [`run`]: reference outputs over images (`run`).
 //! - [`measure`], [`report`]: latency statistics, power samplers, energy; bench reports.
@@ -33,6 +35,7 @@ pub mod exec;
 pub mod matrix;
 pub mod measure;
 pub mod onnx;
+pub mod prune;
 pub mod quant;
 pub mod recipe;
 pub mod report;

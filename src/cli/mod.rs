@@ -32,6 +32,7 @@ mod eval;
 mod inspect;
 mod matrix;
 mod power;
+mod prune;
 mod quantize;
 mod run;
 mod synth;
@@ -65,6 +66,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Q/DQ ONNX (explicit INT8) and the accuracy-aware precision plan.
     Quantize(quantize::Args),
+    /// Structural channel pruning of the ONNX model, with least-squares recovery.
+    Prune(prune::Args),
     /// Write a deployment bundle (folder + OCI image layout) from a recipe or a matrix cell.
     Bundle(bundle::BundleArgs),
     /// Check a bundle's files and this device against it before deploying.
@@ -102,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Cache(a) => cache::run(a),
         Command::Build(a) => build::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::Prune(a) => prune::run(a),
         Command::Matrix(c) => matrix::run(c),
         Command::Bundle(a) => bundle::bundle(a),
         Command::Verify(a) => bundle::verify_cmd(a),
