@@ -200,6 +200,24 @@ fn a_concat_maps_each_input_to_its_offset() {
         assert_eq!(an.component("cat", 8 + k), an.component("q.out", k));
     }
     let (sp, sq) = (set_with(&an, "p.out"), set_with(&an, "q.out"));
+    // A constant in front shifts every offset (constant-folded coordinate grids).
+    let m2 = graph(|b, a| {
+        b.graph
+            .initializer
+            .push(float_tensor("grid", &[1, 2, HW, HW], vec![0.5; 128]));
+        b.graph.node.push(node(
+            "Concat",
+            "cat",
+            &["grid", a],
+            &["cat"],
+            vec![trtforge::onnx::int_attr("axis", 1)],
+        ));
+        vec![("cat".into(), 18)]
+    });
+    let an2 = analyse(&m2);
+    for k in 0..16 {
+        assert_eq!(an2.component("cat", 2 + k), an2.component("a.out", k));
+    }
     assert_ne!(sp.id, sq.id);
     assert_eq!((sp.channels, sq.channels), (8, 24));
     assert_eq!(sp.group, sq.group, "one group: both feed the concat");

@@ -176,15 +176,21 @@ impl Editor<'_, '_, '_> {
         if axis != 1 {
             return Ok(());
         }
-        // Original sizes: from the outputs' masks, or the equal split of the input.
+        // Original sizes: the outputs' channel counts (ONNX Runtime's shapes, which the
+        // analysis used), whatever form the node gave them in (input, attribute, equal split
+        // with the leading chunks rounded up, num_outputs).
         let outs = n.output.len();
-        let old_sizes: Vec<i64> = match (g.optional_input(id, 1), g.attr_ints(id, "split")?) {
-            (Some(s), _) => {
-                read_i64(g.constant(s).expect("analysis checked")).map_err(|e| self.err(id, e))?
-            }
-            (None, Some(s)) => s.to_vec(),
-            (None, None) => vec![(mx.len() / outs.max(1)) as i64; outs],
-        };
+        let old_sizes: Vec<i64> = n
+            .output
+            .iter()
+            .map(|o| {
+                self.shapes
+                    .get(o)
+                    .and_then(|s| s.get(1).copied())
+                    .map(|c| c as i64)
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| self.err(id, "an output has no known shape".into()))?;
         let mut new_sizes = Vec::with_capacity(outs);
         let mut offset = 0usize;
         for &s in &old_sizes {
@@ -202,6 +208,8 @@ impl Editor<'_, '_, '_> {
                 let name = self.patch.fresh(&format!("{}_split", g.key(id)));
                 self.patch.add_initializer(int64_tensor(&name, &new_sizes));
                 self.patch.set_input(id, 1, &name);
+                // Opset 18: `split` and `num_outputs` are exclusive.
+                attr::take(self.patch.node_mut(id), "num_outputs");
             }
             None => {
                 let node = self.patch.node_mut(id);

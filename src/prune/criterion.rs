@@ -74,7 +74,7 @@ pub fn importance(
     graph: &Graph,
     analysis: &Analysis,
     criterion: Criterion,
-    recon: Option<&HashMap<String, Vec<f64>>>,
+    recon: Option<&HashMap<NodeId, Vec<f64>>>,
 ) -> Result<HashMap<usize, f64>> {
     let mut cache: HashMap<(NodeId, u8, bool), Vec<f64>> = HashMap::new();
     let mut norms = |id: NodeId, kind: Use, l1: bool| -> Result<Vec<f64>> {
@@ -109,7 +109,7 @@ pub fn importance(
                 let mut sum = 0.0;
                 let mut seen = false;
                 for t in touches.iter().filter(|t| t.kind == Use::Consumer) {
-                    if let Some(c) = costs.get(&graph.key(t.node)).and_then(|v| v.get(t.channel)) {
+                    if let Some(c) = costs.get(&t.node).and_then(|v| v.get(t.channel)) {
                         sum += c;
                         seen = true;
                     }

@@ -322,7 +322,9 @@ impl Builder<'_, '_> {
                             g.is_constant(i)
                         }
                     })
-                    && self.scales_keep_channels(id);
+                    && self.scales_keep_channels(id)
+                    // Opset 18's `axes` reorders scales/sizes: not followed.
+                    && g.attr_ints(id, "axes")?.is_none();
                 match (x, y) {
                     (Some(x), Some(y))
                         if roi_scales_ok
@@ -391,6 +393,7 @@ impl Builder<'_, '_> {
             }
             (gr, Some(y)) if !transpose && gr == cin && self.tensors[y].channels as i64 == cin => {
                 let Some(x) = xt else {
+                    self.block(y, &why("reads a tensor whose channels cannot be followed"));
                     return Ok(());
                 };
                 self.link(x, y);
@@ -469,11 +472,13 @@ impl Builder<'_, '_> {
     }
 
     fn axis(&self, id: NodeId, default: i64) -> Result<Option<usize>> {
+        // The rank from the first output (Concat, Split and Slice keep it), which ONNX Runtime
+        // always reports; an input may be a constant it does not.
         let n = self.graph.node(id);
         let rank = n
-            .input
+            .output
             .first()
-            .and_then(|i| self.shapes.get(i))
+            .and_then(|o| self.shapes.get(o))
             .map_or(0, Vec::len) as i64;
         let a = self.graph.attr_int(id, "axis")?.unwrap_or(default);
         let a = if a < 0 { a + rank } else { a };
@@ -496,10 +501,20 @@ impl Builder<'_, '_> {
         if axis == Some(1) {
             let mut offset = 0;
             for i in n.input.iter().filter(|i| !i.is_empty()) {
-                let c = self
+                let known = self
                     .shapes
                     .get(i.as_str())
-                    .map_or(0, |s| s.get(1).copied().unwrap_or(0));
+                    .and_then(|s| s.get(1).copied())
+                    .or_else(|| {
+                        g.constant(i)
+                            .and_then(|t| t.dims.get(1))
+                            .map(|&d| d.max(0) as usize)
+                    });
+                let Some(c) = known else {
+                    // Where this input's channels land is unknown: nothing here can move.
+                    self.block(y, &why);
+                    return Ok(());
+                };
                 match self.tracked(i) {
                     Some(x) => {
                         for k in 0..c.min(self.tensors[y].channels.saturating_sub(offset)) {
@@ -583,6 +598,12 @@ impl Builder<'_, '_> {
             }
             return Ok(());
         };
+        if n.input.len() < 3 {
+            // Opset < 10 keeps starts/ends in attributes: not followed.
+            self.block(xt, &why);
+            self.block(y, &why);
+            return Ok(());
+        }
         let consts: Option<Vec<Vec<i64>>> = (1..n.input.len())
             .map(|s| {
                 let name = g.optional_input(id, s)?;

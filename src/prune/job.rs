@@ -266,12 +266,17 @@ pub fn prune(job: &PruneJob, s: &PruneSettings, log: &mut dyn FnMut(&str)) -> Re
             ));
             let (m, st) = recover(&current, &pruned, &masks, &settings)?;
             pruned = m;
-            recovery.layers += st.layers;
-            recovery.images = st.images;
-            recovery.positions_per_image = st.positions_per_image;
-            recovery.gram_mb = recovery.gram_mb.max(st.gram_mb);
-            recovery.seconds += st.seconds;
-            recovery.skipped.extend(st.skipped.iter().cloned());
+            if st.layers > 0 {
+                recovery.layers += st.layers;
+                recovery.images = st.images;
+                recovery.positions_per_image = st.positions_per_image;
+                recovery.gram_mb = recovery.gram_mb.max(st.gram_mb);
+                recovery.seconds += st.seconds;
+                recovery.skipped.extend(st.skipped.iter().cloned());
+                recovery.waves = recovery.waves.max(st.waves);
+                recovery.mean_error_sliced = st.mean_error_sliced;
+                recovery.mean_error_refit = st.mean_error_refit;
+            }
             step_recovery = Some(st.layers);
         }
         for (name, mask) in &masks {

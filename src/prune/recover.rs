@@ -28,11 +28,9 @@ use crate::recipe::InputContract;
 use ndarray::{linalg::general_mat_mul, Array2, ArrayViewD, Axis};
 use rayon::prelude::*;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
-
-/// Refit weights and bias of one layer, or why there are none.
-type Fit = std::result::Result<(Vec<f32>, Vec<f32>), String>;
 
 /// Memory the Gram matrices may take.
 pub const GRAM_BUDGET_BYTES: u64 = 2 << 30;
@@ -52,6 +50,12 @@ pub struct RecoveryStats {
     pub positions_per_image: usize,
     pub gram_mb: f64,
     pub seconds: f64,
+    /// Waves of the sequential refit (each waits for the refit layers above it).
+    pub waves: usize,
+    /// Mean over refit layers of the relative output error with the weights only sliced, and
+    /// after the refit (on the images the refit used).
+    pub mean_error_sliced: f64,
+    pub mean_error_refit: f64,
     /// Layers left as sliced, with why (grouped, 1-D/3-D, auto_pad SAME).
     pub skipped: Vec<String>,
 }
@@ -72,7 +76,11 @@ struct Layer {
     dilation: [usize; 2],
     in_mask: Vec<bool>,
     out_mask: Vec<bool>,
+    /// Σ x x^T over the unpruned model's patches, Σ x' x'^T over the pruned model's, and
+    /// Σ x x'^T.
     gram: Array2<f64>,
+    gram_pruned: Array2<f64>,
+    cross: Array2<f64>,
 }
 
 impl Layer {
@@ -80,10 +88,13 @@ impl Layer {
         self.cin * self.kh * self.kw + 1
     }
 
-    /// Add the patches of one input activation [n, cin, h, w] to the Gram matrix.
-    fn accumulate(&mut self, x: &ArrayViewD<f32>, positions: usize, seed: u64) {
+    /// Patch matrices (one per batch element, `positions` rows, `c·kh·kw + 1` columns with a
+    /// final 1 for the bias) of an input activation [n, c, h, w] at sampled output positions.
+    /// The positions depend only on the spatial size and `seed`, so the original and the
+    /// pruned model's activations are sampled at the same places.
+    fn patches(&self, x: &ArrayViewD<f32>, positions: usize, seed: u64) -> Vec<Array2<f64>> {
         let s = x.shape();
-        let (n, h, w) = (s[0], s[2], s[3]);
+        let (n, cin, h, w) = (s[0], s[1], s[2], s[3]);
         let oh = (h + 2 * self.pad[0]).saturating_sub(self.dilation[0] * (self.kh - 1) + 1)
             / self.stride[0]
             + 1;
@@ -92,9 +103,10 @@ impl Layer {
             + 1;
         let total = oh * ow;
         let p = positions.min(total);
-        let d = self.dim();
+        let d = cin * self.kh * self.kw + 1;
         let x = x.as_standard_layout();
         let data = x.as_slice().expect("standard layout");
+        let mut out = Vec::with_capacity(n);
         for b in 0..n {
             let mut m = Array2::<f64>::zeros((p, d));
             // Positions spread evenly with a seeded offset: every region of the image counts.
@@ -104,8 +116,8 @@ impl Layer {
                 let pos = ((offset + row as f64 * step) as usize).min(total - 1);
                 let (py, px) = (pos / ow, pos % ow);
                 let mut k = 0;
-                for c in 0..self.cin {
-                    let plane = &data[(b * self.cin + c) * h * w..(b * self.cin + c + 1) * h * w];
+                for c in 0..cin {
+                    let plane = &data[(b * cin + c) * h * w..(b * cin + c + 1) * h * w];
                     for ky in 0..self.kh {
                         let iy = (py * self.stride[0] + ky * self.dilation[0]) as isize
                             - self.pad[0] as isize;
@@ -121,8 +133,102 @@ impl Layer {
                 }
                 r[d - 1] = 1.0;
             }
+            out.push(m);
+        }
+        out
+    }
+
+    /// Add the patches of one input activation of the unpruned model to `gram`.
+    fn accumulate(&mut self, x: &ArrayViewD<f32>, positions: usize, seed: u64) {
+        for m in self.patches(x, positions, seed) {
             general_mat_mul(1.0, &m.t(), &m, 1.0, &mut self.gram);
         }
+    }
+
+    /// Add one image: `x` the unpruned model's input of this conv, `xp` the pruned model's.
+    fn accumulate_pair(
+        &mut self,
+        x: &ArrayViewD<f32>,
+        xp: &ArrayViewD<f32>,
+        positions: usize,
+        seed: u64,
+    ) {
+        let full = self.patches(x, positions, seed);
+        let kept = self.patches(xp, positions, seed);
+        for (m, mp) in full.iter().zip(&kept) {
+            general_mat_mul(1.0, &m.t(), m, 1.0, &mut self.gram);
+            general_mat_mul(1.0, &mp.t(), mp, 1.0, &mut self.gram_pruned);
+            general_mat_mul(1.0, &m.t(), mp, 1.0, &mut self.cross);
+        }
+    }
+
+    /// Augmented weights [W | b] of the kept output channels.
+    fn w_aug(&self) -> Array2<f64> {
+        let d = self.dim();
+        let rows: Vec<usize> = (0..self.cout).filter(|&o| self.out_mask[o]).collect();
+        let mut w_aug = Array2::<f64>::zeros((rows.len(), d));
+        for (r, &o) in rows.iter().enumerate() {
+            for k in 0..d - 1 {
+                w_aug[[r, k]] = self.w[o * (d - 1) + k] as f64;
+            }
+            w_aug[[r, d - 1]] = self.b[o] as f64;
+        }
+        w_aug
+    }
+
+    /// Columns of the full patch that survive in the pruned input, bias last.
+    fn kept_columns(&self) -> Vec<usize> {
+        let kk = self.kh * self.kw;
+        let d = self.dim();
+        self.in_mask
+            .iter()
+            .enumerate()
+            .filter(|(_, &k)| k)
+            .flat_map(|(c, _)| c * kk..(c + 1) * kk)
+            .chain(std::iter::once(d - 1))
+            .collect()
+    }
+
+    /// The refit weights [kout, kin, kh, kw] and bias [kout] that map the pruned model's input
+    /// onto the unpruned model's output: `W' = W C (A' + λI)^-1` with `A' = Σ x' x'^T` and
+    /// `C = Σ x x'^T`; and the relative output error before (weights only sliced) and after.
+    fn solve(&self) -> std::result::Result<(Vec<f32>, Vec<f32>, f64, f64), String> {
+        let q = self.gram_pruned.nrows();
+        let mut a = self.gram_pruned.clone();
+        let mean_diag = (0..q).map(|i| a[[i, i]]).sum::<f64>() / q as f64;
+        let lambda = 1e-6 * mean_diag.max(f64::MIN_POSITIVE);
+        for i in 0..q {
+            a[[i, i]] += lambda;
+        }
+        let l = cholesky(&a).ok_or("the kept inputs' Gram matrix is not positive definite")?;
+        let mut m = self.cross.t().to_owned();
+        cholesky_solve(&l, &mut m);
+        let w_aug = self.w_aug();
+        let fit = w_aug.dot(&m.t());
+        // Σ ||V x' - W x||^2 = tr(V A' V^T) - 2 tr(V C^T W^T) + tr(W G W^T)
+        let e0 = (&w_aug.dot(&self.gram) * &w_aug)
+            .sum()
+            .max(f64::MIN_POSITIVE);
+        let err = |v: &Array2<f64>| {
+            ((&v.dot(&self.gram_pruned) * v).sum() - 2.0 * (&v.dot(&self.cross.t()) * &w_aug).sum()
+                + e0)
+                / e0
+        };
+        let mut sliced = Array2::<f64>::zeros((w_aug.nrows(), q));
+        for (i, &ki) in self.kept_columns().iter().enumerate() {
+            sliced.column_mut(i).assign(&w_aug.column(ki));
+        }
+        let (before, after) = (err(&sliced), err(&fit));
+        let mut w = Vec::with_capacity(fit.nrows() * (q - 1));
+        let mut b = Vec::with_capacity(fit.nrows());
+        for r in 0..fit.nrows() {
+            w.extend((0..q - 1).map(|k| fit[[r, k]] as f32));
+            b.push(fit[[r, q - 1]] as f32);
+        }
+        if w.iter().chain(&b).any(|v| !v.is_finite()) {
+            return Err("the refit weights are not finite".into());
+        }
+        Ok((w, b, before, after))
     }
 
     /// Per input channel, the share of the output energy lost when it alone goes and the rest
@@ -151,91 +257,23 @@ impl Layer {
         let energy = (&w_aug.dot(&self.gram) * &w_aug)
             .sum()
             .max(f64::MIN_POSITIVE);
+        // Removing all kk taps J of a channel together, with the rest refit, costs
+        // tr(W_J ((G^-1)_JJ)^-1 W_J^T): taps of one channel predict each other, so the
+        // single-tap costs would not add up.
         (0..self.cin)
             .map(|c| {
-                (c * kk..(c + 1) * kk)
-                    .map(|j| w_aug.column(j).iter().map(|v| v * v).sum::<f64>() / inv[[j, j]])
-                    .sum::<f64>()
-                    / energy
+                let j = c * kk..(c + 1) * kk;
+                let s = inv.slice(ndarray::s![j.clone(), j.clone()]).to_owned();
+                let Some(ls) = cholesky(&s) else {
+                    return 0.0;
+                };
+                // (W_J S^-1 W_J^T) = sum over outputs of w_J^T S^-1 w_J.
+                let mut wj = w_aug.slice(ndarray::s![.., j]).t().to_owned();
+                let orig = wj.clone();
+                cholesky_solve(&ls, &mut wj);
+                (&wj * &orig).sum() / energy
             })
             .collect()
-    }
-
-    /// The refit weights [kout, kin, kh, kw] and bias [kout].
-    fn solve(&self) -> Fit {
-        let kk = self.kh * self.kw;
-        let d = self.dim();
-        let keep: Vec<usize> = self
-            .in_mask
-            .iter()
-            .enumerate()
-            .filter(|(_, &k)| k)
-            .flat_map(|(c, _)| c * kk..(c + 1) * kk)
-            .chain(std::iter::once(d - 1))
-            .collect();
-        let q = keep.len();
-        let mut a = Array2::<f64>::zeros((q, q));
-        for (i, &ki) in keep.iter().enumerate() {
-            for (j, &kj) in keep.iter().enumerate() {
-                a[[i, j]] = self.gram[[ki, kj]];
-            }
-        }
-        let mean_diag = (0..q).map(|i| a[[i, i]]).sum::<f64>() / q as f64;
-        let lambda = 1e-6 * mean_diag.max(f64::MIN_POSITIVE);
-        for i in 0..q {
-            a[[i, i]] += lambda;
-        }
-        let l = cholesky(&a).ok_or("the kept inputs' Gram matrix is not positive definite")?;
-        // M = A^-1 G[K, :], one right-hand side per patch entry.
-        let mut rhs = Array2::<f64>::zeros((q, d));
-        for (i, &ki) in keep.iter().enumerate() {
-            rhs.row_mut(i).assign(&self.gram.row(ki));
-        }
-        cholesky_solve(&l, &mut rhs);
-        // W' = W_aug M^T over the kept output channels.
-        let rows: Vec<usize> = (0..self.cout).filter(|&o| self.out_mask[o]).collect();
-        let mut w_aug = Array2::<f64>::zeros((rows.len(), d));
-        for (r, &o) in rows.iter().enumerate() {
-            for k in 0..d - 1 {
-                w_aug[[r, k]] = self.w[o * (d - 1) + k] as f64;
-            }
-            w_aug[[r, d - 1]] = self.b[o] as f64;
-        }
-        let fit = w_aug.dot(&rhs.t());
-        if log::log_enabled!(log::Level::Debug) {
-            let mut gkk = Array2::<f64>::zeros((q, q));
-            let mut gk = Array2::<f64>::zeros((q, d));
-            for (i, &ki) in keep.iter().enumerate() {
-                gk.row_mut(i).assign(&self.gram.row(ki));
-                for (j, &kj) in keep.iter().enumerate() {
-                    gkk[[i, j]] = self.gram[[ki, kj]];
-                }
-            }
-            let e0 = (&w_aug.dot(&self.gram) * &w_aug).sum();
-            let err = |v: &Array2<f64>| {
-                ((&v.dot(&gkk) * v).sum() - 2.0 * (&v.dot(&gk) * &w_aug).sum() + e0) / e0
-            };
-            let mut sliced = Array2::<f64>::zeros((rows.len(), q));
-            for (i, &ki) in keep.iter().enumerate() {
-                sliced.column_mut(i).assign(&w_aug.column(ki));
-            }
-            log::debug!(
-                "refit conv #{}: relative output error {:.4} sliced, {:.4} refit",
-                self.id.0,
-                err(&sliced),
-                err(&fit)
-            );
-        }
-        let mut w = Vec::with_capacity(rows.len() * (q - 1));
-        let mut b = Vec::with_capacity(rows.len());
-        for r in 0..rows.len() {
-            w.extend((0..q - 1).map(|k| fit[[r, k]] as f32));
-            b.push(fit[[r, q - 1]] as f32);
-        }
-        if w.iter().chain(&b).any(|v| !v.is_finite()) {
-            return Err("the refit weights are not finite".into());
-        }
-        Ok((w, b))
     }
 }
 
@@ -373,6 +411,8 @@ fn layers(reference: &Model, masks: &Masks, stats: &mut RecoveryStats) -> Result
             in_mask: in_mask.clone(),
             out_mask,
             gram: Array2::zeros((0, 0)),
+            gram_pruned: Array2::zeros((0, 0)),
+            cross: Array2::zeros((0, 0)),
         });
         let _ = d;
     }
@@ -432,7 +472,7 @@ pub fn reconstruction_costs(
     reference: &Model,
     inputs: &std::collections::HashMap<String, usize>,
     settings: &RecoverSettings,
-) -> Result<std::collections::HashMap<String, Vec<f64>>> {
+) -> Result<HashMap<NodeId, Vec<f64>>> {
     let masks: Masks = inputs
         .iter()
         .map(|(t, &c)| (t.clone(), vec![true; c]))
@@ -441,16 +481,87 @@ pub fn reconstruction_costs(
     let mut layers = layers(reference, &masks, &mut stats)?;
     check_budget(reference, &layers)?;
     accumulate_all(reference, &mut layers, settings)?;
-    let g = Graph::new(reference);
-    let costs: Vec<(String, Vec<f64>)> = layers
+    let costs: Vec<(NodeId, Vec<f64>)> = layers
         .par_iter()
-        .map(|l| (g.key(l.id), l.channel_costs()))
+        .map(|l| (l.id, l.channel_costs()))
         .collect();
     Ok(costs.into_iter().collect())
 }
 
-/// Refit the convs of `pruned` that lost input channels, from activations of `reference`
-/// (the model before this pruning step) on the settings' images.
+/// Per refit layer, its wave: the number of refit layers on the longest path above it. A
+/// wave's inputs depend only on earlier waves, so each wave is fit on the pruned model with
+/// every earlier wave already refit.
+fn waves(pruned: &Model, keys: &[String]) -> Vec<usize> {
+    let g = Graph::new(pruned);
+    let mut level: HashMap<&str, usize> = HashMap::new();
+    let mut wave_of: HashMap<String, usize> = HashMap::new();
+    for (id, n) in g.nodes() {
+        let lin = crate::onnx::node_reads(n)
+            .iter()
+            .filter_map(|t| level.get(t.as_str()).copied())
+            .max()
+            .unwrap_or(0);
+        let key = g.key(id);
+        let is_layer = keys.contains(&key);
+        if is_layer {
+            wave_of.insert(key, lin);
+        }
+        for o in &n.output {
+            level.insert(o.as_str(), lin + usize::from(is_layer));
+        }
+    }
+    keys.iter()
+        .map(|k| wave_of.get(k).copied().unwrap_or(0))
+        .collect()
+}
+
+/// Write refit weights into `model` (convs found by node key).
+/// Convs are found by their output tensor, which is unique in a valid graph (node names need
+/// not be); the weights keep their element type and encoding.
+fn write_fits(model: &Model, fits: &[(String, Vec<f32>, Vec<f32>)]) -> Result<Model> {
+    let g = Graph::new(model);
+    let mut patch = Patch::new(&g);
+    let keep_type = |name: &str, dims: &[i64], v: &[f32]| -> Result<onnx_protobuf::TensorProto> {
+        let mut t = g
+            .constant(name)
+            .expect("sliced weights are constants")
+            .clone();
+        t.name = name.to_string();
+        crate::onnx::tensor::set_f32(&mut t, dims, v).map_err(|m| Error::Onnx {
+            path: model.path.clone(),
+            msg: m,
+        })?;
+        Ok(t)
+    };
+    for (out, w, b) in fits {
+        let Some(id) = g.producer(out) else {
+            continue;
+        };
+        let key = g.key(id);
+        let wname = g.input(id, 1)?;
+        let dims = g
+            .constant(wname)
+            .expect("sliced weights are constants")
+            .dims
+            .clone();
+        patch.replace_constant(keep_type(wname, &dims, w)?)?;
+        let kout = b.len() as i64;
+        match g.optional_input(id, 2) {
+            Some(bname) => patch.replace_constant(keep_type(bname, &[kout], b)?)?,
+            None => {
+                let name = patch.fresh(&format!("{key}.bias"));
+                patch.add_initializer(float_tensor(&name, &[kout], b.clone()));
+                patch.set_input(id, 2, &name);
+            }
+        }
+    }
+    patch.apply()
+}
+
+/// Refit the convs of `pruned` that lost input channels so that each reproduces, from the
+/// pruned model's own activations, the output it had in `reference` (the model before this
+/// pruning step), wave by wave (He et al.'s sequential reconstruction: upstream error is
+/// corrected too, not only the removed inputs).
 pub fn recover(
     reference: &Model,
     pruned: &Model,
@@ -463,52 +574,112 @@ pub fn recover(
         ..Default::default()
     };
     let mut layers = layers(reference, masks, &mut stats)?;
-    stats.gram_mb = check_budget(reference, &layers)?;
     if layers.is_empty() || settings.images.is_empty() {
         stats.seconds = started.elapsed().as_secs_f64();
         return Ok((pruned.clone(), stats));
     }
-    accumulate_all(reference, &mut layers, settings)?;
-    stats.images = settings.images.len();
-    let fits: Vec<Fit> = layers.par_iter().map(Layer::solve).collect();
-    // Write the fits into the pruned model, whose convs have the same names and inputs.
-    let pg = Graph::new(pruned);
-    let mut patch = Patch::new(&pg);
     let rg = Graph::new(reference);
-    for (l, fit) in layers.iter().zip(fits) {
-        let key = rg.key(l.id);
-        let (w, b) = fit.map_err(|m| {
-            rg.error(
-                l.id,
-                format!("recovery failed: {m}; prune with --no-recover"),
-            )
-        })?;
-        let Some(pid) = pg
-            .nodes()
-            .find(|(_, n)| crate::onnx::node_key(n) == key)
-            .map(|(i, _)| i)
-        else {
-            continue;
-        };
-        let wname = pg.input(pid, 1)?;
-        let old = pg.constant(wname).expect("sliced weights are constants");
-        let mut wt = float_tensor(wname, &old.dims, w);
-        wt.dims = old.dims.clone();
-        patch.replace_constant(wt)?;
-        let kout = b.len() as i64;
-        match pg.optional_input(pid, 2) {
-            Some(bname) => patch.replace_constant(float_tensor(bname, &[kout], b))?,
-            None => {
-                let name = patch.fresh(&format!("{key}.bias"));
-                patch.add_initializer(float_tensor(&name, &[kout], b));
-                patch.set_input(pid, 2, &name);
-            }
-        }
-        stats.layers += 1;
+    let keys: Vec<String> = layers.iter().map(|l| rg.key(l.id)).collect();
+    let wave = waves(pruned, &keys);
+    // One wave's matrices are alive at a time: G (d x d), A' (q x q) and C (d x q) per layer.
+    let mut per_wave: HashMap<usize, u64> = HashMap::new();
+    for (l, &w) in layers.iter().zip(&wave) {
+        let (d, q) = (l.dim() as u64, l.kept_columns().len() as u64);
+        *per_wave.entry(w).or_default() += (d * d + q * q + d * q) * 8;
     }
-    let out = patch.apply()?;
+    let peak = per_wave.values().copied().max().unwrap_or(0);
+    stats.gram_mb = peak as f64 / 1e6;
+    if peak > GRAM_BUDGET_BYTES {
+        return Err(Error::Contract(format!(
+            "{}: recovery needs {:.0} MB of Gram matrices at once (more than {} MB); prune \
+             without it (--no-recover)",
+            reference.path.display(),
+            stats.gram_mb,
+            GRAM_BUDGET_BYTES / 1_000_000
+        )));
+    }
+    let inputs: Vec<ndarray::ArrayD<f32>> = settings
+        .images
+        .iter()
+        .map(|p| {
+            Ok(preprocess_image(p, &settings.input)?
+                .0
+                .insert_axis(Axis(0))
+                .into_dyn())
+        })
+        .collect::<Result<_>>()?;
+    let tensor = settings.input.tensor.as_str();
+    let mut current = pruned.clone();
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for w in 0..=wave.iter().copied().max().unwrap_or(0) {
+        let idx: Vec<usize> = (0..layers.len()).filter(|&i| wave[i] == w).collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let mut names: Vec<String> = idx.iter().map(|&i| layers[i].input.clone()).collect();
+        names.sort();
+        names.dedup();
+        let mut orig = OrtSession::from_model(reference, &names)?;
+        let mut now = OrtSession::from_model(&current, &names)?;
+        let mut wave_layers: Vec<&mut Layer> = layers
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| wave[*i] == w)
+            .map(|(_, l)| l)
+            .collect();
+        for l in wave_layers.iter_mut() {
+            let d = l.dim();
+            let q = l.kept_columns().len();
+            l.gram = Array2::zeros((d, d));
+            l.gram_pruned = Array2::zeros((q, q));
+            l.cross = Array2::zeros((d, q));
+        }
+        for (i, x) in inputs.iter().enumerate() {
+            let a = orig.run(&[(tensor, x.view())])?;
+            let b = now.run(&[(tensor, x.view())])?;
+            let positions = settings.positions;
+            wave_layers.par_iter_mut().for_each(|l| {
+                let find = |outs: &[(String, ndarray::ArrayD<f32>)]| {
+                    outs.iter().position(|(n, _)| *n == l.input)
+                };
+                if let (Some(ia), Some(ib)) = (find(&a), find(&b)) {
+                    l.accumulate_pair(&a[ia].1.view(), &b[ib].1.view(), positions, i as u64 + 1);
+                }
+            });
+        }
+        let solved: Vec<_> = wave_layers.par_iter().map(|l| l.solve()).collect();
+        let mut fits = Vec::new();
+        for (l, r) in wave_layers.iter().zip(solved) {
+            let (wt, b, e0, e1) = r.map_err(|m| {
+                rg.error(
+                    l.id,
+                    format!("recovery failed: {m}; prune with --no-recover"),
+                )
+            })?;
+            log::debug!(
+                "refit {} (wave {w}): relative output error {e0:.4} sliced, {e1:.4} refit",
+                rg.key(l.id)
+            );
+            before.push(e0);
+            after.push(e1);
+            fits.push((rg.node(l.id).output[0].clone(), wt, b));
+        }
+        for l in wave_layers.iter_mut() {
+            // Done with this layer: free its matrices before the next wave.
+            l.gram = Array2::zeros((0, 0));
+            l.gram_pruned = Array2::zeros((0, 0));
+            l.cross = Array2::zeros((0, 0));
+        }
+        stats.layers += fits.len();
+        current = write_fits(&current, &fits)?;
+    }
+    stats.images = settings.images.len();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    stats.mean_error_sliced = mean(&before);
+    stats.mean_error_refit = mean(&after);
+    stats.waves = wave.iter().copied().max().map_or(0, |m| m + 1);
     stats.seconds = started.elapsed().as_secs_f64();
-    Ok((out, stats))
+    Ok((current, stats))
 }
 
 #[cfg(test)]

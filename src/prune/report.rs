@@ -93,7 +93,8 @@ pub struct PruneReport {
     pub sets: Vec<SetReport>,
     /// Tensors that cannot be pruned, with why.
     pub excluded: Vec<(String, String)>,
-    /// Pruned convs whose width is not a multiple of `align` (always empty; checked).
+    /// Pruned convs whose width is not a multiple of `align`: none, unless a conv's output
+    /// also holds channels that cannot be pruned (an excluded range keeps its width).
     pub unaligned: Vec<String>,
 }
 
@@ -159,8 +160,8 @@ impl PruneReport {
             Some(r) => {
                 let _ = writeln!(
                     s,
-                    "- recovery: {} layer refits by least squares on {} calibration images, {} positions per image ({:.1} s, Gram matrices {:.0} MB)",
-                    r.layers, r.images, r.positions_per_image, r.seconds, r.gram_mb
+                    "- recovery: {} layer refits by least squares on {} calibration images, at most {} positions per image and layer, in {} waves ({:.1} s, Gram matrices {:.0} MB at most at once); mean relative output error of the refit layers {:.4} with the weights only sliced, {:.4} refit (last step)",
+                    r.layers, r.images, r.positions_per_image, r.waves, r.seconds, r.gram_mb, r.mean_error_sliced, r.mean_error_refit
                 );
             }
             None => {
@@ -180,7 +181,7 @@ impl PruneReport {
         let _ = writeln!(
             s,
             "\nmAP on {imgs} images of the recipe's eval set{}; CPU latency: ONNX Runtime, median of 10 runs.",
-            if imgs == 0 { " (none: the recipe has no decoder or eval section)" } else { "" }
+            if imgs == 0 { " (none: --no-eval, or the recipe has no decoder or eval section)" } else { "" }
         );
         let _ = writeln!(s, "\n## Steps\n\n| target | channels removed | GMACs after | layers refit | s |\n|---|---|---|---|---|");
         for st in &self.steps {
