@@ -151,9 +151,10 @@ impl Error {
     }
 }
 
-/// Read a whole file, naming it in the error.
+/// Read a whole regular file (at most 8 GiB), naming it in the error; callers that know the
+/// kind use `util::input::read` with its tighter limit.
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    crate::util::input::read(path, crate::util::input::BINARY)
 }
 
 /// Pretty JSON of plain data (serialization of our own report types cannot fail).

@@ -131,7 +131,7 @@ pub fn same_trt(a: &str, b: &str) -> bool {
 
 impl Manifest {
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = crate::error::read_file(path)?;
+        let bytes = crate::util::input::read(path, crate::util::input::TEXT)?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::Invalid(format!(
                 "{}: not a trtforge engine manifest ({e}); rebuild the engine with `trtforge build`",

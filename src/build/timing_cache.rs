@@ -13,16 +13,17 @@ use std::path::{Path, PathBuf};
 
 /// The file's bytes for the build, `None` when there is no file yet.
 pub fn read(path: &Path) -> Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
+    match crate::util::input::read(path, crate::util::input::CACHE) {
         Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Io {
-            path: path.to_path_buf(),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(Error::Io { path, source }) => Err(Error::Io {
+            path,
             source: std::io::Error::new(
-                e.kind(),
-                format!("{e}; fix its permissions or point builder.timing_cache elsewhere"),
+                source.kind(),
+                format!("{source}; fix its permissions or point builder.timing_cache elsewhere"),
             ),
         }),
+        Err(e) => Err(e),
     }
 }
 

@@ -39,6 +39,9 @@ impl CacheEntry {
 }
 
 /// A parsed or to-be-written calibration cache.
+/// Longest tensor name a cache may hold (ONNX names are short; this bounds every table).
+pub const MAX_NAME: usize = 4096;
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CalibrationCache {
     /// The number after `TRT-` (NV_TENSORRT_VERSION).
@@ -141,6 +144,7 @@ impl CalibrationCache {
             return Err(bad(1, "the header names no algorithm".into()));
         }
         let mut entries = vec![];
+        let mut seen = std::collections::HashSet::new();
         for (n, line) in lines {
             let line = line.trim_end_matches('\r');
             if line.trim().is_empty() {
@@ -159,9 +163,27 @@ impl CalibrationCache {
             if hex.len() > 8 {
                 return Err(bad(n + 1, format!("{hex:?} is longer than 8 hex digits")));
             }
+            // TensorRT writes one positive finite scale per named tensor; anything else would
+            // calibrate a garbage range (or hide in a diff as 0 %).
+            let scale = f32::from_bits(bits);
+            if !(scale.is_finite() && scale >= 0.0) {
+                return Err(bad(
+                    n + 1,
+                    format!("tensor {name:?} has scale {scale}, not a finite non-negative number"),
+                ));
+            }
+            if name.is_empty() || name.len() > MAX_NAME {
+                return Err(bad(
+                    n + 1,
+                    format!("a tensor name of {} bytes (1 to {MAX_NAME})", name.len()),
+                ));
+            }
+            if !seen.insert(name) {
+                return Err(bad(n + 1, format!("tensor {name:?} appears twice")));
+            }
             entries.push(CacheEntry {
                 tensor: name.to_string(),
-                scale: f32::from_bits(bits),
+                scale,
             });
         }
         Ok(CalibrationCache {
@@ -172,7 +194,7 @@ impl CalibrationCache {
     }
 
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = crate::error::read_file(path)?;
+        let bytes = crate::util::input::read(path, crate::util::input::CACHE)?;
         let text = String::from_utf8(bytes).map_err(|_| {
             Error::Invalid(format!(
                 "{}: not UTF-8 text; expected a TensorRT calibration cache",

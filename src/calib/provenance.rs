@@ -83,7 +83,7 @@ fn short(s: &str) -> String {
 
 impl Provenance {
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = crate::error::read_file(path)?;
+        let bytes = crate::util::input::read(path, crate::util::input::TEXT)?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Stale {
             path: path.to_path_buf(),
             why: format!("unreadable provenance ({e})"),

@@ -86,8 +86,10 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
         "m" | "min" => v * 60.0,
         _ => bail!("'{s}': unknown unit '{unit}' (use us, ms, s or m)"),
     };
-    if !secs.is_finite() || secs < 0.0 {
-        bail!("'{s}' is not a valid duration");
+    // A week bounds every wait this tool makes (Duration and Instant arithmetic would
+    // overflow on absurd values long before).
+    if !secs.is_finite() || !(0.0..=7.0 * 86400.0).contains(&secs) {
+        bail!("'{s}' is not a valid duration (0 to 7 days)");
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -117,7 +119,20 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             a.target.display()
         ),
     };
+    // Counts bound the statistics' memory (one f64 per iteration) and every loop.
+    const MAX_ITERATIONS: u64 = 100_000_000;
+    if a.iterations
+        .is_some_and(|n| !(1..=MAX_ITERATIONS).contains(&n))
+    {
+        bail!("--iterations must be 1 to {MAX_ITERATIONS}");
+    }
+    if a.batch.is_some_and(|b| !(1..=4096).contains(&b)) {
+        bail!("--batch must be 1 to 4096");
+    }
     let warmup = match a.warmup.trim().parse::<u64>() {
+        Ok(n) if n > MAX_ITERATIONS => {
+            bail!("--warmup must be at most {MAX_ITERATIONS} iterations")
+        }
         Ok(n) => Warmup::Iterations(n),
         Err(_) => Warmup::Duration(parse_duration(&a.warmup)?),
     };

@@ -223,5 +223,10 @@ fn diff(pa: PathBuf, pb: PathBuf, json: bool) -> Result<ExitCode> {
 
 /// Width of the tensor-name column: the longest name, at least as wide as its header.
 fn column_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
-    names.map(str::len).max().unwrap_or(0).max("tensor".len())
+    // Long names overflow the column rather than widen it past a screen.
+    names
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+        .clamp("tensor".len(), 100)
 }

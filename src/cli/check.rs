@@ -16,6 +16,9 @@ pub struct Args {
 pub fn run(a: Args) -> Result<ExitCode> {
     let recipe = LoadedRecipe::load(&a.recipe)?;
     let report = trtforge::recipe::check(&recipe)?;
+    // The recipe's checks need no runtime; the model must also load in ONNX Runtime, which
+    // every later step runs it in (a missing runtime is only a warning, inside check_loads).
+    trtforge::exec::check_loads(recipe.checked_model()?.as_ref())?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

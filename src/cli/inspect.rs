@@ -35,13 +35,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let overrides: BTreeMap<String, Vec<usize>> = a.shapes.into_iter().collect();
     let ins = match onnx::inspect_with_shapes(&model, &overrides, &trtforge::exec::OrtShapes) {
         Ok(i) => i,
-        Err(e @ trtforge::Error::Contract(_)) => return Err(e.into()),
-        Err(e) => {
+        // Only a missing ONNX Runtime is a warning: a model it refuses (a cycle, an unknown
+        // op, a bad initializer, a kernel larger than its input) is an error, as it would be
+        // in every later step.
+        Err(e @ trtforge::Error::Unavailable { .. }) => {
             log::warn!("MACs not computed: {e}");
             let mut i = onnx::inspect(&model);
             i.shape_source = format!("unavailable: {e}");
             i
         }
+        Err(e) => return Err(e.into()),
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&ins)?);

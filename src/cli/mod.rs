@@ -82,6 +82,7 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_UNAVAILABLE: u8 = 3;
 
 pub fn main() -> ExitCode {
+    trtforge::exec::install_panic_filter();
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn",

@@ -2,7 +2,7 @@
 
 use super::bench::parse_duration;
 use super::EXIT_UNAVAILABLE;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Subcommand;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -49,8 +49,7 @@ struct ParsedLine {
 pub fn run(cmd: PowerCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         PowerCmd::ParseTegrastats { file, json } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("{}: cannot read the tegrastats log", file.display()))?;
+            let text = trtforge::util::input::read_text(&file, trtforge::util::input::TEXT)?;
             let lines: Vec<ParsedLine> = tegrastats::parse_log(&text)
                 .into_iter()
                 .map(|(line, parsed)| {

@@ -52,7 +52,7 @@ pub fn write_npy(path: &Path, a: &ArrayViewD<'_, f32>) -> Result<()> {
 /// Read a `.npy` file written as float32 little-endian, C order (what [`write_npy`] and
 /// `numpy.save` of a float32 array produce). Other dtypes are refused with the reason.
 pub fn read_npy(path: &Path) -> Result<ArrayD<f32>> {
-    let bytes = crate::error::read_file(path)?;
+    let bytes = crate::util::input::read(path, crate::util::input::CACHE)?;
     parse_npy(&bytes).map_err(|msg| Error::Invalid(format!("{}: {msg}", path.display())))
 }
 

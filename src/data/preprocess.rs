@@ -163,7 +163,7 @@ pub fn validate_contract(contract: &InputContract) -> Result<()> {
 
 /// Read, decode and preprocess one image file into a `3 x H x W` tensor.
 pub fn preprocess_image(path: &Path, contract: &InputContract) -> Result<(Array3<f32>, Letterbox)> {
-    let bytes = crate::error::read_file(path)?;
+    let bytes = crate::util::input::read(path, crate::util::input::IMAGE)?;
     preprocess_bytes(&bytes, path, contract)
 }
 

@@ -136,7 +136,11 @@ fn list_folder(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn read_list_file(list: &Path) -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(list).map_err(|e| {
+    let text = crate::util::input::read_text(list, crate::util::input::TEXT).map_err(|e| {
+        let e = match e {
+            Error::Io { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
         Error::Invalid(format!(
             "{}: not a folder, an image or a readable text list of image paths ({e}); {FIX_IMAGES}",
             list.display()

@@ -218,7 +218,7 @@ impl ImageStream {
 }
 
 fn prepare(index: usize, path: &Path, contract: &InputContract) -> Result<Prepared> {
-    let bytes = crate::error::read_file(path)?;
+    let bytes = crate::util::input::read(path, crate::util::input::IMAGE)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let (tensor, letterbox) = preprocess_bytes(&bytes, path, contract)?;
     Ok(Prepared {

@@ -120,10 +120,12 @@ impl GroundTruth {
                 msg: format!("cannot read the image size: {e}"),
             })?;
             let lp = label_path(labels_dir, img);
-            let boxes = match std::fs::read_to_string(&lp) {
+            let boxes = match crate::util::input::read_text(&lp, crate::util::input::TEXT) {
                 Ok(text) => parse_yolo_labels(&lp, &text, width, height)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(Error::io(&lp, e)),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
             };
             out.push(ImageTruth {
                 image: img.clone(),
@@ -138,7 +140,7 @@ impl GroundTruth {
 
 /// Class names, one per line (`classes.txt`, `coco.names`); blank lines are skipped.
 pub fn read_class_names(path: &std::path::Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::util::input::read_text(path, crate::util::input::TEXT)?;
     Ok(text
         .lines()
         .map(str::trim)

@@ -3,10 +3,12 @@
 //! [`check_loads`], the load check of a rewritten model before it is written.
 
 mod check;
+mod guard;
 mod infer;
 mod ort;
 
 pub use check::check_loads;
+pub use guard::{guarded, install_panic_filter};
 pub use infer::Infer;
 
 pub use self::ort::{

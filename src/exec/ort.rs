@@ -137,6 +137,12 @@ impl OrtSession {
     }
 
     fn build(model: &Model, extra_outputs: &[String], spin: bool) -> Result<Self> {
+        super::guarded(&model.path, || {
+            Self::build_unguarded(model, extra_outputs, spin)
+        })
+    }
+
+    fn build_unguarded(model: &Model, extra_outputs: &[String], spin: bool) -> Result<Self> {
         let env = init()?;
         let bytes = if extra_outputs.is_empty() {
             model.to_bytes()?
@@ -194,14 +200,19 @@ impl OrtSession {
 
     /// Declared shape of an input (-1 for dynamic dimensions), if it is a tensor.
     pub fn input_shape(&self, name: &str) -> Option<Vec<i64>> {
-        self.session
-            .inputs()
-            .iter()
-            .find(|o| o.name() == name)
-            .and_then(|o| match o.dtype() {
-                ValueType::Tensor { shape, .. } => Some(shape.iter().copied().collect()),
-                _ => None,
-            })
+        super::guarded(&self.model, || {
+            Ok(self
+                .session
+                .inputs()
+                .iter()
+                .find(|o| o.name() == name)
+                .and_then(|o| match o.dtype() {
+                    ValueType::Tensor { shape, .. } => Some(shape.iter().copied().collect()),
+                    _ => None,
+                }))
+        })
+        .ok()
+        .flatten()
     }
 
     /// Inputs as ONNX Runtime values, refusing names the model does not have.
@@ -277,22 +288,26 @@ impl OrtSession {
         inputs: &[(&str, ArrayViewD<'_, f32>)],
     ) -> Result<Vec<(String, Vec<usize>)>> {
         let values = self.values(inputs)?;
-        let outputs = self
-            .session
-            .run(values)
-            .map_err(|e| Error::ort(format!("{}: run failed", self.model.display()), e))?;
-        let mut shapes = Vec::new();
-        for name in &self.outputs {
-            if let Some(v) = outputs.get(name.as_str()) {
-                if let ValueType::Tensor { shape, .. } = v.dtype() {
-                    shapes.push((
-                        name.clone(),
-                        shape.iter().map(|&d| d.max(0) as usize).collect(),
-                    ));
+        let model = self.model.clone();
+        let names = self.outputs.clone();
+        let session = &mut self.session;
+        super::guarded(&self.model, move || {
+            let outputs = session
+                .run(values)
+                .map_err(|e| Error::ort(format!("{}: run failed", model.display()), e))?;
+            let mut shapes = Vec::new();
+            for name in &names {
+                if let Some(v) = outputs.get(name.as_str()) {
+                    if let ValueType::Tensor { shape, .. } = v.dtype() {
+                        shapes.push((
+                            name.clone(),
+                            shape.iter().map(|&d| d.max(0) as usize).collect(),
+                        ));
+                    }
                 }
             }
-        }
-        Ok(shapes)
+            Ok(shapes)
+        })
     }
 }
 

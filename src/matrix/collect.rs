@@ -147,7 +147,7 @@ impl NightReport {
     }
 
     pub fn read(path: &Path) -> Result<NightReport> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::util::input::read_text(path, crate::util::input::TEXT)?;
         serde_json::from_str(&text).map_err(|e| {
             Error::Invalid(format!(
                 "{}: not a trtforge nightly report ({e}); pass the nightly.json of an earlier `matrix collect`",

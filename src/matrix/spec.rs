@@ -196,7 +196,7 @@ pub struct LoadedMatrix {
 
 impl LoadedMatrix {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::util::input::read_text(path, crate::util::input::TEXT)?;
         let spec: MatrixSpec = parse_yaml(path, &text)?;
         let mut m = LoadedMatrix {
             spec,

@@ -2,7 +2,7 @@
 //! newer ONNX survives a parse -> write round trip. External data is read into the tensors
 //! (refusing any location that escapes the model's folder), so a written model is self-contained.
 
-use crate::error::{read_file, Error, Result};
+use crate::error::{Error, Result};
 use onnx_protobuf::{tensor_proto::DataLocation, ModelProto, TensorProto};
 use protobuf::Message;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ pub struct Model {
 impl Model {
     /// Parse a model file, inlining external data that lives inside the model's folder.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = read_file(path)?;
+        let bytes = crate::util::input::read(path, crate::util::input::MODEL)?;
         let mut model = Self::from_bytes(&bytes, path)?;
         model.inline_external_data()?;
         Ok(model)
@@ -179,23 +179,7 @@ fn load_external(t: &mut TensorProto, folder: &Path, model: &Path) -> Result<()>
             canon_file.display()
         )));
     }
-    let bytes = read_file(&canon_file)?;
-    let start = usize::try_from(offset).map_err(|_| err("offset too large".into()))?;
-    let end = match length {
-        Some(len) => start.checked_add(len as usize),
-        None => Some(bytes.len()),
-    };
-    let data = end
-        .filter(|&e| start <= e && e <= bytes.len())
-        .map(|e| &bytes[start..e])
-        .ok_or_else(|| {
-            err(format!(
-                "offset {offset} / length {length:?} beyond the end of {} ({} bytes): the data file is truncated",
-                file.display(),
-                bytes.len()
-            ))
-        })?;
-    t.raw_data = data.to_vec();
+    t.raw_data = crate::util::input::read_range(&canon_file, offset, length)?;
     t.external_data.clear();
     t.data_location = DataLocation::DEFAULT.into();
     Ok(())

@@ -77,7 +77,7 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
         r => r?,
     };
     let ranges_path = out.join(RANGES_FILE);
-    let text = std::fs::read_to_string(&ranges_path).map_err(|e| Error::io(&ranges_path, e))?;
+    let text = crate::util::input::read_text(&ranges_path, crate::util::input::TEXT)?;
     let ranges: HashMap<String, f32> = crate::calib::cache::parse_ranges_json(&text, &ranges_path)?
         .into_iter()
         .collect();

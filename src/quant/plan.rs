@@ -125,7 +125,7 @@ pub struct PrecisionPlan {
 
 impl PrecisionPlan {
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::util::input::read_text(path, crate::util::input::TEXT)?;
         serde_json::from_str(&text).map_err(|e| {
             Error::Invalid(format!(
                 "{}: {e}; expected a precision_plan.json written by `trtforge quantize`",

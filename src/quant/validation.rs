@@ -121,7 +121,7 @@ pub fn split_sizes(n: usize, share: f64) -> (usize, usize) {
 pub fn check_disjoint(calibration: &ImageSet, validation: &ImageSet) -> Result<()> {
     let hash = |p: &PathBuf| -> Result<(String, PathBuf)> {
         Ok((
-            crate::util::sha256_hex(&crate::error::read_file(p)?),
+            crate::util::sha256_hex(&crate::util::input::read(p, crate::util::input::IMAGE)?),
             p.clone(),
         ))
     };

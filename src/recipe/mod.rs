@@ -23,7 +23,7 @@ pub struct LoadedRecipe {
 
 impl LoadedRecipe {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::util::input::read_text(path, crate::util::input::TEXT)?;
         Self::parse(path, text)
     }
 
@@ -90,15 +90,43 @@ impl LoadedRecipe {
                 ),
             ));
         }
-        if !(i.scale.is_finite() && i.scale > 0.0) {
-            return Err(self.field_error("input.scale", "expected a positive number"));
+        // Bounds every later allocation: one input tensor of at most 2^28 floats (1 GiB).
+        let elements = i.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if i.shape[0] > 256
+            || i.shape[2] > 16384
+            || i.shape[3] > 16384
+            || elements.is_none_or(|e| e > 1 << 28)
+        {
+            return Err(self.field_error(
+                "input.shape",
+                "too large: batch at most 256, height and width at most 16384, 2^28 values in all",
+            ));
         }
-        if i.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            return Err(self.field_error("input.std", "expected three positive numbers"));
+        // Normal numbers only: a denormal scale or std turns pixels into inf.
+        if !(i.scale.is_normal() && i.scale > 0.0 && i.scale <= 1e6) {
+            return Err(self.field_error("input.scale", "expected a positive number up to 1e6"));
+        }
+        if i.std
+            .iter()
+            .any(|s| !(s.is_normal() && *s > 0.0 && *s <= 1e6))
+        {
+            return Err(self.field_error("input.std", "expected three positive numbers up to 1e6"));
+        }
+        if i.mean.iter().any(|m| !(m.is_finite() && m.abs() <= 1e6)) {
+            return Err(self.field_error(
+                "input.mean",
+                "expected three finite numbers (at most 1e6 in size)",
+            ));
+        }
+        if !(i.pad_value.is_finite() && (0.0..=255.0).contains(&i.pad_value)) {
+            return Err(self.field_error(
+                "input.pad_value",
+                "expected a pixel value from 0 to 255 (114 for YOLOX)",
+            ));
         }
         if let Some(c) = &r.calibration {
-            if c.batch_size == 0 {
-                return Err(self.field_error("calibration.batch_size", "expected at least 1"));
+            if !(1..=1024).contains(&c.batch_size) {
+                return Err(self.field_error("calibration.batch_size", "expected 1 to 1024"));
             }
             if c.limit == Some(0) {
                 return Err(self.field_error("calibration.limit", "expected at least 1"));
@@ -112,10 +140,10 @@ impl LoadedRecipe {
                 }
             }
             if let Some(b) = c.bins {
-                if b < 256 {
+                if !(256..=1 << 20).contains(&b) {
                     return Err(self.field_error(
                         "calibration.bins",
-                        "expected at least 256 bins (entropy needs 128 quantization levels)",
+                        "expected 256 to 1048576 bins (entropy needs 128 quantization levels)",
                     ));
                 }
             }
@@ -152,6 +180,38 @@ impl LoadedRecipe {
                         "expected a non-negative mAP drop, e.g. 0.015",
                     ));
                 }
+            }
+        }
+        if r.target.dla_core.is_some_and(|c| c > 1) {
+            return Err(self.field_error(
+                "target.dla_core",
+                "expected 0 or 1 (Orin has two DLA cores)",
+            ));
+        }
+        if let Some(w) = r.builder.workspace_mib {
+            if !(1..=1 << 20).contains(&w) {
+                return Err(self.field_error("builder.workspace_mib", "expected 1 to 1048576 MiB"));
+            }
+        }
+        if let Some(e) = &r.eval {
+            if e.iou_threshold.is_some_and(|t| !(t > 0.0 && t <= 1.0)) {
+                return Err(
+                    self.field_error("eval.iou_threshold", "expected an IoU in (0, 1], e.g. 0.65")
+                );
+            }
+            if e.score_threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+                return Err(self.field_error(
+                    "eval.score_threshold",
+                    "expected a score from 0 to 1, e.g. 0.001",
+                ));
+            }
+        }
+        if let Some(m) = r.quantize.as_ref().and_then(|q| q.min_int8_macs) {
+            if !(0.0..=1.0).contains(&m) {
+                return Err(self.field_error(
+                    "quantize.min_int8_macs",
+                    "expected a share from 0 to 1, e.g. 0.9",
+                ));
             }
         }
         match (r.target.device, r.target.dla_core) {

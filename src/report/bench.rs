@@ -154,7 +154,7 @@ impl BenchReport {
 
     /// Read a report, refusing other schema versions.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = crate::error::read_file(path)?;
+        let bytes = crate::util::input::read(path, crate::util::input::TEXT)?;
         let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             Error::Invalid(format!("{}: not a JSON bench report: {e}", path.display()))
         })?;

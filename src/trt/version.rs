@@ -17,7 +17,9 @@ impl TrtVersion {
         let major = it.next()?.parse().ok()?;
         let minor = it.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
         let patch = it.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
-        if it.next().is_some() || !(8..=11).contains(&major) {
+        // minor and patch are below 100 in every release: larger ones would wrap into the
+        // next field of NV_TENSORRT_VERSION (10.42949673 became TRT-100004).
+        if it.next().is_some() || !(8..=11).contains(&major) || minor > 99 || patch > 99 {
             return None;
         }
         Some(TrtVersion {

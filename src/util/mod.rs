@@ -1,6 +1,7 @@
 //! Small helpers shared by every module: atomic artifact writes, content hashes, progress
 //! bars.
 
+pub mod input;
 mod progress;
 
 pub use progress::progress_bar;
@@ -51,7 +52,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = input::open(path, input::BINARY)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {

@@ -33,7 +33,21 @@ pub const ENODATA: i32 = 61;
 pub type ReadFn = Arc<dyn Fn(&Path) -> io::Result<String> + Send + Sync>;
 
 pub(super) fn real_reader() -> ReadFn {
-    Arc::new(|p: &Path| std::fs::read_to_string(p))
+    Arc::new(|p: &Path| {
+        use std::io::Read;
+        // A FIFO or device in a (test or hostile) sysfs tree must not block or fill memory.
+        if !std::fs::metadata(p)?.file_type().is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        let mut s = String::new();
+        std::fs::File::open(p)?
+            .take(1 << 20)
+            .read_to_string(&mut s)?;
+        Ok(s)
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
