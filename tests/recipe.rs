@@ -100,7 +100,7 @@ fn unknown_keys_and_wrong_types_point_at_line_column_and_field() {
     );
     let e = LoadedRecipe::load(&p).unwrap_err().to_string();
     assert!(
-        e.contains(":9:3: calibration.batch_size: expected at least 1"),
+        e.contains(":9:3: calibration.batch_size: expected 1 to 1024"),
         "{e}"
     );
 }

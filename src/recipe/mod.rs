@@ -274,8 +274,22 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Re
         let msg = match msg.split_once(": ") {
             Some((head, rest)) if !head.contains([' ', '`']) => rest,
             _ => msg,
-        }
-        .to_string();
+        };
+        // serde echoes the offending value: keep a long one from filling the screen.
+        let msg = if msg.chars().count() > 300 {
+            format!(
+                "{}... ({} characters in all)",
+                msg.chars().take(300).collect::<String>(),
+                msg.chars().count()
+            )
+        } else {
+            msg.to_string()
+        };
+        let field = if field.len() > 200 {
+            format!("{}...", &field[..field.floor_char_boundary(200)])
+        } else {
+            field
+        };
         Error::Recipe {
             location: format!("{}:{line}:{col}", path.display()),
             field: if field == "." {

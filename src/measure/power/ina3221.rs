@@ -97,13 +97,21 @@ enum Value {
 
 fn read_value(reader: &ReadFn, p: &Path) -> Result<Value> {
     match reader(p) {
-        Ok(s) => s.trim().parse::<f64>().map(Value::Ok).map_err(|_| {
-            Error::Invalid(format!(
-                "{}: expected a number, found {:?}",
-                p.display(),
-                s.trim()
-            ))
-        }),
+        // hwmon writes whole non-negative numbers (mV, mA, uW): NaN, inf, a sign or a
+        // fraction means the file is not what it should be, and would poison every total.
+        Ok(s) => s
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&v| v < 1 << 40)
+            .map(|v| Value::Ok(v as f64))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: expected a whole non-negative number, found {:?}",
+                    p.display(),
+                    s.trim().chars().take(40).collect::<String>()
+                ))
+            }),
         Err(e) if e.raw_os_error() == Some(ENODATA) => Ok(Value::NoData),
         Err(e) => Err(Error::io(p, e)),
     }
@@ -189,7 +197,7 @@ impl Ina3221 {
         }
         for (chip, dir) in &hwmon_dirs {
             for k in 1..=3 {
-                me.consider(chip, dir, k, Layout::Hwmon);
+                me.consider(chip, dir, k, Layout::Hwmon)?;
             }
         }
         // 3. legacy IIO driver (JetPack 4).
@@ -198,7 +206,7 @@ impl Ina3221 {
                 for (_, d) in sorted_dirs(&cdir, |n| n.starts_with("iio:device")) {
                     me.layout_name = "ina3221x";
                     for k in 0..=2 {
-                        me.consider(&chip, &d, k, Layout::Iio);
+                        me.consider(&chip, &d, k, Layout::Iio)?;
                     }
                 }
             }
@@ -224,7 +232,7 @@ impl Ina3221 {
         Ok(me)
     }
 
-    fn consider(&mut self, chip: &str, dir: &Path, k: u32, layout: Layout) {
+    fn consider(&mut self, chip: &str, dir: &Path, k: u32, layout: Layout) -> Result<()> {
         let label_file = match layout {
             Layout::Hwmon => dir.join(format!("in{k}_label")),
             Layout::Iio => dir.join(format!("rail_name_{k}")),
@@ -232,7 +240,7 @@ impl Ina3221 {
         let label = match (self.reader)(&label_file) {
             Ok(s) => s.trim().to_string(),
             // No label: the device tree names no rail on this channel.
-            Err(_) => return,
+            Err(_) => return Ok(()),
         };
         if label.is_empty() || label.eq_ignore_ascii_case("NC") {
             self.skipped.push(format!(
@@ -240,7 +248,7 @@ impl Ina3221 {
                 label_file.display(),
                 label
             ));
-            return;
+            return Ok(());
         }
         let ch = Channel {
             label,
@@ -252,16 +260,22 @@ impl Ina3221 {
                 && dir.join(format!("in_power{k}_input")).exists(),
         };
         // Probe once: a disabled channel answers ENODATA.
+        // A named rail that cannot be read is an error, not a skip: leaving it out would
+        // silently change what the total (VDD_IN, say) means.
         match self.read_channel(&ch) {
             Ok(Some(_)) => self.channels.push(ch),
             Ok(None) => self.skipped.push(format!(
                 "{} {}: no data (ENODATA: channel disabled)",
                 ch.chip, ch.label
             )),
-            Err(e) => self
-                .skipped
-                .push(format!("{} {}: unreadable: {e}", ch.chip, ch.label)),
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "INA3221 rail {} on {} is unreadable ({e}); without it the power total would change meaning: fix the sysfs files or measure with --power tegrastats|nvml|off",
+                    ch.label, ch.chip
+                )))
+            }
         }
+        Ok(())
     }
 
     /// Milliwatts of one channel; `None` for ENODATA.

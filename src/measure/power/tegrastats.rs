@@ -60,7 +60,8 @@ fn parse_values(t: &str) -> Option<Vec<f64>> {
     let mut out = Vec::with_capacity(parts.len());
     for p in parts {
         let digits = if with_unit { p.strip_suffix("mW")? } else { p };
-        if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        // At most 9 digits (below a megawatt): a longer number is a corrupt line, not power.
+        if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|c| c.is_ascii_digit()) {
             return None;
         }
         out.push(digits.parse::<f64>().ok()?);
