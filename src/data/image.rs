@@ -29,6 +29,11 @@ use std::path::Path;
 /// The fix every unreadable-image message ends with.
 pub const FIX_FILE: &str = "replace or remove the file";
 
+/// Largest width or height decoded, and the most the decoder may allocate (a 16384 x 16384
+/// RGBA image is 1 GiB; calibration photos are a few thousand pixels wide).
+pub const MAX_SIDE: u32 = 16384;
+pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+
 /// File name extensions (lower case) that count as images when listing a folder.
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
 
@@ -68,6 +73,15 @@ pub fn decode_rgb8(bytes: &[u8], path: &Path) -> Result<RgbImage> {
             ))
         }
     }
+    // A few KB can declare a 100000 x 100000 image (a decompression bomb): the decoder
+    // refuses dimensions and allocations past these limits before allocating, and the RGB
+    // and f32 copies that follow stay bounded too.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let mut reader = reader;
+    reader.limits(limits);
     // `decode` does not apply EXIF orientation (that needs an explicit `apply_orientation`),
     // which is what we want.
     let img = reader

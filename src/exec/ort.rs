@@ -328,6 +328,15 @@ impl crate::onnx::ShapeSource for OrtShapes {
             .flat_map(|n| n.output.iter().cloned())
             .filter(|o| !o.is_empty())
             .collect();
+        for (n, s) in inputs {
+            let count = s.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if count.is_none_or(|c| c > 1 << 28) {
+                return Err(Error::Contract(format!(
+                    "{}: input '{n}' of shape {s:?} is too large to probe (more than 2^28 values); give a realistic --shape",
+                    model.path.display()
+                )));
+            }
+        }
         let mut session = OrtSession::from_model(model, &names)?;
         let arrays: Vec<(String, ArrayD<f32>)> =
             inputs.iter().map(|(n, s)| (n.clone(), zeros(s))).collect();

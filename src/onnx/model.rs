@@ -45,6 +45,15 @@ impl Model {
                     .into(),
             ));
         }
+        if !proto
+            .opset_import
+            .iter()
+            .any(|o| (o.domain.is_empty() || o.domain == "ai.onnx") && o.version > 0)
+        {
+            return Err(err(
+                "no opset for the default ONNX domain (a truncated or hand-edited file?); re-export the model".into(),
+            ));
+        }
         if proto.graph.node.is_empty() {
             return Err(err("the graph has no nodes; re-export the model".into()));
         }

@@ -258,6 +258,15 @@ impl LoadedRecipe {
 /// Deserialize YAML `text` (of the file `path`) into `T`; a mistake is an [`Error::Recipe`]
 /// with its line, column and dotted field path. Recipes and matrix files share it.
 pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    // The YAML parser takes quadratic time on deep flow nesting ([[[[...), long before serde's
+    // recursion limit: no recipe nests more than a few levels, so refuse deep text up front.
+    if let Some((line, col)) = too_deep(text, MAX_NESTING) {
+        return Err(Error::Recipe {
+            location: format!("{}:{line}:{col}", path.display()),
+            field: "(top level)".into(),
+            msg: format!("nested more than {MAX_NESTING} levels deep; this is not a recipe"),
+        });
+    }
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -300,6 +309,38 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Re
             msg,
         }
     })
+}
+
+/// Deepest flow (`[`, `{`) or block (indentation) nesting a recipe or matrix file may have.
+pub const MAX_NESTING: usize = 64;
+
+/// Where `text` first nests deeper than `max`: flow brackets outside quotes and comments, or
+/// indentation (two columns a level, which is generous for recipes).
+fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if indent / 2 > max {
+            return Some((n + 1, indent + 1));
+        }
+        let mut quote: Option<char> = None;
+        for (c, ch) in line.char_indices() {
+            match (quote, ch) {
+                (None, '#') if c == 0 || line[..c].ends_with([' ', '\t']) => break,
+                (None, '\'' | '"') => quote = Some(ch),
+                (Some(q), _) if ch == q => quote = None,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > max {
+                        return Some((n + 1, c + 1));
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 /// An error pointing at `field` (dotted path) of the recipe `path` whose text is `text`.

@@ -1,0 +1,284 @@
+//! Reproducers of the hostile-input classes fixed so far (issue 17), kept as regression tests:
+//! each must end in a one-line error with exit code 1 (or as a Unix tool ends), never a
+//! panic, a hang or accepted garbage.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Run the binary with a 20 s timeout; (exit code, stderr).
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(common::bin())
+        .args(args)
+        .current_dir(common::crate_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut pipe, &mut s).ok();
+        s
+    });
+    let t = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return (s.code(), reader.join().unwrap());
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("trtforge {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Exit 1 with exactly one `error:` line containing `want`.
+fn refused(args: &[&str], want: &str) {
+    let (code, err) = run(args);
+    assert_eq!(code, Some(1), "trtforge {args:?}: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "trtforge {args:?}: {err}");
+    assert!(errors[0].contains(want), "trtforge {args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn fifos_and_devices_are_refused_without_blocking() {
+    let t = tempfile::tempdir().unwrap();
+    let fifo = t.path().join("model.onnx");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let fifo = fifo.display().to_string();
+    refused(&["inspect", &fifo], "a FIFO");
+    refused(&["check", &fifo], "a FIFO");
+    refused(&["cache", "show", &fifo], "a FIFO");
+    refused(&["power", "parse-tegrastats", &fifo], "a FIFO");
+    refused(&["inspect", "/dev/zero"], "a device");
+    refused(&["compare", "/dev/zero", "/dev/zero"], "a device");
+}
+
+#[test]
+fn a_kernel_larger_than_its_input_is_an_error_not_a_panic() {
+    use trtforge::onnx::{node, synth::GraphBuilder, tensor::float_tensor, value_info};
+    let mut b = GraphBuilder::new("bigk");
+    b.graph.input.push(value_info("x", &[1, 1, 4, 4]));
+    b.graph
+        .initializer
+        .push(float_tensor("w", &[1, 1, 7, 7], vec![1.0; 49]));
+    b.graph
+        .node
+        .push(node("Conv", "c", &["x", "w"], &["y"], vec![]));
+    b.graph.output.push(value_info("y", &[1, 1, 1, 1]));
+    let m = b.finish(13, "bigk.onnx");
+    if common::ort_session(&trtforge::onnx::synth::tiny_detector(16), &[]).is_none() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("bigk.onnx");
+    m.save(&p).unwrap();
+    refused(&["inspect", p.to_str().unwrap()], "bigk.onnx");
+}
+
+#[test]
+fn absurd_recipe_fields_are_located_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(common::crate_root().join("engines/yolox-nano-qdq.yaml"))
+        .unwrap()
+        .replace(
+            "../../shared",
+            &common::crate_root().join("../shared").display().to_string(),
+        )
+        .replace("../build", "build");
+    for (from, to, field) in [
+        (
+            "batch_size: 8",
+            "batch_size: 1000000000000",
+            "calibration.batch_size",
+        ),
+        (
+            "shape: [1, 3, 416, 416]",
+            "shape: [1, 3, 4000000, 4000000]",
+            "input.shape",
+        ),
+        ("pad_value: 114", "pad_value: .nan", "input.pad_value"),
+        ("pad_value: 114", "pad_value: 1e38", "input.pad_value"),
+        (
+            "mean: [0.0, 0.0, 0.0]",
+            "mean: [.inf, 0.0, 0.0]",
+            "input.mean",
+        ),
+        ("scale: 1.0", "scale: 1e-45", "input.scale"),
+        (
+            "tensorrt: \"10.3\"",
+            "tensorrt: \"10.42949673\"",
+            "target.tensorrt",
+        ),
+        (
+            "min_int8_macs: 0.9",
+            "min_int8_macs: 5",
+            "quantize.min_int8_macs",
+        ),
+    ] {
+        assert!(base.contains(from), "{from}");
+        let p = write(t.path(), "r.yaml", &base.replace(from, to));
+        refused(&["check", &p], field);
+    }
+    let p = write(
+        t.path(),
+        "r.yaml",
+        &format!("{base}builder:\n  workspace_mib: 0\n"),
+    );
+    refused(&["check", &p], "builder.workspace_mib");
+    assert!(base.contains("\neval:\n"));
+    let p = write(
+        t.path(),
+        "r.yaml",
+        &base.replace("\neval:\n", "\neval:\n  iou_threshold: 2\n"),
+    );
+    refused(&["check", &p], "eval.iou_threshold");
+}
+
+#[test]
+fn absurd_bench_counts_and_durations_are_refused() {
+    let Some(m) = common::yolox() else { return };
+    let m = m.display().to_string();
+    refused(
+        &["bench", &m, "--iterations", "99999999999999"],
+        "--iterations",
+    );
+    refused(&["bench", &m, "--batch", "0"], "--batch");
+    refused(&["bench", &m, "--duration", "99999999999s"], "duration");
+    refused(
+        &["bench", &m, "--warmup", "99999999999999999999999999s"],
+        "duration",
+    );
+}
+
+#[test]
+fn caches_with_impossible_entries_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let head = "TRT-100300-EntropyCalibration2\n";
+    for (body, want) in [
+        ("a: 7fc00000\n", "not a finite"), // NaN
+        ("a: 7f800000\n", "not a finite"), // +inf
+        ("a: bf800000\n", "not a finite"), // -1.0
+        ("a: 3c010a14\na: 3c010a14\n", "appears twice"),
+        (": 3c010a14\n", "a tensor name of 0 bytes"),
+    ] {
+        let p = write(t.path(), "c.cache", &format!("{head}{body}"));
+        refused(&["cache", "show", &p], want);
+    }
+    let long = format!("{head}{}: 3c010a14\n", "n".repeat(70_000));
+    let p = write(t.path(), "c.cache", &long);
+    refused(&["cache", "show", &p], "a tensor name of 70000 bytes");
+}
+
+#[test]
+fn tegrastats_numbers_of_hundreds_of_digits_are_not_power() {
+    let line = format!("VDD_IN {}mW/5100mW VDD_SOC 1440mW/1400mW", "9".repeat(400));
+    let l = trtforge::measure::power::tegrastats::parse_line(&line).unwrap();
+    assert_eq!(l.rails.len(), 1, "{:?}", l.rails);
+    assert_eq!(l.rails[0].name, "VDD_SOC");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_process_quietly() {
+    let Some(m) = common::yolox() else { return };
+    let mut child = Command::new(common::bin())
+        .args(["inspect", m.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away, as `| head -0` would
+    let out = child.wait_with_output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    // Killed by SIGPIPE like `cat`, or done before it wrote: never a panic (101).
+    assert!(
+        out.status.signal() == Some(libc::SIGPIPE) || out.status.code() == Some(0),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn a_png_that_declares_a_huge_image_is_refused_before_decoding() {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::RgbImage::new(8, 8)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    let mut png = out.into_inner();
+    // IHDR data starts at byte 16: width, height (big endian); its CRC follows the 13 bytes.
+    png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let e = trtforge::data::image::decode_rgb8(&png, Path::new("bomb.png"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bomb.png") && e.contains("limit"), "{e}");
+}
+
+#[test]
+fn deep_yaml_is_refused_at_once() {
+    let t = tempfile::tempdir().unwrap();
+    let text = format!(
+        "model: a.onnx\nx: {}{}\n",
+        "[".repeat(200_000),
+        "]".repeat(200_000)
+    );
+    let p = write(t.path(), "deep.yaml", &text);
+    let started = Instant::now();
+    refused(&["check", &p], "nested more than 64 levels");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_model_cut_inside_its_last_fields_is_refused() {
+    let bytes = trtforge::onnx::synth::tiny_detector(16).to_bytes().unwrap();
+    // The opset import is written last: cut into it and the model has no opset.
+    let mut refused_cuts = 0;
+    for cut in 1..12 {
+        let r =
+            trtforge::onnx::Model::from_bytes(&bytes[..bytes.len() - cut], Path::new("cut.onnx"));
+        if let Ok(m) = r {
+            assert!(
+                m.opset() > 0,
+                "a model cut by {cut} bytes was accepted without an opset"
+            );
+        } else {
+            refused_cuts += 1;
+        }
+    }
+    assert!(refused_cuts > 0);
+}
