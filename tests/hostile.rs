@@ -3,6 +3,7 @@
 //! panic, a hang or accepted garbage.
 
 mod common;
+mod measure_support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -281,4 +282,35 @@ fn a_model_cut_inside_its_last_fields_is_refused() {
         }
     }
     assert!(refused_cuts > 0);
+}
+
+#[test]
+fn impossible_bench_reports_are_refused_by_compare() {
+    let seed = common::crate_root().join("tests/fuzz_seeds/bench.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&seed).unwrap()).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    for (field, value, want) in [
+        ("mean_ms", 0.0, "mean 0"),
+        ("min_ms", -1.0, "min -1"),
+        ("median_ms", 1e12, "median"),
+    ] {
+        let mut bad = v.clone();
+        bad["latency"][field] = value.into();
+        let p = write(t.path(), "bad.json", &serde_json::to_string(&bad).unwrap());
+        refused(&["compare", p.as_str(), seed.to_str().unwrap()], want);
+    }
+}
+
+#[test]
+fn a_rail_label_on_two_channels_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    measure_support::orin_nx(t.path(), 2);
+    let label = t
+        .path()
+        .join("bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon2/in2_label");
+    std::fs::write(&label, "VDD_IN").unwrap();
+    let e = trtforge::measure::power::ina3221::Ina3221::discover(t.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("VDD_IN appears on two channels"), "{e}");
 }

@@ -130,6 +130,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .unwrap_or_else(|| job.recipe.output_dir().join("pruned"));
     let out = trtforge::recipe::normalize(&std::env::current_dir()?.join(out));
     let model_path = out.join(&pruned.model.path);
+    // `<recipe>-pruned.yaml`: a matrix cell is named after its recipe file.
+    let stem = job
+        .recipe
+        .path
+        .file_stem()
+        .map_or("recipe".into(), |s| s.to_string_lossy().into_owned());
+    let recipe_path = out.join(format!("{stem}-pruned.yaml"));
     let mut report = pruned.report;
     report.pruned_model = model_path.display().to_string();
     // Everything is computed before anything is written.
@@ -143,7 +150,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let json = serde_json::to_string_pretty(&report)?;
     let md = report.markdown();
     write_atomic(&model_path, &model_bytes)?;
-    write_atomic(&out.join("recipe.yaml"), recipe_text.as_bytes())?;
+    write_atomic(&recipe_path, recipe_text.as_bytes())?;
     write_atomic(&out.join("prune_report.md"), md.as_bytes())?;
     write_atomic(&out.join("prune_report.json"), json.as_bytes())?;
     if a.json {
@@ -153,7 +160,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         println!(
             "\nwrote {} and {}",
             model_path.display(),
-            out.join("recipe.yaml").display()
+            recipe_path.display()
         );
     }
     Ok(ExitCode::SUCCESS)

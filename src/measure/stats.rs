@@ -38,6 +38,37 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// What any real summary satisfies: samples, positive finite times, min <= median, mean,
+    /// percentiles <= max, a non-negative spread. A report that breaks this was edited or
+    /// corrupted (an old mean of 0 would hide every regression).
+    pub fn check_consistent(&self) -> std::result::Result<(), String> {
+        let in_range = |v: f64| v.is_finite() && self.min_ms <= v && v <= self.max_ms;
+        if self.count == 0 {
+            return Err("no samples".into());
+        }
+        if !(self.min_ms.is_finite() && self.min_ms >= 0.0) {
+            return Err(format!("min {} ms", self.min_ms));
+        }
+        if !(self.mean_ms.is_finite() && self.mean_ms > 0.0) {
+            return Err(format!("mean {} ms", self.mean_ms));
+        }
+        for (what, v) in [("mean", self.mean_ms), ("median", self.median_ms)] {
+            if !in_range(v) {
+                return Err(format!(
+                    "{what} {v} ms outside min {} .. max {}",
+                    self.min_ms, self.max_ms
+                ));
+            }
+        }
+        if let Some(p) = self.percentiles.iter().find(|p| !in_range(p.value_ms)) {
+            return Err(format!("p{} {} ms outside min .. max", p.p, p.value_ms));
+        }
+        if !(self.std_ms.is_finite() && self.std_ms >= 0.0) {
+            return Err(format!("std {} ms", self.std_ms));
+        }
+        Ok(())
+    }
+
     /// The value of percentile `p` if it was requested.
     pub fn percentile(&self, p: f64) -> Option<f64> {
         self.percentiles

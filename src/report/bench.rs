@@ -173,7 +173,31 @@ impl BenchReport {
                 )))
             }
         }
-        serde_json::from_value(v)
-            .map_err(|e| Error::Invalid(format!("{}: malformed bench report: {e}", path.display())))
+        if let Some(bad) = negative_power(v.get("power")) {
+            return Err(Error::Invalid(format!(
+                "{}: power figure {bad} is negative: not a report a measurement writes",
+                path.display()
+            )));
+        }
+        let r: BenchReport = serde_json::from_value(v).map_err(|e| {
+            Error::Invalid(format!("{}: malformed bench report: {e}", path.display()))
+        })?;
+        r.latency.check_consistent().map_err(|m| {
+            Error::Invalid(format!(
+                "{}: impossible latency summary ({m}): not a report a measurement writes; re-run the bench",
+                path.display()
+            ))
+        })?;
+        Ok(r)
+    }
+}
+
+/// The first negative number in a report's power section (energies, powers, counts).
+fn negative_power(v: Option<&serde_json::Value>) -> Option<f64> {
+    match v? {
+        serde_json::Value::Number(n) => n.as_f64().filter(|x| *x < 0.0),
+        serde_json::Value::Array(a) => a.iter().find_map(|x| negative_power(Some(x))),
+        serde_json::Value::Object(o) => o.values().find_map(|x| negative_power(Some(x))),
+        _ => None,
     }
 }

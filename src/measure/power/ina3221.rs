@@ -211,6 +211,15 @@ impl Ina3221 {
                 }
             }
         }
+        // Two channels with one label (a device tree typo, a copied fixture) would count the
+        // rail twice in every total.
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = me.channels.iter().find(|c| !seen.insert(c.label.as_str())) {
+            return Err(Error::Invalid(format!(
+                "INA3221 rail {} appears on two channels (the second on {}); the total would count it twice: fix the rail labels or measure with --power tegrastats|nvml|off",
+                dup.label, dup.chip
+            )));
+        }
         if me.channels.is_empty() {
             let why = if me.skipped.is_empty() {
                 format!(
