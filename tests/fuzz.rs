@@ -454,45 +454,8 @@ fn every_parser_family_survives_mutation() {
 
 /// One CLI run under a 20 s timeout and a 4 GiB address-space cap.
 fn run_limited(args: &[&str]) -> (&'static str, String) {
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
-    let mut cmd = std::process::Command::new(common::bin());
-    cmd.args(args)
-        .current_dir(common::crate_root())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 4 << 30,
-                rlim_max: 4 << 30,
-            };
-            libc::setrlimit(libc::RLIMIT_AS, &lim);
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().expect("run trtforge");
-    // Drain stderr while the process runs: a full pipe would block it.
-    let mut pipe = child.stderr.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let err = reader.join().unwrap_or_default();
+    use std::os::unix::process::ExitStatusExt;
+    let (status, err) = common::run_bounded(args, Duration::from_secs(20), Some(4 << 30));
     let outcome = match status {
         None => "hang",
         Some(s) if s.signal().is_some() => "crash",

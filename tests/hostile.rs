@@ -11,30 +11,9 @@ use std::time::{Duration, Instant};
 
 /// Run the binary with a 20 s timeout; (exit code, stderr).
 fn run(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(common::bin())
-        .args(args)
-        .current_dir(common::crate_root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut pipe, &mut s).ok();
-        s
-    });
-    let t = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return (s.code(), reader.join().unwrap());
-        }
-        if t.elapsed() > Duration::from_secs(20) {
-            child.kill().unwrap();
-            panic!("trtforge {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (status, err) = common::run_bounded(args, Duration::from_secs(20), None);
+    let status = status.unwrap_or_else(|| panic!("trtforge {args:?} hung"));
+    (status.code(), err)
 }
 
 /// Exit 1 with exactly one `error:` line containing `want`.

@@ -151,3 +151,52 @@ pub fn minmax_ranges(
     r.insert("images".into(), amax(x));
     Some(r)
 }
+
+/// Run the built binary in the crate root with `args`, under `timeout` and, when given, an
+/// address-space cap (bytes); stderr is drained while it runs (a full pipe would block it).
+/// Returns the exit status (None: killed at the timeout) and stderr.
+pub fn run_bounded(
+    args: &[&str],
+    timeout: std::time::Duration,
+    address_space: Option<u64>,
+) -> (Option<std::process::ExitStatus>, String) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(args)
+        .current_dir(crate_root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    if let Some(limit) = address_space {
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                libc::setrlimit(libc::RLIMIT_AS, &lim);
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().expect("run trtforge");
+    let mut pipe = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut pipe, &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break Some(s);
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    (status, reader.join().unwrap_or_default())
+}
