@@ -231,25 +231,19 @@ fn family(
     t
 }
 
-fn tiny_png(gray: bool) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    if gray {
-        image::GrayImage::from_fn(24, 16, |x, y| image::Luma([(x * 9 + y) as u8]))
-            .write_to(&mut out, image::ImageFormat::Png)
-            .unwrap();
+/// A small generated image in `format` (greyscale when `gray`).
+fn tiny_image(format: image::ImageFormat, gray: bool) -> Vec<u8> {
+    let img = if gray {
+        image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(24, 16, |x, y| {
+            image::Luma([(x * 9 + y) as u8])
+        }))
     } else {
-        image::RgbImage::from_fn(24, 16, |x, y| image::Rgb([x as u8 * 10, y as u8 * 15, 7]))
-            .write_to(&mut out, image::ImageFormat::Png)
-            .unwrap();
-    }
-    out.into_inner()
-}
-
-fn tiny_jpeg() -> Vec<u8> {
+        image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(24, 16, |x, y| {
+            image::Rgb([x as u8 * 10, y as u8 * 15, 7])
+        }))
+    };
     let mut out = std::io::Cursor::new(Vec::new());
-    image::RgbImage::from_fn(24, 16, |x, y| image::Rgb([x as u8 * 10, y as u8 * 15, 7]))
-        .write_to(&mut out, image::ImageFormat::Jpeg)
-        .unwrap();
+    img.write_to(&mut out, format).unwrap();
     out.into_inner()
 }
 
@@ -310,7 +304,11 @@ fn every_parser_family_survives_mutation() {
     .unwrap();
     let t = family(
         "image",
-        &[tiny_png(false), tiny_png(true), tiny_jpeg()],
+        &[
+            tiny_image(image::ImageFormat::Png, false),
+            tiny_image(image::ImageFormat::Png, true),
+            tiny_image(image::ImageFormat::Jpeg, false),
+        ],
         cases,
         &mut rng,
         false,

@@ -164,8 +164,13 @@ impl Layer {
 
     /// Augmented weights [W | b] of the kept output channels.
     fn w_aug(&self) -> Array2<f64> {
-        let d = self.dim();
         let rows: Vec<usize> = (0..self.cout).filter(|&o| self.out_mask[o]).collect();
+        self.w_aug_of(&rows)
+    }
+
+    /// Augmented weights [W | b] of output channels `rows`.
+    fn w_aug_of(&self, rows: &[usize]) -> Array2<f64> {
+        let d = self.dim();
         let mut w_aug = Array2::<f64>::zeros((rows.len(), d));
         for (r, &o) in rows.iter().enumerate() {
             for k in 0..d - 1 {
@@ -246,13 +251,8 @@ impl Layer {
         };
         let mut inv = Array2::<f64>::eye(d);
         cholesky_solve(&l, &mut inv);
-        let mut w_aug = Array2::<f64>::zeros((self.cout, d));
-        for o in 0..self.cout {
-            for k in 0..d - 1 {
-                w_aug[[o, k]] = self.w[o * (d - 1) + k] as f64;
-            }
-            w_aug[[o, d - 1]] = self.b[o] as f64;
-        }
+        let all: Vec<usize> = (0..self.cout).collect();
+        let w_aug = self.w_aug_of(&all);
         // Output energy: sum over outputs of w G w^T.
         let energy = (&w_aug.dot(&self.gram) * &w_aug)
             .sum()
@@ -395,7 +395,6 @@ fn layers(reference: &Model, masks: &Masks, stats: &mut RecoveryStats) -> Result
             .and_then(|o| masks.get(o))
             .cloned()
             .unwrap_or_else(|| vec![true; cout]);
-        let d = cin * kh * kw + 1;
         out.push(Layer {
             id,
             input: x.to_string(),
@@ -414,7 +413,6 @@ fn layers(reference: &Model, masks: &Masks, stats: &mut RecoveryStats) -> Result
             gram_pruned: Array2::zeros((0, 0)),
             cross: Array2::zeros((0, 0)),
         });
-        let _ = d;
     }
     Ok(out)
 }
