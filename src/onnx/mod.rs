@@ -20,6 +20,7 @@ mod shapes;
 pub mod synth;
 pub mod tensor;
 pub mod upgrade;
+mod wire;
 
 pub use attr::{float_attr, int_attr, ints_attr, string_attr, tensor_attr};
 pub use builder::{node, typed_value_info, value_info};

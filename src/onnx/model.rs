@@ -32,6 +32,7 @@ impl Model {
         if bytes.is_empty() {
             return Err(err("empty file; expected an ONNX model (.onnx)".into()));
         }
+        super::wire::check_group_depth(bytes).map_err(err)?;
         let proto = ModelProto::parse_from_bytes(bytes).map_err(|e| {
             err(format!(
                 "not a valid ONNX model ({e}); the file may be truncated or not ONNX: re-export or re-download it"
