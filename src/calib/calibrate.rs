@@ -17,6 +17,7 @@ use crate::onnx::Graph;
 use crate::recipe::{Algorithm, CalibrationJob};
 use rayon::prelude::*;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// How `calibrate` runs (the settings themselves are the [`CalibrationJob`]).
@@ -93,6 +94,7 @@ pub fn current_provenance(job: &CalibrationJob, set: &ImageSet) -> Result<Proven
         input: job.input.clone(),
         calibration: CalibrationRecord::new(&params, cal.drop_nonfinite),
         images,
+        outputs: Default::default(),
     })
 }
 
@@ -170,6 +172,35 @@ pub fn calibrate(job: &CalibrationJob, opts: &CalibrateOptions) -> Result<Calibr
     })
 }
 
+/// Refuse, before the histograms are allocated, a calibration that cannot fit: every
+/// activation's histogram, what one image's run returns, and a batch of decoded inputs.
+fn check_memory(job: &CalibrationJob, plan: &Plan, session: &OrtSession) -> Result<()> {
+    let input = &job.input;
+    let [_, c, h, w] = input.shape;
+    let probe = BTreeMap::from([(input.tensor.clone(), vec![1, c, h, w])]);
+    let returned = session
+        .output_estimates(&probe)?
+        .iter()
+        .fold(0u64, |a, &b| a.saturating_add(b));
+    let hists = plan.histogram_bytes();
+    // Decoding runs ahead of inference by a batch: two batches of f32 inputs at most.
+    let inputs = (2 * job.calibration.batch_size * c * h * w * 4) as u64;
+    let need = hists.saturating_add(returned).saturating_add(inputs);
+    use crate::util::memory::{check, gib};
+    check(
+        &job.model.path,
+        &format!(
+            "calibrating {} activations ({} of histograms, {} returned per image, {} of decoded batches)",
+            plan.names.len(),
+            gib(hists),
+            gib(returned),
+            gib(inputs)
+        ),
+        need,
+        "lower calibration.batch_size or calibrate on a machine with more memory",
+    )
+}
+
 /// What one pass of the FP32 model over the calibration images gathered.
 pub struct Gathered {
     /// Every activation's histogram, derived ones included (graph order).
@@ -202,6 +233,7 @@ pub fn gather(job: &CalibrationJob, set: ImageSet, opts: &CalibrateOptions) -> R
     let t = std::time::Instant::now();
     let mut session = OrtSession::for_calibration(model, &exposed)?;
     log::info!("ONNX Runtime session: {:.2} s", t.elapsed().as_secs_f64());
+    check_memory(job, &plan, &session)?;
     let policy = if cal.drop_nonfinite {
         NonFinitePolicy::Drop
     } else {

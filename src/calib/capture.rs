@@ -184,6 +184,15 @@ impl Plan {
         }
     }
 
+    /// Bytes [`Plan::histograms`] allocates (see `histogram`'s memory note).
+    pub fn histogram_bytes(&self) -> u64 {
+        let per = (super::histogram::FINE_BINS * 4) as u64;
+        self.signed
+            .iter()
+            .map(|&s| if s { 2 * per } else { per })
+            .sum()
+    }
+
     /// The node outputs ONNX Runtime must return (graph inputs are fed, not returned).
     pub fn exposed(&self) -> Vec<String> {
         self.names

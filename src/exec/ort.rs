@@ -8,6 +8,7 @@ use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -215,6 +216,58 @@ impl OrtSession {
         .flatten()
     }
 
+    /// Estimated bytes of each output (in `output_names` order) for inputs of the `probe`
+    /// shapes, from the shapes ONNX Runtime inferred when it loaded the model: a dynamic
+    /// dimension that carries an input's symbol (`batch`) takes that input's size, any
+    /// other counts as 1. Exact for static graphs; the basis of the memory checks.
+    pub fn output_estimates(&self, probe: &BTreeMap<String, Vec<usize>>) -> Result<Vec<u64>> {
+        super::guarded(&self.model, || {
+            let mut symbols: HashMap<&str, u64> = HashMap::new();
+            for i in self.session.inputs() {
+                if let (
+                    ValueType::Tensor {
+                        dimension_symbols, ..
+                    },
+                    Some(dims),
+                ) = (i.dtype(), probe.get(i.name()))
+                {
+                    for (sym, &d) in dimension_symbols.iter().zip(dims) {
+                        if !sym.is_empty() {
+                            symbols.insert(sym.as_str(), d as u64);
+                        }
+                    }
+                }
+            }
+            Ok(self
+                .session
+                .outputs()
+                .iter()
+                .map(|o| match o.dtype() {
+                    ValueType::Tensor {
+                        ty,
+                        shape,
+                        dimension_symbols,
+                    } => {
+                        let count = shape.iter().zip(dimension_symbols.iter()).fold(
+                            1u64,
+                            |acc, (&d, sym)| {
+                                let d = if d >= 0 {
+                                    d as u64
+                                } else {
+                                    symbols.get(sym.as_str()).copied().unwrap_or(1)
+                                };
+                                acc.saturating_mul(d)
+                            },
+                        );
+                        let width = ty.byte_size(1).unwrap_or(4).max(1) as u64;
+                        count.saturating_mul(width)
+                    }
+                    _ => 0,
+                })
+                .collect())
+        })
+    }
+
     /// Inputs as ONNX Runtime values, refusing names the model does not have.
     fn values<'v>(
         &self,
@@ -318,8 +371,8 @@ impl crate::onnx::ShapeSource for OrtShapes {
     fn tensor_shapes(
         &self,
         model: &Model,
-        inputs: &std::collections::BTreeMap<String, Vec<usize>>,
-    ) -> Result<std::collections::HashMap<String, Vec<usize>>> {
+        inputs: &BTreeMap<String, Vec<usize>>,
+    ) -> Result<HashMap<String, Vec<usize>>> {
         let names: Vec<String> = model
             .proto
             .graph
@@ -337,13 +390,58 @@ impl crate::onnx::ShapeSource for OrtShapes {
                 )));
             }
         }
-        let mut session = OrtSession::from_model(model, &names)?;
         let arrays: Vec<(String, ArrayD<f32>)> =
             inputs.iter().map(|(n, s)| (n.clone(), zeros(s))).collect();
         let views: Vec<(&str, ArrayViewD<f32>)> =
             arrays.iter().map(|(n, a)| (n.as_str(), a.view())).collect();
-        Ok(session.run_shapes(&views)?.into_iter().collect())
+        let mut session = OrtSession::from_model(model, &names)?;
+        let sizes = session.output_estimates(inputs)?;
+        let budget = crate::util::memory::budget();
+        if sizes.iter().fold(0u64, |a, &b| a.saturating_add(b)) <= budget {
+            return Ok(session.run_shapes(&views)?.into_iter().collect());
+        }
+        // Every output returned at once would not fit (a graph of many thousand tensors):
+        // probe in chunks that do, one session each.
+        let size_of: HashMap<String, u64> = session.output_names().into_iter().zip(sizes).collect();
+        drop(session);
+        let mut shapes = HashMap::new();
+        let mut chunk: Vec<String> = Vec::new();
+        let mut chunk_bytes = 0u64;
+        for (i, name) in names.iter().enumerate() {
+            let bytes = size_of.get(name).copied().unwrap_or(0);
+            crate::util::memory::check(
+                &model.path,
+                &format!(
+                    "the tensor '{}' at the probed input shapes",
+                    crate::util::clip(name, 100)
+                ),
+                bytes,
+                "give a smaller --shape",
+            )?;
+            if chunk_bytes.saturating_add(bytes) > budget && !chunk.is_empty() {
+                probe_chunk(model, &std::mem::take(&mut chunk), &views, &mut shapes)?;
+                chunk_bytes = 0;
+            }
+            chunk.push(name.clone());
+            chunk_bytes = chunk_bytes.saturating_add(bytes);
+            if i + 1 == names.len() {
+                probe_chunk(model, &std::mem::take(&mut chunk), &views, &mut shapes)?;
+            }
+        }
+        Ok(shapes)
     }
+}
+
+/// One chunk of a probe: a session returning `names` (and the model's outputs).
+fn probe_chunk(
+    model: &Model,
+    names: &[String],
+    views: &[(&str, ArrayViewD<f32>)],
+    shapes: &mut HashMap<String, Vec<usize>>,
+) -> Result<()> {
+    let mut session = OrtSession::from_model(model, names)?;
+    shapes.extend(session.run_shapes(views)?);
+    Ok(())
 }
 
 /// A zero tensor of the given shape, for probes.

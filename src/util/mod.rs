@@ -2,6 +2,7 @@
 //! bars.
 
 pub mod input;
+pub mod memory;
 mod progress;
 
 pub use progress::progress_bar;
@@ -13,6 +14,51 @@ use std::path::Path;
 /// Write a file atomically: temporary file in the same folder, fsync, rename. A crash or
 /// Ctrl-C leaves either the old file or none, never a partial one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    stage(path, bytes)?
+        .persist(path)
+        .map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// `s` cut after `max` characters, with the total said, so a hostile value cannot fill an
+/// error line.
+pub fn clip(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n > max {
+        format!(
+            "{}... ({n} characters in all)",
+            s.chars().take(max).collect::<String>()
+        )
+    } else {
+        s.to_string()
+    }
+}
+
+/// Write several files as a set: every content goes to a temporary file beside its target
+/// (and a target that is a folder or other non-file is refused) before the first rename, so
+/// a failure while writing leaves none of them changed. Only a rename failing midway,
+/// after all the data is on disk, can leave part of the set replaced.
+pub fn write_set_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
+    let mut staged = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            if !m.is_file() {
+                return Err(Error::Invalid(format!(
+                    "{}: exists and is not a regular file; remove it or choose another output folder. Nothing was written",
+                    path.display()
+                )));
+            }
+        }
+        staged.push((*path, stage(path, bytes)?));
+    }
+    for (path, tmp) in staged {
+        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    }
+    Ok(())
+}
+
+/// `bytes` in a synced temporary file beside `path`, mode 0644.
+fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -30,8 +76,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .map_err(|e| Error::io(tmp.path(), e))?;
     }
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    Ok(tmp)
 }
 
 /// Seconds since the Unix epoch (0 on a clock set before it): reports' `created_unix_s`.
