@@ -527,7 +527,15 @@ mod tests {
         // TensorRT writes its cache: stored with provenance and range files.
         store.write(TRT_CACHE).unwrap();
         assert_eq!(std::fs::read(out.join(CACHE_FILE)).unwrap(), TRT_CACHE);
-        assert_eq!(Provenance::read(&out.join(PROVENANCE_FILE)).unwrap(), now);
+        // The record is the inputs plus the hash of each file written with it.
+        let mut stored = Provenance::read(&out.join(PROVENANCE_FILE)).unwrap();
+        assert_eq!(
+            stored.outputs.get(CACHE_FILE),
+            Some(&crate::util::sha256_hex(TRT_CACHE))
+        );
+        assert_eq!(stored.outputs.len(), 3);
+        stored.outputs.clear();
+        assert_eq!(stored, now);
         let ranges: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join(RANGES_FILE)).unwrap()).unwrap();
         let amax = ranges["/conv1/Conv_output_0"].as_f64().unwrap();

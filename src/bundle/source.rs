@@ -89,6 +89,8 @@ impl Contents {
             l4t_release: None,
             dla_core: r.recipe.target.dla_core,
         };
+        // A calibration set edited after it was written is refused, not shipped.
+        crate::calib::artifacts::verify_if_present(&out)?;
         let mut copies = Vec::new();
         let mut add = |p: PathBuf, rel: String| {
             if p.is_file() {

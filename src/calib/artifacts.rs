@@ -1,15 +1,18 @@
 //! The calibration artifact set in an output folder, read and written in one place:
 //! `calibration.cache` (TensorRT text format), `ranges.json`, `dynamic_range.txt` and
-//! `provenance.json`, the record of the inputs they were made from.
+//! `provenance.json`, the record of the inputs they were made from and of the files written.
 //!
 //! The invariant both writers (`trtforge calibrate`, and `trtforge build` storing the cache
 //! TensorRT's calibrator produced) rely on: the set counts as fresh only when
-//! `provenance.json` matches the current inputs, and provenance is removed first and
-//! written last, so an interrupted write leaves a set whose inputs are unknown (refused as
-//! stale), never one that looks fresh.
+//! `provenance.json` matches the current inputs *and* every other file still has the sha256
+//! provenance recorded for it. Provenance is removed first and written last, so an
+//! interrupted write leaves a set whose inputs are unknown (refused as stale), a mixed set
+//! fails the hashes, and an edited or emptied file beside intact provenance is stale too.
+//! Everything is validated before the first byte is written, so a refused set leaves the
+//! previous one untouched.
 
 use super::cache::{dynamic_range_txt, ranges_json, CalibrationCache};
-use super::provenance::Provenance;
+use super::provenance::{sha256_bytes, sha256_file, Provenance};
 use crate::error::{Error, Result, StaleFix};
 use std::path::Path;
 
@@ -18,26 +21,69 @@ pub const RANGES_FILE: &str = "ranges.json";
 pub const DYNAMIC_RANGE_FILE: &str = "dynamic_range.txt";
 pub const PROVENANCE_FILE: &str = "provenance.json";
 
-/// Write the set: drop the old provenance, then the range files, the cache bytes and the
-/// new provenance, each atomically.
+/// Write the set: validate every file's content, drop the old provenance, then write the
+/// range files, the cache bytes and the new provenance (with their hashes), each atomically.
 pub fn write(
     out: &Path,
     ranges: &[(String, f32)],
     cache: &[u8],
     provenance: &Provenance,
 ) -> Result<()> {
+    check_ranges(ranges)?;
+    let text = std::str::from_utf8(cache).map_err(|_| {
+        Error::Invalid(format!(
+            "{}: the calibration cache to write is not UTF-8 text; nothing was written",
+            out.join(CACHE_FILE).display()
+        ))
+    })?;
+    // The bytes must read back as the cache they claim to be (TensorRT's own, on the build
+    // path, included): a cache nobody can read is refused before anything is written.
+    CalibrationCache::parse(text, &out.join(CACHE_FILE))?;
+    let files = [
+        (RANGES_FILE, ranges_json(ranges).into_bytes()),
+        (DYNAMIC_RANGE_FILE, dynamic_range_txt(ranges).into_bytes()),
+        (CACHE_FILE, cache.to_vec()),
+    ];
+    let mut record = provenance.clone();
+    record.outputs = files
+        .iter()
+        .map(|(name, bytes)| (name.to_string(), sha256_bytes(bytes)))
+        .collect();
+
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let prov = out.join(PROVENANCE_FILE);
     if prov.exists() {
         std::fs::remove_file(&prov).map_err(|e| Error::io(&prov, e))?;
     }
-    crate::util::write_atomic(&out.join(RANGES_FILE), ranges_json(ranges).as_bytes())?;
-    crate::util::write_atomic(
-        &out.join(DYNAMIC_RANGE_FILE),
-        dynamic_range_txt(ranges).as_bytes(),
-    )?;
-    crate::util::write_atomic(&out.join(CACHE_FILE), cache)?;
-    crate::util::write_atomic(&prov, provenance.to_json().as_bytes())
+    let paths: Vec<_> = files.iter().map(|(name, _)| out.join(name)).collect();
+    let set: Vec<(&Path, &[u8])> = paths
+        .iter()
+        .zip(&files)
+        .map(|(p, (_, bytes))| (p.as_path(), bytes.as_slice()))
+        .collect();
+    crate::util::write_set_atomic(&set)?;
+    crate::util::write_atomic(&prov, record.to_json().as_bytes())
+}
+
+/// Names and amaxes that every file of the set can hold: `dynamic_range.txt` is one
+/// `name:amax` line per tensor and the cache one `name: hex` line.
+fn check_ranges(ranges: &[(String, f32)]) -> Result<()> {
+    for (name, amax) in ranges {
+        if name.is_empty() || name.contains(['\n', '\r']) {
+            return Err(Error::Invalid(format!(
+                "tensor name {:?} cannot be written to {DYNAMIC_RANGE_FILE} or a calibration cache \
+                 (empty or has a line break); rename it in the model. Nothing was written",
+                crate::util::clip(name, 200)
+            )));
+        }
+        if !(amax.is_finite() && *amax >= 0.0) {
+            return Err(Error::Invalid(format!(
+                "tensor '{}' has amax {amax}; a range must be finite and >= 0. Nothing was written",
+                crate::util::clip(name, 200)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Reuse a fresh cache in `out`, or refuse a stale one. `Ok(None)`: nothing there yet.
@@ -52,8 +98,52 @@ pub fn check_existing(out: &Path, now: &Provenance) -> Result<Option<Calibration
         }),
         (false, true) => Ok(None),
         (true, true) => {
-            Provenance::read(&prov)?.check_matches(now, &prov)?;
+            let recorded = Provenance::read(&prov)?;
+            recorded.check_matches(now, &prov)?;
+            verify_outputs(out, &recorded)?;
             Ok(Some(CalibrationCache::read(&cache)?))
         }
     }
+}
+
+/// Check that every file of the set in `out` is the one `recorded` hashed when it was
+/// written; a stale error names the first file that is missing or differs.
+pub fn verify_outputs(out: &Path, recorded: &Provenance) -> Result<()> {
+    let stale = |path: &Path, why: String| Error::Stale {
+        path: path.to_path_buf(),
+        why,
+        fix: StaleFix::Recalibrate,
+    };
+    if !recorded.outputs.contains_key(CACHE_FILE) {
+        return Err(stale(
+            &out.join(PROVENANCE_FILE),
+            "it records no hashes of the files written with it (an older trtforge), so an edited cache would pass".into(),
+        ));
+    }
+    for (name, want) in &recorded.outputs {
+        let path = out.join(name);
+        if !path.is_file() {
+            return Err(stale(
+                &path,
+                format!("missing, but {PROVENANCE_FILE} lists it"),
+            ));
+        }
+        let got = sha256_file(&path)?;
+        if &got != want {
+            return Err(stale(
+                &path,
+                format!("edited after it was written (sha256 {:.12}.., {PROVENANCE_FILE} recorded {:.12}..)", got, want),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`verify_outputs`] for a folder that may hold a set: Ok when it has no provenance.
+pub fn verify_if_present(out: &Path) -> Result<()> {
+    let prov = out.join(PROVENANCE_FILE);
+    if !prov.is_file() {
+        return Ok(());
+    }
+    verify_outputs(out, &Provenance::read(&prov)?)
 }

@@ -16,6 +16,7 @@ use super::range::RangeParams;
 use crate::error::{Error, Result, StaleFix};
 use crate::recipe::{Algorithm, InputContract};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use crate::util::{sha256_file, sha256_hex as sha256_bytes};
@@ -75,6 +76,11 @@ pub struct Provenance {
     pub calibration: CalibrationRecord,
     /// Images in the order they were used.
     pub images: Vec<FileRecord>,
+    /// sha256 of each file of the artifact set as written (file name -> hash), so that an
+    /// edited or emptied cache or range file beside intact provenance is refused as stale.
+    /// A result, not an input: never compared by [`Provenance::first_difference`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
 }
 
 fn short(s: &str) -> String {
@@ -233,6 +239,7 @@ mod tests {
                     sha256: sha256_bytes(n.as_bytes()),
                 })
                 .collect(),
+            outputs: Default::default(),
         }
     }
 

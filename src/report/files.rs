@@ -1,5 +1,6 @@
 //! The files of a bench report: `bench.json`, `bench.md` and the SVG plots. Everything is
-//! rendered in memory first, so a plot that cannot be drawn leaves no file behind.
+//! rendered in memory first and written as one set, so a plot that cannot be drawn or
+//! written leaves no file behind.
 
 use super::bench::BenchReport;
 use crate::error::{Error, Result};
@@ -34,11 +35,14 @@ impl BenchReport {
             markdown: dir.join("bench.md"),
             svgs: svgs.iter().map(|(n, _)| dir.join(n)).collect(),
         };
-        crate::util::write_atomic(&files.json, json.as_bytes())?;
+        // One set: a plot that cannot be written (its name taken by a folder, a full disk)
+        // leaves no bench.json claiming a complete report.
+        let mut set: Vec<(&Path, &[u8])> = vec![(&files.json, json.as_bytes())];
         for ((_, svg), path) in svgs.iter().zip(&files.svgs) {
-            crate::util::write_atomic(path, svg.as_bytes())?;
+            set.push((path, svg.as_bytes()));
         }
-        crate::util::write_atomic(&files.markdown, markdown.as_bytes())?;
+        set.push((&files.markdown, markdown.as_bytes()));
+        crate::util::write_set_atomic(&set)?;
         Ok(files)
     }
 }
