@@ -453,7 +453,7 @@ fn every_parser_family_survives_mutation() {
 /// One CLI run under a 20 s timeout and a 4 GiB address-space cap.
 fn run_limited(args: &[&str]) -> (&'static str, String) {
     use std::os::unix::process::ExitStatusExt;
-    let (status, err) = common::run_bounded(args, Duration::from_secs(20), Some(4 << 30));
+    let (status, err) = common::run_bounded(args, Duration::from_secs(20), Some(4 << 30), &[]);
     let outcome = match status {
         None => "hang",
         Some(s) if s.signal().is_some() => "crash",

@@ -9,16 +9,20 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Run the binary with a 20 s timeout; (exit code, stderr).
-fn run(args: &[&str]) -> (Option<i32>, String) {
-    let (status, err) = common::run_bounded(args, Duration::from_secs(20), None);
+/// Run the binary with `envs` and a 20 s timeout; (exit code, stderr).
+fn run_env(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let (status, err) = common::run_bounded(args, Duration::from_secs(20), None, envs);
     let status = status.unwrap_or_else(|| panic!("trtforge {args:?} hung"));
     (status.code(), err)
 }
 
 /// Exit 1 with exactly one `error:` line containing `want`.
 fn refused(args: &[&str], want: &str) {
-    let (code, err) = run(args);
+    refused_env(args, &[], want)
+}
+
+fn refused_env(args: &[&str], envs: &[(&str, &str)], want: &str) {
+    let (code, err) = run_env(args, envs);
     assert_eq!(code, Some(1), "trtforge {args:?}: {err}");
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "trtforge {args:?}: {err}");
@@ -292,4 +296,281 @@ fn a_rail_label_on_two_channels_is_an_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("VDD_IN appears on two channels"), "{e}");
+}
+
+/// A recipe calibrating `model` (input `images`, `size` square) on `images` into `dir/out`;
+/// `calibration` lines go inside the calibration section, `extra` at the top level.
+fn calib_recipe(
+    dir: &Path,
+    model: &Path,
+    size: usize,
+    images: &Path,
+    calibration: &str,
+    extra: &str,
+) -> String {
+    let text = format!(
+        "model: {}\ninput:\n  tensor: images\n  shape: [1, 3, {size}, {size}]\n  channel_order: bgr\n  \
+         scale: 0.00392156862745098\n  resize: letterbox-centre\n{extra}calibration:\n  images: {}\n  \
+         batch_size: 1\n{calibration}precision: int8\ntarget:\n  device: gpu\n  tensorrt: \"10.3\"\noutput: {}\n",
+        model.display(),
+        images.display(),
+        dir.join("out").display()
+    );
+    write(dir, "r.yaml", &text)
+}
+
+fn bundled_photos() -> std::path::PathBuf {
+    common::crate_root().join("calib_data")
+}
+
+fn has_ort() -> bool {
+    common::ort_session(&trtforge::onnx::synth::tiny_detector(16), &[]).is_some()
+}
+
+#[test]
+fn nested_protobuf_groups_are_refused_before_the_parser_recurses() {
+    let t = tempfile::tempdir().unwrap();
+    let mut bytes = trtforge::onnx::synth::tiny_detector(16).to_bytes().unwrap();
+    // Field 15 is unknown to ModelProto: 150,000 nested start-group tags (0x7b) used to
+    // overflow the stack inside rust-protobuf's recursive group skipping.
+    bytes.extend(std::iter::repeat_n(0x7b, 150_000));
+    bytes.extend(std::iter::repeat_n(0x7c, 150_000));
+    let p = t.path().join("groups.onnx");
+    std::fs::write(&p, bytes).unwrap();
+    refused(
+        &["inspect", p.to_str().unwrap()],
+        "groups nested more than 32 deep",
+    );
+}
+
+/// A chain of `n` Relu on a 1x3x32x32 input named `images`.
+fn relu_chain(n: usize) -> trtforge::onnx::Model {
+    use trtforge::onnx::{synth::GraphBuilder, value_info};
+    let mut b = GraphBuilder::new("chain");
+    b.graph.input.push(value_info("images", &[1, 3, 32, 32]));
+    let mut x = "images".to_string();
+    for i in 0..n {
+        x = b.unary("Relu", &format!("r{i}"), &x);
+    }
+    b.graph.output.push(value_info(&x, &[1, 3, 32, 32]));
+    b.finish(13, "chain.onnx")
+}
+
+#[test]
+fn big_graphs_are_estimated_before_allocating() {
+    if !has_ort() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let model = t.path().join("chain.onnx");
+    relu_chain(2000).save(&model).unwrap();
+    // 2000 activations of 12 KiB: inspect probes them in chunks under an 8 MiB budget...
+    let budget = [("TRTFORGE_MEMORY_BUDGET_MIB", "8")];
+    let out = std::process::Command::new(common::bin())
+        .args(["inspect", model.to_str().unwrap()])
+        .envs(budget)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Relu 2000"));
+    // ... and calibration, whose 2001 histograms take 256 KiB each (500 MiB), is refused
+    // before any is allocated, writing nothing.
+    let r = calib_recipe(t.path(), &model, 32, &bundled_photos(), "", "");
+    refused_env(&["calibrate", &r], &budget, "MiB of histograms");
+    assert!(!t.path().join("out").exists());
+}
+
+#[test]
+fn cache_diff_of_a_hundred_thousand_tensors_completes() {
+    // Quadratic before: 150k entries took 70 s. Linear now (the 20 s timeout guards a hang).
+    let t = tempfile::tempdir().unwrap();
+    let mut a = String::from("TRT-100300-EntropyCalibration2\n");
+    let mut b = a.clone();
+    for i in 0..100_000u32 {
+        a.push_str(&format!("tensor_{i}: 3c000000\n"));
+        b.push_str(&format!("tensor_{}: 3c000000\n", i + 1));
+    }
+    let (pa, pb) = (
+        write(t.path(), "a.cache", &a),
+        write(t.path(), "b.cache", &b),
+    );
+    let (code, out, err) = common::trtforge(&["cache", "diff", &pa, &pb]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("99999 common, 1 only in A, 1 only in B"),
+        "{}",
+        &out[out.len().saturating_sub(300)..]
+    );
+}
+
+#[test]
+fn an_edited_artifact_beside_intact_provenance_is_stale() {
+    if !has_ort() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let model = t.path().join("tiny.onnx");
+    trtforge::onnx::synth::tiny_detector(32)
+        .save(&model)
+        .unwrap();
+    let r = calib_recipe(t.path(), &model, 32, &bundled_photos(), "", "");
+    let (code, _, err) = common::trtforge(&["calibrate", &r]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = common::trtforge(&["calibrate", &r]);
+    assert_eq!(code, 0);
+    assert!(out.contains("up-to-date"), "{out}");
+    for file in ["ranges.json", "calibration.cache", "dynamic_range.txt"] {
+        let p = t.path().join("out").join(file);
+        let original = std::fs::read(&p).unwrap();
+        std::fs::write(&p, b"").unwrap();
+        refused(&["calibrate", &r], "edited after it was written");
+        std::fs::write(&p, original).unwrap();
+    }
+    let (code, _, err) = common::trtforge(&["calibrate", &r]);
+    assert_eq!(code, 0, "restored files are fresh again: {err}");
+}
+
+#[test]
+fn a_tensor_name_with_a_line_break_writes_no_artifact() {
+    if !has_ort() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let mut m = trtforge::onnx::synth::tiny_detector(32);
+    for n in m.proto.graph.as_mut().unwrap().node.iter_mut() {
+        for name in n.input.iter_mut().chain(n.output.iter_mut()) {
+            if name == "stem.out" {
+                *name = "stem\nout".into();
+            }
+        }
+    }
+    let model = t.path().join("nl.onnx");
+    m.save(&model).unwrap();
+    let r = calib_recipe(t.path(), &model, 32, &bundled_photos(), "", "");
+    refused(&["calibrate", &r], "line break");
+    let out = t.path().join("out");
+    for f in [
+        "ranges.json",
+        "dynamic_range.txt",
+        "calibration.cache",
+        "provenance.json",
+    ] {
+        assert!(!out.join(f).exists(), "{f} was written");
+    }
+}
+
+#[test]
+fn recipe_fields_check_did_not_look_at_are_checked() {
+    let t = tempfile::tempdir().unwrap();
+    let model = t.path().join("tiny.onnx");
+    trtforge::onnx::synth::tiny_detector(32)
+        .save(&model)
+        .unwrap();
+    let photos = bundled_photos();
+    // dtype float16 on a float32 model.
+    let r = calib_recipe(t.path(), &model, 32, &photos, "", "");
+    let text = std::fs::read_to_string(&r)
+        .unwrap()
+        .replace("  channel_order", "  dtype: float16\n  channel_order");
+    std::fs::write(&r, text).unwrap();
+    refused(
+        &["check", &r],
+        "input.dtype: float16, but the model's input 'images' is float32",
+    );
+    // A precision plan that does not exist.
+    let r = calib_recipe(
+        t.path(),
+        &model,
+        32,
+        &photos,
+        "",
+        "builder:\n  precision_plan: nowhere.json\n",
+    );
+    refused(&["check", &r], "builder.precision_plan");
+    // A list naming an image that is not there.
+    let list = write(
+        t.path(),
+        "list.txt",
+        &format!("{}\nmissing.jpg\n", photos.join("coffee.png").display()),
+    );
+    let r = calib_recipe(t.path(), &model, 32, Path::new(&list), "", "");
+    refused(&["check", &r], "list.txt:2:");
+}
+
+#[test]
+fn a_dangling_image_link_is_an_error_not_a_smaller_set() {
+    let t = tempfile::tempdir().unwrap();
+    let model = t.path().join("tiny.onnx");
+    trtforge::onnx::synth::tiny_detector(32)
+        .save(&model)
+        .unwrap();
+    let imgs = t.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    std::os::unix::fs::symlink(bundled_photos().join("coffee.png"), imgs.join("a.png")).unwrap();
+    std::os::unix::fs::symlink(t.path().join("gone.jpg"), imgs.join("b.jpg")).unwrap();
+    for mode in ["fail", "skip"] {
+        let r = calib_recipe(
+            t.path(),
+            &model,
+            32,
+            &imgs,
+            &format!("  on_unreadable: {mode}\n"),
+            "",
+        );
+        refused(&["check", &r], "b.jpg: a symbolic link to");
+    }
+}
+
+/// A 64x64 noisy baseline JPEG.
+fn noisy_jpeg() -> Vec<u8> {
+    let mut state = 7u32;
+    let px: Vec<u8> = (0..64 * 64 * 3)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        })
+        .collect();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode(&px, 64, 64, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+#[test]
+fn a_two_component_jpeg_is_refused() {
+    let jpeg = noisy_jpeg();
+    let decode = |b: &[u8]| trtforge::data::image::decode_rgb8(b, Path::new("x.jpg"));
+    assert!(decode(&jpeg).is_ok());
+    // SOF0 rewritten for two components (length 14, the third component's 3 bytes cut).
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    let mut two = jpeg[..sof + 2].to_vec();
+    two.extend([0, 14, 8, 0, 64, 0, 64, 2]);
+    two.extend(&jpeg[sof + 10..sof + 16]);
+    two.extend(&jpeg[sof + 19..]);
+    let e = decode(&two).unwrap_err().to_string();
+    assert!(e.contains("x.jpg: a JPEG with 2 colour components"), "{e}");
+}
+
+#[test]
+fn a_malformed_total_rail_token_is_not_a_sample() {
+    let t = tempfile::tempdir().unwrap();
+    let log = write(
+        t.path(),
+        "t.log",
+        "RAM 721/31927MB VDD_GPU 10mW/10mW VDD_CPU 5mW/5mW VDD_IN 50x0mW/5000mW\n\
+         RAM 721/31927MB VDD_GPU 10mW/10mW VDD_CPU 5mW/5mW VDD_IN 5000mW/5000mW\n",
+    );
+    let (code, out, err) = common::trtforge(&["power", "parse-tegrastats", &log]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].contains("malformed power field VDD_IN (not a sample)"),
+        "{out}"
+    );
+    assert!(lines[1].contains("total 5000 mW (VDD_IN)"), "{out}");
 }

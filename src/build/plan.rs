@@ -157,17 +157,14 @@ pub fn fp16_model_path(engine: &std::path::Path) -> PathBuf {
     engine.with_file_name(format!("{stem}.fp16.onnx"))
 }
 
-/// The layers `builder.precision_plan` keeps in FP16, checked against the model's nodes.
-/// Only the calibrator path applies them: a Q/DQ model already leaves them unquantized, and
-/// FP32/FP16 builds have no INT8 layer to keep out.
-fn precision_plan_layers(
+/// `builder.precision_plan` and the layers it keeps in FP16, checked against the model's
+/// nodes; `None` when the recipe names no plan.
+fn read_precision_plan(
     job: &BuildJob,
     graph: &Graph,
-    int8: Int8Source,
-    steps: &mut Vec<String>,
-) -> Result<Vec<String>> {
+) -> Result<Option<(PathBuf, std::collections::BTreeSet<String>)>> {
     let Some(path) = job.builder.precision_plan.clone() else {
-        return Ok(vec![]);
+        return Ok(None);
     };
     if !path.is_file() {
         return Err(job.origin.field_error(
@@ -189,6 +186,27 @@ fn precision_plan_layers(
             job.model.path.display()
         )));
     }
+    Ok(Some((path, keep)))
+}
+
+/// What `trtforge check` verifies of a build before any build: the precision plan the
+/// recipe names exists, parses and fits the model.
+pub fn check_precision_plan(job: &BuildJob) -> Result<()> {
+    read_precision_plan(job, &Graph::new(&job.model)).map(|_| ())
+}
+
+/// The layers `builder.precision_plan` keeps in FP16, checked against the model's nodes.
+/// Only the calibrator path applies them: a Q/DQ model already leaves them unquantized, and
+/// FP32/FP16 builds have no INT8 layer to keep out.
+fn precision_plan_layers(
+    job: &BuildJob,
+    graph: &Graph,
+    int8: Int8Source,
+    steps: &mut Vec<String>,
+) -> Result<Vec<String>> {
+    let Some((path, keep)) = read_precision_plan(job, graph)? else {
+        return Ok(vec![]);
+    };
     if int8 != Int8Source::Calibrator {
         steps.push(format!(
             "precision plan {} not applied: {}",

@@ -19,6 +19,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
     // The recipe's checks need no runtime; the model must also load in ONNX Runtime, which
     // every later step runs it in (a missing runtime is only a warning, inside check_loads).
     trtforge::exec::check_loads(recipe.checked_model()?.as_ref())?;
+    if recipe.recipe.builder.precision_plan.is_some() {
+        trtforge::build::plan::check_precision_plan(&recipe.build_job()?)?;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

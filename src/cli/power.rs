@@ -55,7 +55,9 @@ pub fn run(cmd: PowerCmd) -> anyhow::Result<ExitCode> {
                 .map(|(line, parsed)| {
                     let names: Vec<String> = parsed.connected().map(|r| r.name.clone()).collect();
                     let total_rails = power::total_rails(&names);
-                    let total_mw = (!names.is_empty()).then(|| {
+                    // A line with a corrupt power field has no total: its other rails would
+                    // sum to something else than the total means.
+                    let total_mw = (!names.is_empty() && parsed.malformed.is_empty()).then(|| {
                         parsed
                             .connected()
                             .filter(|r| total_rails.contains(&r.name))
@@ -86,6 +88,11 @@ pub fn run(cmd: PowerCmd) -> anyhow::Result<ExitCode> {
                         .map(|r| format!("{} {:.0}", r.name, r.cur_mw))
                         .collect();
                     match l.total_mw {
+                        None if !l.parsed.malformed.is_empty() => println!(
+                            "line {:>4}: malformed power field {} (not a sample)",
+                            l.line,
+                            l.parsed.malformed.join(", ")
+                        ),
                         Some(t) => println!(
                             "line {:>4} {}: {} mW; total {:.0} mW ({})",
                             l.line,

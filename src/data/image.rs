@@ -60,6 +60,13 @@ pub fn decode_rgb8(bytes: &[u8], path: &Path) -> Result<RgbImage> {
                     "truncated JPEG (no end-of-image marker after the image data)".to_string(),
                 ));
             }
+            // The decoder reads 2-component frames as grey plus alpha; no camera or
+            // dataset writes them, so they are refused rather than calibrated as grey.
+            if let Some(n) = jpeg_components(bytes).filter(|n| !matches!(n, 1 | 3 | 4)) {
+                return Err(unreadable(format!(
+                    "a JPEG with {n} colour components (only greyscale, colour and CMYK are images)"
+                )));
+            }
         }
         Some(ImageFormat::Png) => {}
         Some(other) => {
@@ -91,6 +98,23 @@ pub fn decode_rgb8(bytes: &[u8], path: &Path) -> Result<RgbImage> {
         return Err(unreadable("the image has zero width or height".to_string()));
     }
     Ok(to_rgb8(img))
+}
+
+/// The component count of a JPEG's frame header (SOF0..SOF15 but DHT, JPG and DAC), found
+/// by walking the segments before the first scan; `None` when there is no frame header.
+fn jpeg_components(b: &[u8]) -> Option<u8> {
+    let mut i = 2; // after SOI
+    while i + 4 <= b.len() && b[i] == 0xFF {
+        let marker = b[i + 1];
+        match marker {
+            0xFF => i += 1,
+            0x01 | 0xD0..=0xD7 => i += 2,
+            0xD9 | 0xDA => return None,
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => return b.get(i + 9).copied(),
+            _ => i += 2 + u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize,
+        }
+    }
+    None
 }
 
 /// Whether a JPEG's first scan (SOS) is followed by an end-of-image marker (FF D9).

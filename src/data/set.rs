@@ -127,8 +127,20 @@ fn list_folder(dir: &Path) -> Result<Vec<PathBuf>> {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let p = entry.path();
         let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        // `is_file` follows symlinks, so linked images count.
-        if !hidden && has_image_extension(&p) && p.is_file() {
+        if hidden || !has_image_extension(&p) {
+            continue;
+        }
+        // `is_file` follows symlinks, so linked images count. A link to nothing is a broken
+        // set (a moved dataset), not an unreadable image: it is an error whatever
+        // `on_unreadable` says, rather than an image silently leaving the set.
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) && !p.exists() {
+            return Err(Error::Invalid(format!(
+                "{}: a symbolic link to {}, which does not exist; fix or remove the link",
+                p.display(),
+                std::fs::read_link(&p).map_or_else(|_| "?".into(), |t| t.display().to_string())
+            )));
+        }
+        if p.is_file() {
             out.push(p);
         }
     }
@@ -147,12 +159,26 @@ fn read_list_file(list: &Path) -> Result<Vec<PathBuf>> {
         ))
     })?;
     let base = list.parent().unwrap_or(Path::new("."));
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| base.join(l))
-        .collect())
+    let mut paths = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let p = base.join(line);
+        // A name that is not there is a mistake in the list, not an unreadable image: it
+        // would otherwise be counted by `check` and skipped or failed only at decode time.
+        if std::fs::symlink_metadata(&p).is_err() {
+            return Err(Error::Invalid(format!(
+                "{}:{}: {} does not exist; fix the list (paths are relative to the list's folder)",
+                list.display(),
+                n + 1,
+                crate::util::clip(&p.display().to_string(), 200)
+            )));
+        }
+        paths.push(p);
+    }
+    Ok(paths)
 }
 
 /// Sort by file name (bytes), ties broken by the full path: the same order on every OS

@@ -103,6 +103,24 @@ pub fn check_contract(origin: &RecipeOrigin, model: &Model, input: &InputContrac
             t.dtype
         )));
     }
+    let declared = match input.dtype {
+        crate::data::InputDtype::Float32 => "float",
+        crate::data::InputDtype::Float16 => "float16",
+    };
+    if t.dtype != declared {
+        let (want, have) = if t.dtype == "float" {
+            ("float32", "float16")
+        } else {
+            ("float16", "float32")
+        };
+        return Err(origin.field_error(
+            "input.dtype",
+            format!(
+                "{have}, but the model's input '{}' is {want}; set input.dtype: {want}",
+                t.name
+            ),
+        ));
+    }
     Ok(())
 }
 

@@ -285,15 +285,7 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Re
             _ => msg,
         };
         // serde echoes the offending value: keep a long one from filling the screen.
-        let msg = if msg.chars().count() > 300 {
-            format!(
-                "{}... ({} characters in all)",
-                msg.chars().take(300).collect::<String>(),
-                msg.chars().count()
-            )
-        } else {
-            msg.to_string()
-        };
+        let msg = crate::util::clip(msg, 300);
         let field = if field.len() > 200 {
             format!("{}...", &field[..field.floor_char_boundary(200)])
         } else {

@@ -154,15 +154,18 @@ pub fn minmax_ranges(
 
 /// Run the built binary in the crate root with `args`, under `timeout` and, when given, an
 /// address-space cap (bytes); stderr is drained while it runs (a full pipe would block it).
-/// Returns the exit status (None: killed at the timeout) and stderr.
+/// `envs` are set for the child. Returns the exit status (None: killed at the timeout) and
+/// stderr.
 pub fn run_bounded(
     args: &[&str],
     timeout: std::time::Duration,
     address_space: Option<u64>,
+    envs: &[(&str, &str)],
 ) -> (Option<std::process::ExitStatus>, String) {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(bin());
     cmd.args(args)
+        .envs(envs.iter().copied())
         .current_dir(crate_root())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());

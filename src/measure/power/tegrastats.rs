@@ -35,6 +35,11 @@ pub struct Line {
     pub timestamp: Option<String>,
     /// Every power field in line order, `NC` entries included.
     pub rails: Vec<Rail>,
+    /// Rails whose value token looks like power but does not parse (`VDD_IN 5mW/x`). A line
+    /// with one is corrupt: its other rails are not a sample, since summing them would
+    /// quietly change what the total means.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub malformed: Vec<String>,
 }
 
 impl Line {
@@ -69,6 +74,14 @@ fn parse_values(t: &str) -> Option<Vec<f64>> {
     Some(out)
 }
 
+/// A token that a power field would be: it starts with a digit, has a `/`, and carries no
+/// unit but mW (`RAM 721/31927MB` and `IRAM 0/252kB` are memory, not power).
+fn looks_like_power(t: &str) -> bool {
+    t.starts_with(|c: char| c.is_ascii_digit())
+        && t.contains('/')
+        && (t.ends_with("mW") || t.ends_with(|c: char| c.is_ascii_digit()))
+}
+
 fn is_date(t: &str) -> bool {
     let b = t.as_bytes();
     b.len() == 10
@@ -100,20 +113,27 @@ pub fn parse_line(line: &str) -> Option<Line> {
     let timestamp = (toks.len() >= 2 && is_date(toks[0]) && is_time(toks[1]))
         .then(|| format!("{} {}", toks[0], toks[1]));
     let mut rails = Vec::new();
+    let mut malformed = Vec::new();
     for w in toks.windows(2) {
         if !is_rail_name(w[0]) {
             continue;
         }
-        if let Some(v) = parse_values(w[1]) {
-            rails.push(Rail {
+        match parse_values(w[1]) {
+            Some(v) => rails.push(Rail {
                 name: w[0].to_string(),
                 cur_mw: v[0],
                 avg_mw: v[1],
                 third_mw: v.get(2).copied(),
-            });
+            }),
+            None if looks_like_power(w[1]) => malformed.push(w[0].to_string()),
+            None => {}
         }
     }
-    Some(Line { timestamp, rails })
+    Some(Line {
+        timestamp,
+        rails,
+        malformed,
+    })
 }
 
 /// Parse a whole log (comments and blank lines skipped). Returns (line number, parsed line).
@@ -163,6 +183,13 @@ impl TegrastatsSampler {
                     let Some(parsed) = parse_line(&line) else {
                         continue;
                     };
+                    if !parsed.malformed.is_empty() {
+                        // Not a sample; and never the line that fixes the trace's rails.
+                        if let Some(tr) = trace.as_mut() {
+                            tr.dropped += 1;
+                        }
+                        continue;
+                    }
                     let rails: Vec<&Rail> = parsed.connected().collect();
                     let tr = trace.get_or_insert_with(|| {
                         PowerTrace::new(
@@ -238,5 +265,16 @@ mod tests {
         let names: Vec<&str> = l.rails.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["GPU", "CPU", "VDD_IN"]);
         assert!(parse_values("5mW/6").is_none());
+        assert!(l.malformed.is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_power_field_marks_the_line_not_a_sample() {
+        let l =
+            parse_line("RAM 721/31927MB GPU 10mW/10mW CPU 5mW/5mW VDD_IN 50x0mW/5000mW").unwrap();
+        assert_eq!(l.malformed, ["VDD_IN"]);
+        let l = parse_line("IRAM 0/252kB VDD_IN 4000/40a0 EMC_FREQ 0%").unwrap();
+        assert_eq!(l.malformed, ["VDD_IN"]);
+        assert!(l.rails.is_empty());
     }
 }
