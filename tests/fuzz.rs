@@ -1,5 +1,6 @@
-//! The hostile-input harness: seeded mutation of real seeds (models, recipes, images, caches,
-//! provenance, tegrastats lines, sysfs trees, bench reports), driven in-process under
+//! The hostile-input harness: seeded mutation of real seeds (models, models with external
+//! data and their data files, recipes, matrix files, images, caches, provenance, tegrastats
+//! lines, the Orin NX, AGX Orin and AGX Thor sysfs trees, bench reports), driven in-process under
 //! `catch_unwind` for every parser family, plus a subprocess mode through the CLI for what
 //! only a process shows (aborts, hangs, memory). Every case is classified:
 //! - `ok`: accepted, and the family's oracle holds (no garbage accepted);
@@ -253,6 +254,36 @@ head.out: 3e0000ff\nscores: 3c800000\n";
 const TEGRASTATS_SEED: &str = "12-01-2026 10:00:01 RAM 2000/7000MB CPU [5%@1510,2%@1510] \
 VDD_IN 5160mW/5100mW VDD_CPU_GPU_CV 800mW/790mW VDD_SOC 1440mW/1400mW\n";
 
+/// The synth model with every initializer moved to `w.bin` (location, offset, length), and
+/// that file's bytes.
+fn external_data_model() -> (Vec<u8>, Vec<u8>) {
+    use onnx_protobuf::{tensor_proto::DataLocation, StringStringEntryProto};
+    let mut m = trtforge::onnx::synth::tiny_detector(16);
+    let mut data = Vec::new();
+    for t in m.proto.graph.as_mut().unwrap().initializer.iter_mut() {
+        let bytes = if t.raw_data.is_empty() {
+            t.float_data.iter().flat_map(|v| v.to_le_bytes()).collect()
+        } else {
+            std::mem::take(&mut t.raw_data)
+        };
+        t.float_data.clear();
+        let entry = |k: &str, v: String| {
+            let mut e = StringStringEntryProto::new();
+            e.key = k.into();
+            e.value = v;
+            e
+        };
+        t.external_data = vec![
+            entry("location", "w.bin".into()),
+            entry("offset", data.len().to_string()),
+            entry("length", bytes.len().to_string()),
+        ];
+        t.data_location = DataLocation::EXTERNAL.into();
+        data.extend(bytes);
+    }
+    (m.to_bytes().unwrap(), data)
+}
+
 #[test]
 fn every_parser_family_survives_mutation() {
     std::panic::set_hook(Box::new(|_| {}));
@@ -420,6 +451,121 @@ fn every_parser_family_survives_mutation() {
     );
     rows.push(t.line("sysfs (INA3221)"));
     fails += t.failures();
+
+    // Other sysfs trees: the AGX Orin's two INA3221 chips (unconnected channels read as
+    // ENODATA) and the AGX Thor's INA238, their values mutated as they are read.
+    let orin = tmp.path().join("sys-agx-orin");
+    measure_support::agx_orin(&orin);
+    let thor = tmp.path().join("sys-agx-thor");
+    measure_support::agx_thor(&thor);
+    let t = family(
+        "sysfs-trees",
+        &[
+            b"5088".to_vec(),
+            b"550".to_vec(),
+            b"28812500".to_vec(),
+            b"VDD_GPU_SOC".to_vec(),
+        ],
+        cases,
+        &mut rng,
+        false,
+        |b| {
+            let value = String::from_utf8_lossy(b).into_owned();
+            let targets = [
+                "in1_input",
+                "curr1_input",
+                "in1_label",
+                "power1_input",
+                "in2_input",
+            ];
+            let target = targets[b.len() % targets.len()];
+            let base = measure_support::enodata_reader();
+            let reader: trtforge::measure::power::ina3221::ReadFn =
+                std::sync::Arc::new(move |p: &Path| {
+                    if p.file_name().is_some_and(|f| f == target) {
+                        Ok(value.clone())
+                    } else {
+                        base(p)
+                    }
+                });
+            let reading = if b.len() % 2 == 0 {
+                let mut s =
+                    trtforge::measure::power::ina3221::Ina3221::discover_with(&orin, reader)
+                        .map_err(|e| e.to_string())?;
+                s.read().map_err(|e| e.to_string())?
+            } else {
+                let mut s = trtforge::measure::power::ina238::Ina238::discover_with(&thor, reader)
+                    .map_err(|e| e.to_string())?;
+                s.read().map_err(|e| e.to_string())?
+            };
+            Ok(!reading.rails_mw.is_empty()
+                && reading.rails_mw.iter().all(|v| v.is_finite() && *v >= 0.0))
+        },
+    );
+    rows.push(t.line("sysfs (AGX Orin, Thor)"));
+    fails += t.failures();
+
+    // Matrix files: ci/matrix.yaml with its recipe globs made absolute, loaded as `plan` does.
+    let matrix_seed = std::fs::read_to_string(common::crate_root().join("ci/matrix.yaml"))
+        .unwrap()
+        .replace(
+            "../engines",
+            &common::crate_root().join("engines").display().to_string(),
+        );
+    let matrix_file = tmp.path().join("matrix.yaml");
+    let t = family(
+        "matrix",
+        &[matrix_seed.into_bytes()],
+        cases.min(2000),
+        &mut rng,
+        true,
+        |b| {
+            std::fs::write(&matrix_file, b).unwrap();
+            let m = trtforge::matrix::spec::LoadedMatrix::load(&matrix_file)
+                .map_err(|e| e.to_string())?;
+            Ok(!m.recipes.is_empty())
+        },
+    );
+    rows.push(t.line("matrix file"));
+    fails += t.failures();
+
+    // External data: the synth model with every initializer in `w.bin`. One run mutates the
+    // model (its locations, offsets and lengths), one the data file. An accepted model must
+    // hold exactly the bytes its dims declare.
+    let ext = tmp.path().join("ext");
+    std::fs::create_dir_all(&ext).unwrap();
+    let (ext_model, ext_data) = external_data_model();
+    for (label, mutate_model) in [
+        ("external data (model)", true),
+        ("external data (file)", false),
+    ] {
+        let seed = if mutate_model { &ext_model } else { &ext_data };
+        let t = family(
+            label,
+            std::slice::from_ref(seed),
+            cases / 2,
+            &mut rng,
+            false,
+            |b| {
+                let (model, data) = if mutate_model {
+                    (b, ext_data.as_slice())
+                } else {
+                    (ext_model.as_slice(), b)
+                };
+                std::fs::write(ext.join("m.onnx"), model).unwrap();
+                std::fs::write(ext.join("w.bin"), data).unwrap();
+                let m =
+                    trtforge::onnx::Model::load(&ext.join("m.onnx")).map_err(|e| e.to_string())?;
+                let graph = m.proto.graph.as_ref().unwrap();
+                Ok(graph.initializer.iter().all(|t| {
+                    let n: i64 = t.dims.iter().product();
+                    t.raw_data.len() as i64 == 4 * n || t.float_data.len() as i64 == n
+                }))
+            },
+        );
+        rows.push(t.line(label));
+        fails += t.failures();
+    }
 
     // Bench reports for `compare`: load, then compare with the original.
     let report = common::crate_root().join("tests/fuzz_seeds/bench.json");

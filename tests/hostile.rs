@@ -574,3 +574,52 @@ fn a_malformed_total_rail_token_is_not_a_sample() {
     );
     assert!(lines[1].contains("total 5000 mW (VDD_IN)"), "{out}");
 }
+
+#[test]
+fn external_data_of_the_wrong_size_or_unmarked_is_refused() {
+    use onnx_protobuf::{tensor_proto::DataLocation, StringStringEntryProto};
+    let t = tempfile::tempdir().unwrap();
+    let entry = |k: &str, v: &str| {
+        let mut e = StringStringEntryProto::new();
+        e.key = k.into();
+        e.value = v.into();
+        e
+    };
+    // (length key, marked EXTERNAL, what the refusal says). Found by the harness: a length
+    // off by a few bytes, no length (the rest of the file), or the EXTERNAL mark lost.
+    for (length, marked, want) in [
+        (
+            Some("1724"),
+            true,
+            "holds 1724 bytes but its dims [16, 3, 3, 3] need 1728",
+        ),
+        (None, true, "holds 1792 bytes"),
+        (Some("1728"), false, "not marked EXTERNAL"),
+    ] {
+        let mut m = trtforge::onnx::synth::tiny_detector(16);
+        let g = m.proto.graph.as_mut().unwrap();
+        let mut data = Vec::new();
+        for init in g.initializer.iter_mut().take(2) {
+            data.extend(std::mem::take(&mut init.raw_data));
+            data.extend(init.float_data.drain(..).flat_map(f32::to_le_bytes));
+        }
+        let w = &mut g.initializer[0];
+        w.external_data = vec![entry("location", "w.bin"), entry("offset", "0")];
+        if let Some(l) = length {
+            w.external_data.push(entry("length", l));
+        }
+        if marked {
+            w.data_location = DataLocation::EXTERNAL.into();
+        }
+        g.initializer.remove(1);
+        g.initializer.push(trtforge::onnx::float_tensor(
+            "stem.bias",
+            &[16],
+            vec![0.0; 16],
+        ));
+        std::fs::write(t.path().join("w.bin"), &data).unwrap();
+        let p = t.path().join("m.onnx");
+        std::fs::write(&p, m.to_bytes().unwrap()).unwrap();
+        refused(&["inspect", p.to_str().unwrap()], want);
+    }
+}

@@ -20,6 +20,11 @@ impl Model {
         let bytes = crate::util::input::read(path, crate::util::input::MODEL)?;
         let mut model = Self::from_bytes(&bytes, path)?;
         model.inline_external_data()?;
+        // Now that external tensors hold their bytes, they are checked like inline ones.
+        check_initializer_sizes(&model.proto).map_err(|msg| Error::Onnx {
+            path: path.to_path_buf(),
+            msg,
+        })?;
         Ok(model)
     }
 
@@ -59,6 +64,7 @@ impl Model {
             return Err(err("the graph has no nodes; re-export the model".into()));
         }
         check_connected(&proto).map_err(err)?;
+        check_initializer_sizes(&proto).map_err(err)?;
         Ok(Model {
             proto,
             path: path.to_path_buf(),
@@ -149,6 +155,83 @@ pub(crate) fn check_connected(proto: &ModelProto) -> std::result::Result<(), Str
             "graph output '{}' is produced by nothing: the file is truncated or corrupt; re-export it",
             o.name
         ));
+    }
+    Ok(())
+}
+
+/// Bytes per element of a fixed-width ONNX data type (TensorProto.DataType), as
+/// (numerator, denominator): 4-bit types pack two elements a byte. `None`: strings and
+/// types this check does not know.
+fn element_bytes(data_type: i32) -> Option<(u64, u64)> {
+    Some(match data_type {
+        2 | 3 | 9 | 17..=20 => (1, 1), // uint8, int8, bool, float8 variants
+        4 | 5 | 10 | 16 => (2, 1),     // uint16, int16, float16, bfloat16
+        1 | 6 | 12 => (4, 1),          // float, int32, uint32
+        7 | 11 | 13 | 14 => (8, 1),    // int64, double, uint64, complex64
+        15 => (16, 1),                 // complex128
+        21..=23 => (1, 2),             // uint4, int4, float4e2m1
+        _ => return None,
+    })
+}
+
+/// Every initializer stored as raw bytes (inline, or external once read) holds exactly what
+/// its dims and type need. Protobuf keeps whatever was written, so a damaged length or dim
+/// would otherwise reach the runtime, or a rewrite, as a tensor of the wrong size.
+fn check_initializer_sizes(proto: &ModelProto) -> std::result::Result<(), String> {
+    for t in &proto.graph.initializer {
+        if t.data_location.enum_value_or_default() == DataLocation::EXTERNAL {
+            continue;
+        }
+        let count = t.dims.iter().try_fold(1u64, |acc, &d| {
+            u64::try_from(d).ok().and_then(|d| acc.checked_mul(d))
+        });
+        if t.raw_data.is_empty() {
+            // Typed fields: they must hold something when the tensor has elements, and a
+            // float tensor exactly its count.
+            let typed = [
+                t.float_data.len(),
+                t.int32_data.len(),
+                t.int64_data.len(),
+                t.double_data.len(),
+                t.uint64_data.len(),
+                t.string_data.len(),
+            ];
+            let held = typed.iter().sum::<usize>() as u64;
+            let ok = match count {
+                Some(0) => true,
+                Some(n) if t.data_type == 1 => t.float_data.len() as u64 == n,
+                Some(_) => held > 0,
+                None => false,
+            };
+            if !ok {
+                return Err(format!(
+                    "initializer '{}' of dims {:?} holds {held} values{}: the model or its external data is damaged; re-export it",
+                    crate::util::clip(&t.name, 200),
+                    t.dims,
+                    if t.external_data.is_empty() {
+                        ""
+                    } else {
+                        " (it names external data but is not marked EXTERNAL)"
+                    }
+                ));
+            }
+            continue;
+        }
+        let Some((num, den)) = element_bytes(t.data_type) else {
+            continue;
+        };
+        let need = count
+            .and_then(|c| c.checked_mul(num))
+            .map(|b| b.div_ceil(den));
+        if need != Some(t.raw_data.len() as u64) {
+            return Err(format!(
+                "initializer '{}' holds {} bytes but its dims {:?} need {}: the model or its external data is damaged; re-export it",
+                crate::util::clip(&t.name, 200),
+                t.raw_data.len(),
+                t.dims,
+                need.map_or("more than 2^64".into(), |b| b.to_string())
+            ));
+        }
     }
     Ok(())
 }
