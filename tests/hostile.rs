@@ -623,3 +623,56 @@ fn external_data_of_the_wrong_size_or_unmarked_is_refused() {
         refused(&["inspect", p.to_str().unwrap()], want);
     }
 }
+
+#[test]
+fn a_bench_report_whose_plot_cannot_be_written_leaves_no_file() {
+    if !has_ort() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let model = t.path().join("tiny.onnx");
+    trtforge::onnx::synth::tiny_detector(32)
+        .save(&model)
+        .unwrap();
+    let out = t.path().join("bench");
+    std::fs::create_dir_all(out.join("latency_timeline.svg")).unwrap();
+    let args = [
+        "bench",
+        model.to_str().unwrap(),
+        "--iterations",
+        "3",
+        "--warmup",
+        "1",
+        "--power",
+        "off",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    refused(
+        &args,
+        "latency_timeline.svg: exists and is not a regular file",
+    );
+    for f in ["bench.json", "bench.md", "latency_histogram.svg"] {
+        assert!(!out.join(f).exists(), "{f} was written");
+    }
+}
+
+#[test]
+fn an_os_error_is_said_once() {
+    let t = tempfile::tempdir().unwrap();
+    let file = write(t.path(), "file", "x");
+    let missing = t.path().join("none").display().to_string();
+    let under_file = format!("{file}/sub");
+    for args in [
+        vec!["inspect", missing.as_str()],
+        vec!["check", missing.as_str()],
+        vec!["cache", "diff", missing.as_str(), missing.as_str()],
+        vec!["compare", missing.as_str(), missing.as_str()],
+        vec!["power", "parse-tegrastats", missing.as_str()],
+        vec!["synth", "--out", under_file.as_str()],
+    ] {
+        let (code, err) = run_env(&args, &[]);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert_eq!(err.matches("os error").count(), 1, "{args:?}: {err}");
+    }
+}
