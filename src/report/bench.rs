@@ -192,12 +192,17 @@ impl BenchReport {
     }
 }
 
-/// The first negative number in a report's power section (energies, powers, counts).
+/// The first negative number in a report's power section (energies, powers, counts), but
+/// the figures net of idle (`j_per_inference_net`): a run can draw less than the idle
+/// baseline by noise, so those may legitimately be slightly negative.
 fn negative_power(v: Option<&serde_json::Value>) -> Option<f64> {
     match v? {
         serde_json::Value::Number(n) => n.as_f64().filter(|x| *x < 0.0),
         serde_json::Value::Array(a) => a.iter().find_map(|x| negative_power(Some(x))),
-        serde_json::Value::Object(o) => o.values().find_map(|x| negative_power(Some(x))),
+        serde_json::Value::Object(o) => o
+            .iter()
+            .filter(|(k, _)| !k.ends_with("_net"))
+            .find_map(|(_, x)| negative_power(Some(x))),
         _ => None,
     }
 }
