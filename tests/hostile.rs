@@ -676,3 +676,32 @@ fn an_os_error_is_said_once() {
         assert_eq!(err.matches("os error").count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn an_image_over_the_size_limit_is_not_read_to_hash_it() {
+    if !has_ort() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let model = t.path().join("tiny.onnx");
+    trtforge::onnx::synth::tiny_detector(32)
+        .save(&model)
+        .unwrap();
+    let imgs = t.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    std::fs::copy(bundled_photos().join("coffee.png"), imgs.join("a.png")).unwrap();
+    // Sparse: 3 GiB on paper, nothing on disk.
+    std::fs::File::create(imgs.join("huge.jpg"))
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    let r = calib_recipe(t.path(), &model, 32, &imgs, "  on_unreadable: skip\n", "");
+    let (code, _, err) = common::trtforge(&["calibrate", &r]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("huge.jpg") && err.contains("more than the 256 MB"),
+        "{err}"
+    );
+    let prov = std::fs::read_to_string(t.path().join("out/provenance.json")).unwrap();
+    assert!(prov.contains("not read: 3221225472 bytes"), "{prov}");
+}

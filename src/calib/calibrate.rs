@@ -78,6 +78,14 @@ pub struct CalibrationReport {
     pub seconds: f64,
 }
 
+/// An image's provenance record ([`crate::util::image_content_id`]: oversize files unread).
+fn image_record(path: &std::path::Path) -> Result<FileRecord> {
+    Ok(FileRecord {
+        path: path.display().to_string(),
+        sha256: crate::util::image_content_id(path)?,
+    })
+}
+
 /// Provenance of a calibration with these inputs (hashes every file; cheap next to inference).
 pub fn current_provenance(job: &CalibrationJob, set: &ImageSet) -> Result<Provenance> {
     let cal = &job.calibration;
@@ -85,7 +93,7 @@ pub fn current_provenance(job: &CalibrationJob, set: &ImageSet) -> Result<Proven
     let images = set
         .paths()
         .par_iter()
-        .map(|p| FileRecord::of(p))
+        .map(|p| image_record(p))
         .collect::<Result<Vec<_>>>()?;
     Ok(Provenance {
         tool_version: crate::TOOL_VERSION.to_string(),

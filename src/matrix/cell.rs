@@ -131,7 +131,7 @@ fn id_of(doc: &Value) -> String {
 fn images_doc(set: &ImageSet) -> Result<Value> {
     let mut v = Vec::with_capacity(set.len());
     for p in set.paths() {
-        v.push(Value::String(sha256_file(p)?));
+        v.push(Value::String(crate::util::image_content_id(p)?));
     }
     Ok(Value::Array(v))
 }

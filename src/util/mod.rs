@@ -94,6 +94,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Lowercase hex sha256 of a file's content, streamed (model files can be large).
+/// The content id of an image in a record (provenance, matrix cell ids): its sha256, or for
+/// a file over the image size limit, which is never decoded (refused or skipped), its size,
+/// so a 3 GiB file named `.jpg` costs a `stat`, not seconds of reading.
+pub fn image_content_id(path: &Path) -> Result<String> {
+    let limit = input::IMAGE.max_bytes;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() > limit => Ok(format!(
+            "not read: {} bytes, over the {limit}-byte image limit",
+            m.len()
+        )),
+        _ => sha256_file(path),
+    }
+}
+
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
