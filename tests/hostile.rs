@@ -705,3 +705,36 @@ fn an_image_over_the_size_limit_is_not_read_to_hash_it() {
     let prov = std::fs::read_to_string(t.path().join("out/provenance.json")).unwrap();
     assert!(prov.contains("not read: 3221225472 bytes"), "{prov}");
 }
+
+#[test]
+fn a_jpeg_cut_mid_scan_with_an_end_marker_is_refused_and_whole_ones_are_not() {
+    let decode = |b: &[u8]| trtforge::data::image::decode_rgb8(b, Path::new("x.jpg"));
+    let mut files = vec![noisy_jpeg()];
+    for dir in ["datasets/coco128-train/images", "images/public-domain"] {
+        if let Some(d) = common::shared(dir) {
+            let mut paths: Vec<_> = std::fs::read_dir(d)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+                .collect();
+            paths.sort();
+            files.extend(paths.iter().map(|p| std::fs::read(p).unwrap()));
+        }
+    }
+    let sequential = |b: &[u8]| b.windows(2).any(|w| w == [0xFF, 0xC0] || w == [0xFF, 0xC1]);
+    let mut cut_refused = 0;
+    for (i, bytes) in files.iter().enumerate() {
+        assert!(decode(bytes).is_ok(), "whole file {i} refused");
+        let sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+        let mut cut = bytes[..sos + (bytes.len() - sos) / 2].to_vec();
+        cut.extend([0xFF, 0xD9]);
+        match decode(&cut) {
+            Err(e) if e.to_string().contains("truncated JPEG") => cut_refused += 1,
+            // Progressive files are not walked (the decoder's own checks apply).
+            _ => assert!(!sequential(bytes), "cut sequential file {i} accepted"),
+        }
+    }
+    eprintln!("{} JPEGs, {cut_refused} cut copies refused", files.len());
+    assert!(cut_refused > 0);
+}

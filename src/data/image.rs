@@ -60,6 +60,13 @@ pub fn decode_rgb8(bytes: &[u8], path: &Path) -> Result<RgbImage> {
                     "truncated JPEG (no end-of-image marker after the image data)".to_string(),
                 ));
             }
+            if !super::jpeg::entropy_data_complete(bytes) {
+                // The decoder would fill the blocks past the cut from zero bits, even in its
+                // strict mode, and succeed with a partly grey picture.
+                return Err(unreadable(
+                    "truncated JPEG (the image data ends before its last blocks; an end marker was appended after a cut?)".to_string(),
+                ));
+            }
             // The decoder reads 2-component frames as grey plus alpha; no camera or
             // dataset writes them, so they are refused rather than calibrated as grey.
             if let Some(n) = jpeg_components(bytes).filter(|n| !matches!(n, 1 | 3 | 4)) {
