@@ -432,6 +432,26 @@ fn an_edited_artifact_beside_intact_provenance_is_stale() {
     }
     let (code, _, err) = common::trtforge(&["calibrate", &r]);
     assert_eq!(code, 0, "restored files are fresh again: {err}");
+    // Output names come from an editable file: one pointing elsewhere is refused unread.
+    let prov_path = t.path().join("out/provenance.json");
+    let prov = std::fs::read_to_string(&prov_path).unwrap();
+    std::fs::write(
+        &prov_path,
+        prov.replace("\"ranges.json\"", "\"../../etc/passwd\""),
+    )
+    .unwrap();
+    refused(&["calibrate", &r], "its outputs name");
+    std::fs::write(&prov_path, &prov).unwrap();
+    // A set that cannot be written (a folder where dynamic_range.txt goes) is refused before
+    // the previous set is touched: its provenance is still there.
+    let dr = t.path().join("out/dynamic_range.txt");
+    std::fs::remove_file(&dr).unwrap();
+    std::fs::create_dir(&dr).unwrap();
+    refused(
+        &["calibrate", &r, "--force"],
+        "exists and is not a regular file",
+    );
+    assert_eq!(std::fs::read_to_string(&prov_path).unwrap(), prov);
 }
 
 #[test]

@@ -21,8 +21,9 @@ pub const RANGES_FILE: &str = "ranges.json";
 pub const DYNAMIC_RANGE_FILE: &str = "dynamic_range.txt";
 pub const PROVENANCE_FILE: &str = "provenance.json";
 
-/// Write the set: validate every file's content, drop the old provenance, then write the
-/// range files, the cache bytes and the new provenance (with their hashes), each atomically.
+/// Write the set: validate every file's content and stage all four files, then drop the old
+/// provenance and rename the range files, the cache and the new provenance (with their
+/// hashes) into place, provenance last.
 pub fn write(
     out: &Path,
     ranges: &[(String, f32)],
@@ -52,17 +53,21 @@ pub fn write(
 
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let prov = out.join(PROVENANCE_FILE);
-    if prov.exists() {
-        std::fs::remove_file(&prov).map_err(|e| Error::io(&prov, e))?;
-    }
+    let prov_json = record.to_json();
     let paths: Vec<_> = files.iter().map(|(name, _)| out.join(name)).collect();
-    let set: Vec<(&Path, &[u8])> = paths
+    let mut set: Vec<(&Path, &[u8])> = paths
         .iter()
         .zip(&files)
         .map(|(p, (_, bytes))| (p.as_path(), bytes.as_slice()))
         .collect();
-    crate::util::write_set_atomic(&set)?;
-    crate::util::write_atomic(&prov, record.to_json().as_bytes())
+    set.push((&prov, prov_json.as_bytes()));
+    // Everything is on disk before the old set is touched: a refusal or a full disk while
+    // staging leaves the previous set as it was, fresh or not.
+    let staged = crate::util::stage_set(&set)?;
+    if prov.exists() {
+        std::fs::remove_file(&prov).map_err(|e| Error::io(&prov, e))?;
+    }
+    staged.commit()
 }
 
 /// Names and amaxes that every file of the set can hold: `dynamic_range.txt` is one
@@ -114,11 +119,18 @@ pub fn verify_outputs(out: &Path, recorded: &Provenance) -> Result<()> {
         why,
         fix: StaleFix::Recalibrate,
     };
-    if !recorded.outputs.contains_key(CACHE_FILE) {
-        return Err(stale(
-            &out.join(PROVENANCE_FILE),
-            "it records no hashes of the files written with it (an older trtforge), so an edited cache would pass".into(),
-        ));
+    // Exactly the three files of a set: names come from a file a user can edit, so none
+    // may point elsewhere (`../`, absolute) or be missing from the record.
+    let names: Vec<&str> = recorded.outputs.keys().map(String::as_str).collect();
+    let mut want_names = [CACHE_FILE, DYNAMIC_RANGE_FILE, RANGES_FILE];
+    want_names.sort_unstable();
+    if names != want_names {
+        let why = if names.is_empty() {
+            "it records no hashes of the files written with it (written by an older trtforge), so an edited cache would pass".to_string()
+        } else {
+            format!("its outputs name {names:?}, not the set's {want_names:?}")
+        };
+        return Err(stale(&out.join(PROVENANCE_FILE), why));
     }
     for (name, want) in &recorded.outputs {
         let path = out.join(name);
@@ -139,11 +151,17 @@ pub fn verify_outputs(out: &Path, recorded: &Provenance) -> Result<()> {
     Ok(())
 }
 
-/// [`verify_outputs`] for a folder that may hold a set: Ok when it has no provenance.
+/// [`verify_outputs`] for a folder that may hold a set: Ok when it has neither a cache nor
+/// provenance; a cache without provenance is of unknown origin, hence stale.
 pub fn verify_if_present(out: &Path) -> Result<()> {
-    let prov = out.join(PROVENANCE_FILE);
-    if !prov.is_file() {
-        return Ok(());
+    let (cache, prov) = (out.join(CACHE_FILE), out.join(PROVENANCE_FILE));
+    match (cache.is_file(), prov.is_file()) {
+        (false, false) => Ok(()),
+        (true, false) => Err(Error::Stale {
+            path: cache,
+            why: format!("no {PROVENANCE_FILE} beside it, so its inputs are unknown"),
+            fix: StaleFix::Recalibrate,
+        }),
+        _ => verify_outputs(out, &Provenance::read(&prov)?),
     }
-    verify_outputs(out, &Provenance::read(&prov)?)
 }

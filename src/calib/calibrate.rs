@@ -182,23 +182,38 @@ pub fn calibrate(job: &CalibrationJob, opts: &CalibrateOptions) -> Result<Calibr
 
 /// Refuse, before the histograms are allocated, a calibration that cannot fit: every
 /// activation's histogram, what one image's run returns, and a batch of decoded inputs.
-fn check_memory(job: &CalibrationJob, plan: &Plan, session: &OrtSession) -> Result<()> {
+fn check_memory(
+    job: &CalibrationJob,
+    plan: &Plan,
+    session: &OrtSession,
+    exposed: &[String],
+    in_flight: usize,
+) -> Result<()> {
     let input = &job.input;
     let [_, c, h, w] = input.shape;
     let probe = BTreeMap::from([(input.tensor.clone(), vec![1, c, h, w])]);
-    let returned = session
-        .output_estimates(&probe)?
-        .iter()
-        .fold(0u64, |a, &b| a.saturating_add(b));
+    let (mut sizes, exact) = session.output_estimates(&probe)?;
+    if !exact {
+        // Dynamic dims the session could not resolve: ask again of a copy whose input is
+        // declared at the contract's shape (one more session, only for such models).
+        let fixed = crate::onnx::with_fixed_inputs(&job.model, &probe);
+        sizes = OrtSession::from_model(&fixed, exposed)?
+            .output_estimates(&probe)?
+            .0;
+    }
+    let returned = sizes.iter().fold(0u64, |a, &b| a.saturating_add(b));
     let hists = plan.histogram_bytes();
-    // Decoding runs ahead of inference by a batch: two batches of f32 inputs at most.
-    let inputs = (2 * job.calibration.batch_size * c * h * w * 4) as u64;
+    // Decoded images in flight: the batch being run and the ones decoding ahead of it,
+    // each as f32 plus its RGB8 decode (at most a full-size source image: counted at the
+    // decoder's 1 GiB limit would refuse everything, so at 4x the contract's size).
+    let per_image = (c * h * w * 4 + 4 * h * w * 3) as u64;
+    let inputs = (in_flight as u64).saturating_mul(per_image);
     let need = hists.saturating_add(returned).saturating_add(inputs);
     use crate::util::memory::{check, gib};
     check(
         &job.model.path,
         &format!(
-            "calibrating {} activations ({} of histograms, {} returned per image, {} of decoded batches)",
+            "calibrating {} activations ({} of histograms, {} returned per image, {} of images decoding)",
             plan.names.len(),
             gib(hists),
             gib(returned),
@@ -241,7 +256,8 @@ pub fn gather(job: &CalibrationJob, set: ImageSet, opts: &CalibrateOptions) -> R
     let t = std::time::Instant::now();
     let mut session = OrtSession::for_calibration(model, &exposed)?;
     log::info!("ONNX Runtime session: {:.2} s", t.elapsed().as_secs_f64());
-    check_memory(job, &plan, &session)?;
+    let in_flight = ImageStream::in_flight(cal.batch_size, opts.workers);
+    check_memory(job, &plan, &session, &exposed, in_flight)?;
     let policy = if cal.drop_nonfinite {
         NonFinitePolicy::Drop
     } else {

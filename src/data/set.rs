@@ -168,7 +168,8 @@ fn read_list_file(list: &Path) -> Result<Vec<PathBuf>> {
         let p = base.join(line);
         // A name that is not there is a mistake in the list, not an unreadable image: it
         // would otherwise be counted by `check` and skipped or failed only at decode time.
-        if std::fs::symlink_metadata(&p).is_err() {
+        // `metadata` follows links: a dangling one is missing too.
+        if std::fs::metadata(&p).is_err() {
             return Err(Error::Invalid(format!(
                 "{}:{}: {} does not exist; fix the list (paths are relative to the list's folder)",
                 list.display(),

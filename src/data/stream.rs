@@ -99,7 +99,28 @@ pub struct ImageStream {
     peak_ahead: usize,
 }
 
+/// Images decoded ahead of the consumer by default.
+fn prefetch(batch_size: usize, workers: usize) -> usize {
+    (2 * batch_size).max(2 * workers)
+}
+
+fn resolve_workers(workers: usize) -> usize {
+    if workers == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        workers
+    }
+}
+
 impl ImageStream {
+    /// The most decoded images a default stream holds at once (the batch and its prefetch),
+    /// for memory estimates before it starts.
+    pub fn in_flight(batch_size: usize, workers: usize) -> usize {
+        batch_size + prefetch(batch_size, resolve_workers(workers))
+    }
+
     /// A stream over `set` preprocessed per `contract`, in batches of `batch_size`
     /// (the last may be short). `workers = 0` uses every core. The prefetch window defaults
     /// to `max(2 * batch_size, 2 * workers)` images; see [`ImageStream::with_prefetch`].
@@ -116,13 +137,7 @@ impl ImageStream {
                 "batch size 0: set calibration.batch_size to at least 1".to_string(),
             ));
         }
-        let workers = if workers == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        } else {
-            workers
-        };
+        let workers = resolve_workers(workers);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(workers)
             .thread_name(|i| format!("trtforge-decode-{i}"))
@@ -138,7 +153,7 @@ impl ImageStream {
             contract: Arc::new(contract.clone()),
             batch_size,
             on_unreadable,
-            prefetch: (2 * batch_size).max(2 * workers),
+            prefetch: prefetch(batch_size, workers),
             pool,
             tx,
             rx,

@@ -219,8 +219,13 @@ impl OrtSession {
     /// Estimated bytes of each output (in `output_names` order) for inputs of the `probe`
     /// shapes, from the shapes ONNX Runtime inferred when it loaded the model: a dynamic
     /// dimension that carries an input's symbol (`batch`) takes that input's size, any
-    /// other counts as 1. Exact for static graphs; the basis of the memory checks.
-    pub fn output_estimates(&self, probe: &BTreeMap<String, Vec<usize>>) -> Result<Vec<u64>> {
+    /// other counts as 1, and the flag says whether any did. Exact for static graphs (and for
+    /// a model opened through [`crate::onnx::with_fixed_inputs`]); the basis of the memory
+    /// checks.
+    pub fn output_estimates(
+        &self,
+        probe: &BTreeMap<String, Vec<usize>>,
+    ) -> Result<(Vec<u64>, bool)> {
         super::guarded(&self.model, || {
             let mut symbols: HashMap<&str, u64> = HashMap::new();
             for i in self.session.inputs() {
@@ -238,7 +243,8 @@ impl OrtSession {
                     }
                 }
             }
-            Ok(self
+            let mut exact = true;
+            let sizes = self
                 .session
                 .outputs()
                 .iter()
@@ -253,8 +259,11 @@ impl OrtSession {
                             |acc, (&d, sym)| {
                                 let d = if d >= 0 {
                                     d as u64
+                                } else if let Some(&s) = symbols.get(sym.as_str()) {
+                                    s
                                 } else {
-                                    symbols.get(sym.as_str()).copied().unwrap_or(1)
+                                    exact = false;
+                                    1
                                 };
                                 acc.saturating_mul(d)
                             },
@@ -264,7 +273,8 @@ impl OrtSession {
                     }
                     _ => 0,
                 })
-                .collect())
+                .collect();
+            Ok((sizes, exact))
         })
     }
 
@@ -394,38 +404,50 @@ impl crate::onnx::ShapeSource for OrtShapes {
             inputs.iter().map(|(n, s)| (n.clone(), zeros(s))).collect();
         let views: Vec<(&str, ArrayViewD<f32>)> =
             arrays.iter().map(|(n, a)| (n.as_str(), a.view())).collect();
-        let mut session = OrtSession::from_model(model, &names)?;
-        let sizes = session.output_estimates(inputs)?;
+        // Inputs declared at the probed shapes: ONNX Runtime then infers the size of every
+        // tensor that does not depend on data, and the estimate below is exact for those.
+        let fixed = crate::onnx::with_fixed_inputs(model, inputs);
+        let mut session = OrtSession::from_model(&fixed, &names)?;
+        let (sizes, _) = session.output_estimates(inputs)?;
         let budget = crate::util::memory::budget();
         if sizes.iter().fold(0u64, |a, &b| a.saturating_add(b)) <= budget {
             return Ok(session.run_shapes(&views)?.into_iter().collect());
         }
         // Every output returned at once would not fit (a graph of many thousand tensors):
-        // probe in chunks that do, one session each.
+        // probe in chunks that do, one session each. Each chunk also returns the model's
+        // own outputs, so they count in every chunk.
         let size_of: HashMap<String, u64> = session.output_names().into_iter().zip(sizes).collect();
         drop(session);
+        let own = model
+            .proto
+            .graph
+            .output
+            .iter()
+            .map(|o| size_of.get(&o.name).copied().unwrap_or(0))
+            .fold(0u64, u64::saturating_add);
         let mut shapes = HashMap::new();
         let mut chunk: Vec<String> = Vec::new();
-        let mut chunk_bytes = 0u64;
+        let mut chunk_bytes = own;
         for (i, name) in names.iter().enumerate() {
             let bytes = size_of.get(name).copied().unwrap_or(0);
-            crate::util::memory::check(
+            crate::util::memory::check_within(
                 &model.path,
                 &format!(
                     "the tensor '{}' at the probed input shapes",
                     crate::util::clip(name, 100)
                 ),
-                bytes,
+                own.saturating_add(bytes),
+                budget,
                 "give a smaller --shape",
             )?;
             if chunk_bytes.saturating_add(bytes) > budget && !chunk.is_empty() {
-                probe_chunk(model, &std::mem::take(&mut chunk), &views, &mut shapes)?;
-                chunk_bytes = 0;
+                probe_chunk(&fixed, &std::mem::take(&mut chunk), &views, &mut shapes)?;
+                chunk_bytes = own;
             }
             chunk.push(name.clone());
             chunk_bytes = chunk_bytes.saturating_add(bytes);
             if i + 1 == names.len() {
-                probe_chunk(model, &std::mem::take(&mut chunk), &views, &mut shapes)?;
+                probe_chunk(&fixed, &std::mem::take(&mut chunk), &views, &mut shapes)?;
             }
         }
         Ok(shapes)

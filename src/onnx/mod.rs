@@ -27,7 +27,7 @@ pub use builder::{node, typed_value_info, value_info};
 pub use graph::{arity, node_key, node_reads, Graph, NodeId};
 pub use inspect::*;
 pub use model::Model;
-pub use patch::{with_extra_outputs, Patch};
+pub use patch::{with_extra_outputs, with_fixed_inputs, Patch};
 pub use shapes::ShapeSource;
 pub use tensor::{float16_tensor, float_tensor, int64_tensor, int8_tensor};
 pub use upgrade::upgrade_opset;

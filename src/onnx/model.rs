@@ -182,9 +182,14 @@ fn check_initializer_sizes(proto: &ModelProto) -> std::result::Result<(), String
         if t.data_location.enum_value_or_default() == DataLocation::EXTERNAL {
             continue;
         }
-        let count = t.dims.iter().try_fold(1u64, |acc, &d| {
-            u64::try_from(d).ok().and_then(|d| acc.checked_mul(d))
-        });
+        // A zero dim makes the tensor empty whatever the others are (no overflow then).
+        let count = if t.dims.contains(&0) && t.dims.iter().all(|&d| d >= 0) {
+            Some(0)
+        } else {
+            t.dims.iter().try_fold(1u64, |acc, &d| {
+                u64::try_from(d).ok().and_then(|d| acc.checked_mul(d))
+            })
+        };
         if t.raw_data.is_empty() {
             // Typed fields: they must hold something when the tensor has elements, and a
             // float tensor exactly its count.

@@ -353,6 +353,38 @@ pub fn with_extra_outputs(model: &Model, names: &[String]) -> Model {
     m
 }
 
+/// A copy of `model` whose graph inputs named in `shapes` declare exactly those dims, so
+/// that ONNX Runtime's shape inference, when it loads the copy, knows every size a run on
+/// such inputs will have (memory estimates before probing).
+pub fn with_fixed_inputs(
+    model: &Model,
+    shapes: &std::collections::BTreeMap<String, Vec<usize>>,
+) -> Model {
+    use onnx_protobuf::tensor_shape_proto::{dimension::Value as Dim, Dimension};
+    let mut m = model.clone();
+    let graph = m.proto.graph.mut_or_insert_default();
+    for input in graph.input.iter_mut() {
+        let Some(dims) = shapes.get(&input.name) else {
+            continue;
+        };
+        let Some(ty) = input.type_.as_mut() else {
+            continue;
+        };
+        if let Some(onnx_protobuf::type_proto::Value::TensorType(t)) = ty.value.as_mut() {
+            let shape = t.shape.mut_or_insert_default();
+            shape.dim = dims
+                .iter()
+                .map(|&d| {
+                    let mut dim = Dimension::new();
+                    dim.value = Some(Dim::DimValue(d as i64));
+                    dim
+                })
+                .collect();
+        }
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

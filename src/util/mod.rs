@@ -39,6 +39,27 @@ pub fn clip(s: &str, max: usize) -> String {
 /// a failure while writing leaves none of them changed. Only a rename failing midway,
 /// after all the data is on disk, can leave part of the set replaced.
 pub fn write_set_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
+    stage_set(files)?.commit()
+}
+
+/// A set of files written to temporary files beside their targets, renamed into place by
+/// [`StagedSet::commit`] in the order given (dropped uncommitted: nothing changes).
+pub struct StagedSet<'a> {
+    files: Vec<(&'a Path, tempfile::NamedTempFile)>,
+}
+
+impl StagedSet<'_> {
+    /// Rename every file into place, in order.
+    pub fn commit(self) -> Result<()> {
+        for (path, tmp) in self.files {
+            tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+        }
+        Ok(())
+    }
+}
+
+/// Stage `files` (see [`write_set_atomic`]) without touching any target yet.
+pub fn stage_set<'a>(files: &[(&'a Path, &[u8])]) -> Result<StagedSet<'a>> {
     let mut staged = Vec::with_capacity(files.len());
     for (path, bytes) in files {
         if let Ok(m) = std::fs::symlink_metadata(path) {
@@ -51,10 +72,7 @@ pub fn write_set_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
         }
         staged.push((*path, stage(path, bytes)?));
     }
-    for (path, tmp) in staged {
-        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    }
-    Ok(())
+    Ok(StagedSet { files: staged })
 }
 
 /// `bytes` in a synced temporary file beside `path`, mode 0644.

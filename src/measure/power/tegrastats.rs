@@ -74,12 +74,12 @@ fn parse_values(t: &str) -> Option<Vec<f64>> {
     Some(out)
 }
 
-/// A token that a power field would be: it starts with a digit, has a `/`, and carries no
-/// unit but mW (`RAM 721/31927MB` and `IRAM 0/252kB` are memory, not power).
+/// A token that a power field would be: it starts with a digit or a sign and has a `/`, and
+/// it is not a memory figure (`RAM 721/31927MB`, `IRAM 0/252kB` end in a byte unit).
 fn looks_like_power(t: &str) -> bool {
-    t.starts_with(|c: char| c.is_ascii_digit())
+    t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+')
         && t.contains('/')
-        && (t.ends_with("mW") || t.ends_with(|c: char| c.is_ascii_digit()))
+        && !t.ends_with('B')
 }
 
 fn is_date(t: &str) -> bool {
@@ -276,5 +276,10 @@ mod tests {
         let l = parse_line("IRAM 0/252kB VDD_IN 4000/40a0 EMC_FREQ 0%").unwrap();
         assert_eq!(l.malformed, ["VDD_IN"]);
         assert!(l.rails.is_empty());
+        // Found in review: a cut unit or a sign was not flagged.
+        let l = parse_line("GPU 10mW/10mW VDD_IN 5000mW/5000m").unwrap();
+        assert_eq!(l.malformed, ["VDD_IN"]);
+        let l = parse_line("VDD_IN -5000mW/5000mW SWAP 0/15963MB").unwrap();
+        assert_eq!(l.malformed, ["VDD_IN"]);
     }
 }
