@@ -516,7 +516,7 @@ fn every_parser_family_survives_mutation() {
     let t = family(
         "matrix",
         &[matrix_seed.into_bytes()],
-        cases.min(2000),
+        cases,
         &mut rng,
         true,
         |b| {
@@ -572,7 +572,7 @@ fn every_parser_family_survives_mutation() {
     let seed = std::fs::read(&report).unwrap();
     let original = trtforge::report::BenchReport::load(&report).unwrap();
     let file = tmp.path().join("new.json");
-    let t = family("compare", &[seed], cases.min(2000), &mut rng, true, |b| {
+    let t = family("compare", &[seed], cases, &mut rng, true, |b| {
         std::fs::write(&file, b).unwrap();
         let new = trtforge::report::BenchReport::load(&file).map_err(|e| e.to_string())?;
         let c = trtforge::report::compare::compare(&original, &new, Default::default(), true)

@@ -64,7 +64,7 @@ pub fn decode_rgb8(bytes: &[u8], path: &Path) -> Result<RgbImage> {
                 // The decoder would fill the blocks past the cut from zero bits, even in its
                 // strict mode, and succeed with a partly grey picture.
                 return Err(unreadable(
-                    "truncated JPEG (the image data ends before its last blocks; an end marker was appended after a cut?)".to_string(),
+                    "truncated or corrupt JPEG (its image data ends before its last blocks: cut, with an end marker appended, or damaged)".to_string(),
                 ));
             }
             // The decoder reads 2-component frames as grey plus alpha; no camera or

@@ -6,7 +6,7 @@
 pub mod contract;
 pub mod dump;
 pub mod image;
-mod jpeg;
+pub mod jpeg;
 pub mod npy;
 pub mod preprocess;
 pub mod set;
