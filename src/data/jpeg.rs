@@ -5,7 +5,7 @@
 //! `image`) fills the missing blocks from zero bits, strict mode included, and calibration
 //! would see a partly grey picture. Only walking the Huffman codes tells how many blocks the
 //! data really holds, so this module does that, without dequantizing or transforming
-//! anything: one bit at a time through the canonical code tables.
+//! anything: 9-bit table lookups, longer codes through the canonical code ranges.
 //!
 //! Scope: baseline and extended sequential Huffman frames (SOF0, SOF1), interleaved or one
 //! scan per component, with or without restart intervals. Progressive and arithmetic-coded
@@ -13,28 +13,48 @@
 //! out (a marker or the file's end) before the last block; anything it does not understand
 //! counts as complete, so a file it cannot judge is left to the decoder.
 
-/// One Huffman table: canonical codes, by length, as (first code, first index) per length.
-#[derive(Clone, Default)]
+/// Bits looked up at once: codes up to this long are decoded by one table read.
+const FAST: u32 = 9;
+
+/// One Huffman table: canonical codes, by length, as (first code, count, first index) per
+/// length, and a lookup of every code up to [`FAST`] bits.
+#[derive(Clone)]
 struct Table {
-    /// For each length 1..=16: the first code of that length, the count, and the index of
-    /// its first symbol in `symbols`.
     first_code: [u32; 17],
     count: [u32; 17],
     first_index: [u32; 17],
     symbols: Vec<u8>,
+    /// Indexed by the next FAST bits: `len << 8 | symbol`, 0 when the code is longer.
+    fast: Vec<u16>,
 }
 
 impl Table {
     fn new(counts: &[u8], symbols: &[u8]) -> Table {
         let mut t = Table {
+            first_code: [0; 17],
+            count: [0; 17],
+            first_index: [0; 17],
             symbols: symbols.to_vec(),
-            ..Default::default()
+            fast: vec![0; 1 << FAST],
         };
         let (mut code, mut index) = (0u32, 0u32);
         for len in 1..=16 {
             t.first_code[len] = code;
             t.count[len] = u32::from(counts[len - 1]);
             t.first_index[len] = index;
+            if len as u32 <= FAST {
+                for k in 0..t.count[len] {
+                    let (c, i) = (code + k, (index + k) as usize);
+                    let (Some(&sym), true) = (symbols.get(i), c < (1 << len)) else {
+                        continue;
+                    };
+                    let shift = FAST - len as u32;
+                    for low in 0..(1u32 << shift) {
+                        t.fast[((c << shift) | low) as usize] =
+                            ((len as u16) << 8) | u16::from(sym);
+                    }
+                }
+            }
             code = (code + t.count[len]) << 1;
             index += t.count[len];
         }
@@ -48,54 +68,96 @@ struct Component {
     v: usize,
 }
 
-/// Reads entropy-coded bits, undoing byte stuffing; stops at any marker.
+/// Reads entropy-coded bits through a 64-bit accumulator, undoing byte stuffing; stops at
+/// any marker (or the file's end), after which only the bits already read remain.
 struct Bits<'a> {
     data: &'a [u8],
     pos: usize,
-    byte: u8,
-    left: u8,
+    acc: u64,
+    /// Valid bits at the bottom of `acc`.
+    n: u32,
     /// A marker (or the end of the file) was reached.
     ended: bool,
 }
 
 impl Bits<'_> {
-    fn bit(&mut self) -> Option<u32> {
-        if self.left == 0 {
-            if self.ended {
-                return None;
-            }
-            let b = *self.data.get(self.pos)?;
+    fn new(data: &[u8], pos: usize) -> Bits<'_> {
+        Bits {
+            data,
+            pos,
+            acc: 0,
+            n: 0,
+            ended: false,
+        }
+    }
+
+    fn refill(&mut self) {
+        while self.n <= 56 && !self.ended {
+            let Some(&b) = self.data.get(self.pos) else {
+                self.ended = true;
+                break;
+            };
             if b == 0xFF {
-                match self.data.get(self.pos + 1) {
-                    Some(0x00) => self.pos += 2,
-                    _ => {
-                        self.ended = true;
-                        return None;
-                    }
+                if self.data.get(self.pos + 1) == Some(&0x00) {
+                    self.pos += 2;
+                } else {
+                    self.ended = true;
+                    break;
                 }
             } else {
                 self.pos += 1;
             }
-            self.byte = b;
-            self.left = 8;
+            self.acc = (self.acc << 8) | u64::from(b);
+            self.n += 8;
         }
-        self.left -= 1;
-        Some(u32::from(self.byte >> self.left) & 1)
     }
 
-    fn bits(&mut self, n: u32) -> Option<()> {
-        for _ in 0..n {
-            self.bit()?;
+    /// The next `k` bits (1..=16, at most `n`), not consumed.
+    fn peek(&self, k: u32) -> u32 {
+        ((self.acc >> (self.n - k)) & ((1u64 << k) - 1)) as u32
+    }
+
+    fn bits(&mut self, k: u32) -> Option<()> {
+        if self.n < k {
+            self.refill();
+            if self.n < k {
+                return None;
+            }
         }
+        self.n -= k;
         Some(())
     }
 
     fn symbol(&mut self, t: &Table) -> Result<u8, Walk> {
-        let mut code = 0u32;
-        for len in 1..=16 {
-            code = (code << 1) | self.bit().ok_or(Walk::Ended)?;
+        if self.n < 16 {
+            self.refill();
+        }
+        // Short of FAST bits at the very end: look up with zeros below, and accept the hit
+        // only if its code fits in the bits really there.
+        let look = if self.n >= FAST {
+            self.peek(FAST)
+        } else if self.n > 0 {
+            self.peek(self.n) << (FAST - self.n)
+        } else {
+            return Err(Walk::Ended);
+        };
+        let e = t.fast[look as usize];
+        if e != 0 {
+            let len = u32::from(e >> 8);
+            if len > self.n {
+                return Err(Walk::Ended);
+            }
+            self.n -= len;
+            return Ok(e as u8);
+        }
+        for len in FAST as usize + 1..=16 {
+            if len as u32 > self.n {
+                return Err(Walk::Ended);
+            }
+            let code = self.peek(len as u32);
             let offset = code.wrapping_sub(t.first_code[len]);
             if code >= t.first_code[len] && offset < t.count[len] {
+                self.n -= len as u32;
                 let i = (t.first_index[len] + offset) as usize;
                 return t.symbols.get(i).copied().ok_or(Walk::Unknown);
             }
@@ -103,19 +165,18 @@ impl Bits<'_> {
         Err(Walk::Unknown)
     }
 
-    /// Skip to the restart marker expected next (`FF D0..D7`), after byte alignment.
+    /// Skip to the restart marker expected next (`FF D0..D7`): the bits left are padding.
     fn restart(&mut self) -> bool {
-        self.left = 0;
+        self.acc = 0;
+        self.n = 0;
         self.ended = false;
         while self.pos + 1 < self.data.len() {
-            if self.data[self.pos] == 0xFF && (0xD0..=0xD7).contains(&self.data[self.pos + 1]) {
+            let (a, b) = (self.data[self.pos], self.data[self.pos + 1]);
+            if a == 0xFF && (0xD0..=0xD7).contains(&b) {
                 self.pos += 2;
                 return true;
             }
-            if self.data[self.pos] == 0xFF
-                && self.data[self.pos + 1] != 0x00
-                && self.data[self.pos + 1] != 0xFF
-            {
+            if a == 0xFF && b != 0x00 && b != 0xFF {
                 return false;
             }
             self.pos += 1;
@@ -308,13 +369,7 @@ fn scan(
         let mcus = width.div_ceil(8 * hmax) * height.div_ceil(8 * vmax);
         (mcus, members.iter().map(|(c, _, _)| c.h * c.v).collect())
     };
-    let mut bits = Bits {
-        data: b,
-        pos: start,
-        byte: 0,
-        left: 0,
-        ended: false,
-    };
+    let mut bits = Bits::new(b, start);
     for m in 0..mcus {
         if restart > 0 && m > 0 && m % restart == 0 && !bits.restart() {
             return Err(Walk::Ended);
