@@ -30,7 +30,7 @@ use crate::eval::{self, DecodeParams};
 use crate::onnx::Model;
 use crate::recipe::QuantizeJob;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use validation::Outputs;
@@ -227,11 +227,11 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let qdq_path = out.join(QDQ_MODEL_FILE);
     crate::exec::check_loads(&qmodel)?;
-    qmodel.save(&qdq_path)?;
-    if let Some(p) = &plan_out {
-        let text = crate::error::to_json_pretty(p)?;
-        crate::util::write_atomic(&out.join(PLAN_FILE), text.as_bytes())?;
-    }
+    let qdq_bytes = qmodel.to_bytes()?;
+    let plan_text = plan_out
+        .as_ref()
+        .map(crate::error::to_json_pretty)
+        .transpose()?;
     let pair = |m: (f64, f64)| report::MapPair {
         map50: m.0,
         map50_95: m.1,
@@ -277,7 +277,20 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
         seconds: started.elapsed().as_secs_f64(),
     };
     let json = crate::error::to_json_pretty(&report)?;
-    crate::util::write_atomic(&out.join(REPORT_FILE), json.as_bytes())?;
-    crate::util::write_atomic(&out.join(REPORT_MD_FILE), report.markdown().as_bytes())?;
+    let markdown = report.markdown();
+    // One set: the Q/DQ model, its plan and the report that describes them, all staged
+    // before any is renamed into place.
+    let (plan_path, report_path, md_path) = (
+        out.join(PLAN_FILE),
+        out.join(REPORT_FILE),
+        out.join(REPORT_MD_FILE),
+    );
+    let mut set: Vec<(&Path, &[u8])> = vec![(&qdq_path, &qdq_bytes)];
+    if let Some(text) = &plan_text {
+        set.push((&plan_path, text.as_bytes()));
+    }
+    set.push((&report_path, json.as_bytes()));
+    set.push((&md_path, markdown.as_bytes()));
+    crate::util::write_set_atomic(&set)?;
     Ok(report)
 }
