@@ -75,11 +75,12 @@ fn parse_values(t: &str) -> Option<Vec<f64>> {
 }
 
 /// A token that a power field would be: it starts with a digit or a sign and has a `/`, and
-/// it is not a memory figure (`RAM 721/31927MB`, `IRAM 0/252kB` end in a byte unit).
+/// it is not a memory figure (`RAM 721/31927MB`, and JetPack 4's `IRAM 0/252kB(lfb 252kB)`,
+/// whose token runs into a parenthesis, carry a byte unit).
 fn looks_like_power(t: &str) -> bool {
     t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+')
         && t.contains('/')
-        && !t.ends_with('B')
+        && !t.contains(['B', '('])
 }
 
 fn is_date(t: &str) -> bool {
@@ -281,5 +282,9 @@ mod tests {
         assert_eq!(l.malformed, ["VDD_IN"]);
         let l = parse_line("VDD_IN -5000mW/5000mW SWAP 0/15963MB").unwrap();
         assert_eq!(l.malformed, ["VDD_IN"]);
+        // A real Jetson Nano (JetPack 4) line: memory figures are not malformed power.
+        let l = parse_line("RAM 1762/3964MB (lfb 252x4MB) SWAP 0/4096MB (cached 0MB) IRAM 0/252kB(lfb 252kB) POM_5V_IN 5143/2615")
+            .unwrap();
+        assert!(l.malformed.is_empty(), "{:?}", l.malformed);
     }
 }
