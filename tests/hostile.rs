@@ -319,6 +319,15 @@ fn calib_recipe(
     write(dir, "r.yaml", &text)
 }
 
+/// The synth detector (32x32 input) saved as `dir/tiny.onnx`.
+fn tiny_model(dir: &Path) -> std::path::PathBuf {
+    let model = dir.join("tiny.onnx");
+    trtforge::onnx::synth::tiny_detector(32)
+        .save(&model)
+        .unwrap();
+    model
+}
+
 fn bundled_photos() -> std::path::PathBuf {
     common::crate_root().join("calib_data")
 }
@@ -413,10 +422,7 @@ fn an_edited_artifact_beside_intact_provenance_is_stale() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let model = t.path().join("tiny.onnx");
-    trtforge::onnx::synth::tiny_detector(32)
-        .save(&model)
-        .unwrap();
+    let model = tiny_model(t.path());
     let r = calib_recipe(t.path(), &model, 32, &bundled_photos(), "", "");
     let (code, _, err) = common::trtforge(&["calibrate", &r]);
     assert_eq!(code, 0, "{err}");
@@ -486,10 +492,7 @@ fn a_tensor_name_with_a_line_break_writes_no_artifact() {
 #[test]
 fn recipe_fields_check_did_not_look_at_are_checked() {
     let t = tempfile::tempdir().unwrap();
-    let model = t.path().join("tiny.onnx");
-    trtforge::onnx::synth::tiny_detector(32)
-        .save(&model)
-        .unwrap();
+    let model = tiny_model(t.path());
     let photos = bundled_photos();
     // dtype float16 on a float32 model.
     let r = calib_recipe(t.path(), &model, 32, &photos, "", "");
@@ -524,10 +527,7 @@ fn recipe_fields_check_did_not_look_at_are_checked() {
 #[test]
 fn a_dangling_image_link_is_an_error_not_a_smaller_set() {
     let t = tempfile::tempdir().unwrap();
-    let model = t.path().join("tiny.onnx");
-    trtforge::onnx::synth::tiny_detector(32)
-        .save(&model)
-        .unwrap();
+    let model = tiny_model(t.path());
     let imgs = t.path().join("imgs");
     std::fs::create_dir(&imgs).unwrap();
     std::os::unix::fs::symlink(bundled_photos().join("coffee.png"), imgs.join("a.png")).unwrap();
@@ -650,10 +650,7 @@ fn a_bench_report_whose_plot_cannot_be_written_leaves_no_file() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let model = t.path().join("tiny.onnx");
-    trtforge::onnx::synth::tiny_detector(32)
-        .save(&model)
-        .unwrap();
+    let model = tiny_model(t.path());
     let out = t.path().join("bench");
     std::fs::create_dir_all(out.join("latency_timeline.svg")).unwrap();
     let args = [
@@ -703,10 +700,7 @@ fn an_image_over_the_size_limit_is_not_read_to_hash_it() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let model = t.path().join("tiny.onnx");
-    trtforge::onnx::synth::tiny_detector(32)
-        .save(&model)
-        .unwrap();
+    let model = tiny_model(t.path());
     let imgs = t.path().join("imgs");
     std::fs::create_dir(&imgs).unwrap();
     std::fs::copy(bundled_photos().join("coffee.png"), imgs.join("a.png")).unwrap();
