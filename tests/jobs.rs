@@ -259,6 +259,7 @@ fn refine_and_confirm_settings_resolve_and_bad_values_name_the_field() {
         Refinement::RangeChoice,
         Refinement::WeightScales,
         Refinement::BiasCorrection,
+        Refinement::DepthwiseEqualization,
     ];
     let j = job("");
     assert_eq!((j.refine.as_slice(), j.refine_auto), (&all[..], true));

@@ -17,6 +17,7 @@ use trtforge::onnx::{float_tensor, ints_attr, node, value_info, Graph, Model};
 use trtforge::quant::qdq::{max_scales, quantize_value, WeightEdits};
 use trtforge::quant::refine::{refine, RefineInput};
 use trtforge::quant::{quantize, QdqOptions};
+use trtforge::recipe::Refinement;
 
 fn contract() -> InputContract {
     serde_yaml_ng::from_str(
@@ -85,6 +86,7 @@ fn run_refine(
             hists,
             params: &RangeParams::default(),
             images: &images(),
+            range_images: &images(),
             contract: &contract(),
         })
         .unwrap(),
@@ -149,9 +151,14 @@ fn bias_correction_is_the_mean_weight_error_times_the_mean_input() {
                 want[oc]
             );
         }
-        assert_eq!(&r.edits(with_scales, true).bias["conv"], got);
+        let with: &[Refinement] = if with_scales {
+            &[Refinement::WeightScales, Refinement::BiasCorrection]
+        } else {
+            &[Refinement::BiasCorrection]
+        };
+        assert_eq!(&r.edits(with).bias["conv"], got);
     }
-    assert!(r.edits(true, false).bias.is_empty());
+    assert!(r.edits(&[Refinement::WeightScales]).bias.is_empty());
 }
 
 #[test]
@@ -200,6 +207,7 @@ fn the_writer_folds_corrections_into_quantized_layers_only() {
     let edits = WeightEdits {
         scales: [("w".to_string(), vec![0.9 / 127.0, 0.8 / 127.0])].into(),
         bias: [("conv".to_string(), vec![0.25, -0.125])].into(),
+        ..Default::default()
     };
     let opts = QdqOptions {
         edits: Arc::new(edits.clone()),
@@ -279,6 +287,7 @@ fn gemm_corrections_account_for_beta_and_a_missing_c() {
         edits: Arc::new(WeightEdits {
             scales: Default::default(),
             bias: [("gemm".to_string(), vec![0.5, -1.0])].into(),
+            ..Default::default()
         }),
         ..Default::default()
     };
@@ -296,4 +305,133 @@ fn gemm_corrections_account_for_beta_and_a_missing_c() {
     // beta 0: C does not reach the output, nothing to fold into.
     let (q, _) = quantize(&one_gemm(0.0, Some(vec![1.0, 1.0])), &ranges, &opts).unwrap();
     assert_eq!(gemm_c(&q), Some(vec![1.0, 1.0]));
+}
+
+/// images (1x3x16x16) -> Mul by [0.05, 1, 20] per channel -> x -> depthwise 3x3 Conv with
+/// two output channels per input channel (group 3, weight 6x1x3x3) -> out.
+fn uneven_depthwise() -> Model {
+    let mut b = GraphBuilder::new("uneven_depthwise");
+    b.graph.input.push(value_info("images", &[1, 3, 16, 16]));
+    b.graph
+        .initializer
+        .push(float_tensor("k", &[1, 3, 1, 1], vec![0.05, 1.0, 20.0]));
+    let w: Vec<f32> = (0..54).map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0).collect();
+    b.graph
+        .initializer
+        .push(float_tensor("w", &[6, 1, 3, 3], w));
+    b.graph.initializer.push(float_tensor(
+        "b",
+        &[6],
+        vec![0.1, -0.1, 0.2, -0.2, 0.3, -0.3],
+    ));
+    b.graph
+        .node
+        .push(node("Mul", "scale", &["images", "k"], &["x"], vec![]));
+    b.graph.node.push(node(
+        "Conv",
+        "dw",
+        &["x", "w", "b"],
+        &["out"],
+        vec![
+            ints_attr("kernel_shape", &[3, 3]),
+            ints_attr("pads", &[1, 1, 1, 1]),
+            trtforge::onnx::int_attr("group", 3),
+        ],
+    ));
+    b.graph.output.push(value_info("out", &[1, 6, 16, 16]));
+    b.finish(13, "uneven_depthwise.onnx")
+}
+
+/// Squared error of `m`'s output against `reference`'s, per output channel, relative to the
+/// energy of the reference's output less its bias `bias`.
+fn channel_errors(m: &Model, reference: &Model, bias: &[f32]) -> Option<Vec<f64>> {
+    let (mut s, mut r) = (
+        common::ort_session(m, &[])?,
+        common::ort_session(reference, &[])?,
+    );
+    let (mut err, mut energy) = (vec![0f64; 6], vec![0f64; 6]);
+    for x in inputs() {
+        let x = x.insert_axis(ndarray::Axis(0));
+        let y = s.run(&[("images", x.view())]).unwrap().remove(0).1;
+        let y0 = r.run(&[("images", x.view())]).unwrap().remove(0).1;
+        for ((idx, a), b) in y.indexed_iter().zip(y0.iter()) {
+            err[idx[1]] += ((a - b) as f64).powi(2);
+            energy[idx[1]] += ((b - bias[idx[1]]) as f64).powi(2);
+        }
+    }
+    Some(err.iter().zip(&energy).map(|(e, n)| e / n).collect())
+}
+
+#[test]
+fn depthwise_equalization_gives_each_channel_its_own_step_and_keeps_the_float_model() {
+    let m = uneven_depthwise();
+    // The per-tensor range is channel 2's: 20, a step of 0.157 where channel 0 stays below
+    // 0.05, so per tensor channel 0 quantizes to zeros.
+    let ranges: HashMap<String, f32> = [("x".to_string(), 20.0)].into();
+    let hists = HistogramSet::new(vec![], NonFinitePolicy::Error);
+    let Some(r) = run_refine(&m, &ranges, &hists) else {
+        return;
+    };
+    let e = r
+        .equalize
+        .get("dw")
+        .expect("the depthwise conv is equalized");
+    assert_eq!(e.scales.len(), 3, "{e:?}");
+    // Each channel's step follows its own max (0.05, 1 and 20 times the pixels' max of
+    // that channel), up to the fraction the search chose (0.1 to 1).
+    let max_c: Vec<f32> = (0..3)
+        .map(|c| {
+            let k = [0.05f32, 1.0, 20.0][c];
+            inputs()
+                .iter()
+                .map(|x| {
+                    x.index_axis(ndarray::Axis(0), c)
+                        .fold(0f32, |a, v| a.max(v * k))
+                })
+                .fold(0f32, f32::max)
+        })
+        .collect();
+    for (c, (s, max)) in e.scales.iter().zip(&max_c).enumerate() {
+        let amax_c = s * e.amax;
+        assert!(
+            amax_c <= max * 1.0001 && amax_c >= max * 0.0999,
+            "channel {c}: step range {amax_c} for a max of {max}"
+        );
+    }
+    // Summed in absolute terms, channel 2 (already well served per tensor) dominates.
+    assert!(r.equalize_error_ratio < 0.9, "{}", r.equalize_error_ratio);
+
+    let write = |with: &[Refinement]| {
+        let opts = QdqOptions {
+            edits: Arc::new(r.edits(with)),
+            ..Default::default()
+        };
+        quantize(&m, &ranges, &opts).unwrap().0
+    };
+    let (naive, equalized) = (write(&[]), write(&[Refinement::DepthwiseEqualization]));
+    // The writer's rewrite: a Mul by 1/s_c before the input's Q/DQ, and weights whose
+    // dequantized values divided by s_c are the exported ones up to INT8 rounding.
+    let g = Graph::new(&equalized);
+    let mul = g
+        .nodes()
+        .find(|(_, n)| n.op_type == "Mul" && n.input[0] == "x")
+        .expect("a Mul reads x")
+        .1;
+    let inv = initializer(&equalized, &mul.input[1]);
+    for c in 0..3 {
+        assert!((inv[c] * e.scales[c] - 1.0).abs() < 1e-6, "{inv:?} {e:?}");
+    }
+    let bias = initializer(&m, "b");
+    let Some(err_naive) = channel_errors(&naive, &m, &bias) else {
+        return;
+    };
+    let err_eq = channel_errors(&equalized, &m, &bias).unwrap();
+    // Channel 0's outputs (0 and 1): per tensor only the bias is left; equalized, every
+    // output channel is within INT8 rounding of FP32 (channel 2's already was per tensor).
+    for o in 0..2 {
+        assert!(err_naive[o] > 0.5, "naive {err_naive:?}");
+    }
+    for (o, e) in err_eq.iter().enumerate() {
+        assert!(*e < 1e-3, "equalized, output channel {o}: {err_eq:?}");
+    }
 }

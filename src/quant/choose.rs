@@ -80,6 +80,11 @@ fn detail(r: Refinement, refined: &Refined) -> String {
         Refinement::BiasCorrection => {
             format!("{} layers' biases corrected", refined.bias.len())
         }
+        Refinement::DepthwiseEqualization => format!(
+            "{} depthwise convs' input channels got their own steps; their output error x{:.3}",
+            refined.equalize.len(),
+            refined.equalize_error_ratio
+        ),
     }
 }
 
@@ -99,10 +104,7 @@ pub fn choose(
         if with.contains(&Refinement::RangeChoice) {
             ranges.extend(refined.ranges.iter().map(|(k, v)| (k.clone(), *v)));
         }
-        let edits = refined.edits(
-            with.contains(&Refinement::WeightScales),
-            with.contains(&Refinement::BiasCorrection),
-        );
+        let edits = refined.edits(with);
         (ranges, edits)
     };
     let error_of = |with: &[Refinement]| -> Result<(Model, f64)> {

@@ -149,6 +149,7 @@ pub fn run(job: &QuantizeJob) -> Result<QuantizeReport> {
             hists: &hists,
             params: &RangeParams::from_recipe(Some(&cal_job.calibration)),
             images: &images,
+            range_images: cal_set.paths(),
             contract: &cal_job.input,
         })?;
         let m = choose::Measure {

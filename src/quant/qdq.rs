@@ -35,6 +35,23 @@ pub struct WeightEdits {
     pub scales: HashMap<String, Vec<f32>>,
     /// Per-output-channel amounts to subtract from the bias, by node key.
     pub bias: HashMap<String, Vec<f32>>,
+    /// Per-input-channel rescaling of depthwise convs' inputs, by node key.
+    pub equalize: HashMap<String, Equalization>,
+}
+
+/// A depthwise conv whose input channels each get their own quantization step although
+/// TensorRT quantizes activations per tensor: the writer reads the input through a Mul by
+/// 1/s_c (shape [1, C, 1, ..]), quantizes that per tensor with `amax`, and multiplies each
+/// weight output channel by its input channel's s_c. In float the model is unchanged (a
+/// depthwise output channel reads one input channel only), and the per-channel weight
+/// quantization absorbs s_c exactly, so only the activation's steps change: channel c's is
+/// s_c * amax / 127.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Equalization {
+    /// s_c per input channel, in (0, 1].
+    pub scales: Vec<f32>,
+    /// Range of the rescaled input.
+    pub amax: f32,
 }
 
 /// One layer that gets (or would get) Q/DQ on its inputs.
@@ -309,8 +326,20 @@ pub fn quantize(
             }
             Decision::Quantize { slots, weight } => (slots, weight),
         };
+        let equalize = match opts.edits.equalize.get(&key) {
+            Some(e) => Some(check_equalization(&g, id, weight.as_ref(), e)?),
+            None => None,
+        };
         for (slot, amax) in slots {
             let t = n.input[slot].clone();
+            if let (Some(e), 0) = (equalize, slot) {
+                let rank = weight.as_ref().map_or(4, |w| w.dims.len());
+                let scaled = insert_channel_rescale(&mut p, id, &t, &e.scales, rank);
+                let d = insert_activation_qdq(&mut p, id, &scaled, e.amax);
+                summary.qdq_pairs += 1;
+                p.set_input(id, 0, &d);
+                continue;
+            }
             let dq = match act_dq.get(&(t.clone(), amax.to_bits())) {
                 Some(d) => d.clone(),
                 None => {
@@ -323,13 +352,24 @@ pub fn quantize(
             p.set_input(id, slot, &dq);
         }
         if let Some(w) = weight {
-            let k = format!("{}/{}", w.name, w.axis);
-            let dq = match w_dq.get(&k) {
-                Some(d) => d.clone(),
-                None => {
-                    let d = insert_weight_dq(&mut p, id, &w, &opts.edits);
-                    w_dq.insert(k, d.clone());
-                    d
+            let scales = opts
+                .edits
+                .scales
+                .get(&w.name)
+                .filter(|s| s.len() == w.dims[w.axis] as usize);
+            let dq = if let Some(e) = equalize {
+                // Its own copy: the rescaled weight is this layer's alone.
+                let (w, scales) = rescale_weight(w, scales.map(Vec::as_slice), &e.scales);
+                insert_weight_dq(&mut p, id, &w, scales.as_deref())
+            } else {
+                let k = format!("{}/{}", w.name, w.axis);
+                match w_dq.get(&k) {
+                    Some(d) => d.clone(),
+                    None => {
+                        let d = insert_weight_dq(&mut p, id, &w, scales.map(Vec::as_slice));
+                        w_dq.insert(k, d.clone());
+                        d
+                    }
                 }
             };
             p.set_input(id, 1, &dq);
@@ -406,15 +446,81 @@ fn insert_activation_qdq(p: &mut Patch, id: NodeId, t: &str, amax: f32) -> Strin
     d
 }
 
-/// INT8 copy of weight `w` and its per-channel DequantizeLinear before node `id`; returns the
-/// dequantized tensor's name.
-fn insert_weight_dq(p: &mut Patch, id: NodeId, w: &Weight, edits: &WeightEdits) -> String {
-    let (qv, scales) = match edits.scales.get(&w.name) {
-        Some(s) if s.len() == w.dims[w.axis] as usize => (
+/// The input channels of depthwise conv `id` whose weight is `w`, and its channel multiplier
+/// (output channels per input channel), when `e` fits it; an internal error otherwise (the
+/// edits come from `refine`, which only equalizes such convs).
+fn check_equalization<'e>(
+    g: &Graph,
+    id: NodeId,
+    w: Option<&Weight>,
+    e: &'e Equalization,
+) -> Result<&'e Equalization> {
+    let group = g.attr_int(id, "group")?.unwrap_or(1);
+    let fits = g.node(id).op_type == "Conv"
+        && w.is_some_and(|w| {
+            w.dims.len() >= 3
+                && w.dims[1] == 1
+                && group == e.scales.len() as i64
+                && group > 0
+                && w.dims[0] % group == 0
+        })
+        && e.scales.iter().all(|s| *s > 0.0 && *s <= 1.0)
+        && e.amax > 0.0
+        && e.amax.is_finite();
+    if fits {
+        Ok(e)
+    } else {
+        Err(g.error(
+            id,
+            "an equalization that does not fit this layer (not a depthwise Conv with that many channels); this is a bug in trtforge".to_string(),
+        ))
+    }
+}
+
+/// Mul of activation `t` by 1/s_c per channel (axis 1 of a rank-`rank` tensor) before node
+/// `id`; returns the product's name.
+fn insert_channel_rescale(p: &mut Patch, id: NodeId, t: &str, s: &[f32], rank: usize) -> String {
+    let (c, out, mul) = (
+        p.fresh(&format!("{t}_channel_scale")),
+        p.fresh(&format!("{t}_equalized")),
+        p.fresh(&format!("{t}_Equalize")),
+    );
+    let mut dims = vec![1i64; rank.max(2)];
+    dims[1] = s.len() as i64;
+    p.add_initializer(float_tensor(&c, &dims, s.iter().map(|v| 1.0 / v).collect()));
+    p.insert_before(id, node("Mul", &mul, &[t, &c], &[&out], vec![]));
+    out
+}
+
+/// Depthwise weight `w` with output channel o multiplied by s of its input channel (o / the
+/// multiplier), and its weight scales (when edited) likewise.
+fn rescale_weight(w: Weight, scales: Option<&[f32]>, s: &[f32]) -> (Weight, Option<Vec<f32>>) {
+    let per_in = (w.dims[0] as usize / s.len()).max(1);
+    let (_, ch) = channel_of(&w.dims, 0);
+    let values = w
+        .values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * s[ch(i) / per_in])
+        .collect();
+    let scales = scales.map(|sc| {
+        sc.iter()
+            .enumerate()
+            .map(|(o, v)| v * s[o / per_in])
+            .collect()
+    });
+    (Weight { values, ..w }, scales)
+}
+
+/// INT8 copy of weight `w` (with `scales`, else the max scales) and its per-channel
+/// DequantizeLinear before node `id`; returns the dequantized tensor's name.
+fn insert_weight_dq(p: &mut Patch, id: NodeId, w: &Weight, scales: Option<&[f32]>) -> String {
+    let (qv, scales) = match scales {
+        Some(s) => (
             quantize_with_scales(&w.values, &w.dims, w.axis, s),
-            s.clone(),
+            s.to_vec(),
         ),
-        _ => quantize_weights(&w.values, &w.dims, w.axis),
+        None => quantize_weights(&w.values, &w.dims, w.axis),
     };
     let name = &w.name;
     let (qn, s, z) = (

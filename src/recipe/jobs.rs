@@ -289,6 +289,7 @@ impl LoadedRecipe {
                     Refinement::RangeChoice,
                     Refinement::WeightScales,
                     Refinement::BiasCorrection,
+                    Refinement::DepthwiseEqualization,
                 ],
                 Some(RefineSetting::List(l)) => l.clone(),
             },

@@ -322,7 +322,7 @@ pub struct Quantize {
     /// Time budget of the accuracy-aware search in seconds (default 600).
     #[serde(default)]
     pub time_budget_s: Option<u64>,
-    /// Layer-wise refinements before the plan: `auto` (the default) tries all three in turn
+    /// Layer-wise refinements before the plan: `auto` (the default) tries all four in turn
     /// and keeps each that lowers the all-INT8 model's output error on the selection images;
     /// a list applies those (still measured and reported); `[]` none.
     #[serde(default)]
@@ -357,6 +357,9 @@ pub enum Refinement {
     WeightScales,
     /// Per output channel: the mean output error, subtracted from the bias.
     BiasCorrection,
+    /// Per input channel of a depthwise conv: its own quantization step, realised by an
+    /// exact rescaling (a Mul before the input's Q/DQ, the inverse folded into the weights).
+    DepthwiseEqualization,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -25,6 +25,9 @@ pub(super) struct Layer {
     bias: Option<ArrayD<f32>>,
     /// Whether the writer can fold a correction into the bias (see `qdq::correct_bias`).
     pub correctable: bool,
+    /// For a depthwise Conv (each output channel reads one input channel): its input
+    /// channels, which the writer can rescale one by one (see `qdq::Equalization`).
+    pub depthwise_inputs: Option<usize>,
     node: NodeProto,
     session: Option<OrtSession>,
 }
@@ -33,6 +36,22 @@ pub(super) struct Layer {
 pub fn fake_quant(x: &ArrayD<f32>, amax: f32) -> ArrayD<f32> {
     let s = amax / 127.0;
     x.mapv(|v| quantize_value(v, s) as f32 * s)
+}
+
+/// Fake quantization with one amax per channel along axis 1 (channels whose amax is 0 are
+/// left as they are: they hold only zeros where the amax came from).
+pub fn fake_quant_channels(x: &ArrayD<f32>, amax: &[f32]) -> ArrayD<f32> {
+    let dims: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
+    let (_, ch) = channel_of(&dims, 1);
+    let mut y = x.clone();
+    for (i, v) in y.iter_mut().enumerate() {
+        let a = amax[ch(i)];
+        if a > 0.0 {
+            let s = a / 127.0;
+            *v = quantize_value(*v, s) as f32 * s;
+        }
+    }
+    y
 }
 
 pub fn fake_quant_weights(w: &[f32], dims: &[i64], axis: usize, scales: &[f32]) -> Vec<f32> {
@@ -208,6 +227,10 @@ pub(super) fn layers(model: &Model, quantized: &[QuantLayer]) -> Result<Vec<Laye
         } && bias
             .as_ref()
             .is_none_or(|b| b.ndim() == 1 && b.len() == channels);
+        let group = g.attr_int(id, "group")?.unwrap_or(1);
+        let depthwise_inputs =
+            (n.op_type == "Conv" && group > 1 && w_dims[1] == 1 && w_dims[0] % group == 0)
+                .then_some(group as usize);
         out.push(Layer {
             key,
             input: x,
@@ -218,6 +241,7 @@ pub(super) fn layers(model: &Model, quantized: &[QuantLayer]) -> Result<Vec<Laye
             out_axis,
             bias,
             correctable,
+            depthwise_inputs,
             node: n.clone(),
             session: None,
         });

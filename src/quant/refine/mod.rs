@@ -6,31 +6,36 @@
 //!   algorithm's, whichever gives the reading layers the smallest channel-normalised error;
 //! - [`weights`]: per output channel, the weight scale with the smallest output error;
 //! - [`bias`]: per output channel, the mean output error that weight quantization adds,
-//!   subtracted from the bias.
+//!   subtracted from the bias;
+//! - [`equalize`]: per input channel of a depthwise conv, its own activation step, realised
+//!   by an exact rescaling.
 //!
 //! Every error is measured by running the layer itself in ONNX Runtime as a one-node model
 //! ([`layer`]: the exported node with its attributes, input, weight and bias fed as inputs),
 //! so grouped, strided, dilated and padded convolutions are all handled by the same code. The
-//! result is [`WeightEdits`] plus amax overrides: TensorRT sees an ordinary Q/DQ model.
+//! result is [`WeightEdits`] plus amax overrides: TensorRT sees an ordinary Q/DQ model (with a
+//! constant Mul before each equalized depthwise conv's input Q/DQ).
 
 mod bias;
+mod equalize;
 mod layer;
 mod ranges;
 mod weights;
 
 use layer::Layer;
 
+pub use equalize::FRACTIONS;
 pub use ranges::RangeChoice;
 pub use weights::ALPHAS;
 
-use super::qdq::{candidates, WeightEdits};
+use super::qdq::{candidates, Equalization, WeightEdits};
 use crate::calib::histogram::HistogramSet;
 use crate::calib::range::RangeParams;
 use crate::data::preprocess::preprocess_image;
 use crate::error::Result;
 use crate::exec::OrtSession;
 use crate::onnx::Model;
-use crate::recipe::{InputContract, QuantOp};
+use crate::recipe::{InputContract, QuantOp, Refinement};
 use ndarray::ArrayD;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -50,13 +55,20 @@ pub struct Refined {
     pub bias_max_scales: HashMap<String, Vec<f32>>,
     /// Output error with the chosen weight scales over that with max scales, over all layers.
     pub weight_error_ratio: f64,
+    /// Depthwise convs whose input channels get their own steps, by node key.
+    pub equalize: HashMap<String, Equalization>,
+    /// Their output error with per-channel steps over that with the per-tensor range.
+    pub equalize_error_ratio: f64,
     pub layers: usize,
     pub images: usize,
 }
 
 impl Refined {
-    /// The weight edits of the chosen refinements.
-    pub fn edits(&self, weight_scales: bool, bias: bool) -> WeightEdits {
+    /// The weight edits of the refinements in `with` (range choice is not one: it changes
+    /// ranges).
+    pub fn edits(&self, with: &[Refinement]) -> WeightEdits {
+        let weight_scales = with.contains(&Refinement::WeightScales);
+        let bias = with.contains(&Refinement::BiasCorrection);
         WeightEdits {
             scales: if weight_scales {
                 self.scales.clone()
@@ -67,6 +79,13 @@ impl Refined {
                 (false, _) => Default::default(),
                 (true, true) => self.bias.clone(),
                 (true, false) => self.bias_max_scales.clone(),
+            },
+            // Exact in float and free for the weights (see `equalize`), so the scales and the
+            // bias correction measured without it hold with it.
+            equalize: if with.contains(&Refinement::DepthwiseEqualization) {
+                self.equalize.clone()
+            } else {
+                Default::default()
             },
         }
     }
@@ -81,6 +100,9 @@ pub struct RefineInput<'a> {
     pub hists: &'a HistogramSet,
     pub params: &'a RangeParams,
     pub images: &'a [PathBuf],
+    /// Images whose per-channel max |x| bounds the depthwise inputs' channel ranges (the
+    /// calibration images; those in `images` are left out, see `equalize::range_images`).
+    pub range_images: &'a [PathBuf],
     pub contract: &'a InputContract,
 }
 
@@ -131,7 +153,8 @@ fn each_layer_output(
 }
 
 /// Compute every refinement (the caller decides which to keep). Two passes over the images:
-/// the range and scale searches, then the bias sums for the scales the first pass chose.
+/// the range and scale searches, then the bias sums for the scales the first pass chose and the
+/// per-channel step search (after a pass over `range_images` for the depthwise inputs' max).
 pub fn refine(inp: &RefineInput) -> Result<Refined> {
     let model = inp.model;
     let quantized = candidates(model, inp.ranges, inp.ops)?;
@@ -141,7 +164,20 @@ pub fn refine(inp: &RefineInput) -> Result<Refined> {
     let mut fp32 = OrtSession::for_calibration(model, &exposed)?;
     let mut range_search = ranges::RangeSearch::new(&layers, inp.ranges, inp.hists, inp.params);
     let mut scale_search = weights::ScaleSearch::new(&layers);
-    let bar = crate::util::progress_bar((inp.images.len() * 2) as u64, "refine");
+    let mut eq_search = equalize::EqualizeSearch::new(&layers, inp.ranges);
+    let dw_inputs: BTreeSet<String> = eq_search.inputs(&layers);
+    let range_images = equalize::range_images(inp.range_images, inp.images, dw_inputs.is_empty());
+    let bar =
+        crate::util::progress_bar((inp.images.len() * 2 + range_images.len()) as u64, "refine");
+    for image in &range_images {
+        let xs = capture(&mut fp32, inp.contract, image, &dw_inputs)?;
+        for (li, l) in layers.iter().enumerate() {
+            if let Some(x) = xs.get(&l.input) {
+                eq_search.observe_max(li, x);
+            }
+        }
+        bar.inc(1);
+    }
     each_layer_output(
         &mut fp32,
         inp,
@@ -162,6 +198,7 @@ pub fn refine(inp: &RefineInput) -> Result<Refined> {
         &mut layers,
         &bar,
         &mut |li, l, x, y0| {
+            eq_search.observe(model, li, l, x, y0)?;
             sums.observe(
                 model,
                 li,
@@ -177,6 +214,7 @@ pub fn refine(inp: &RefineInput) -> Result<Refined> {
 
     let (range_overrides, range_choices) = range_search.choose(&layers);
     let (bias, bias_max_scales) = sums.finish(&layers);
+    let equalized = eq_search.choose(&layers);
     let changed = layers
         .iter()
         .zip(&scales.chosen)
@@ -191,6 +229,8 @@ pub fn refine(inp: &RefineInput) -> Result<Refined> {
         bias,
         bias_max_scales,
         weight_error_ratio: scales.error_ratio,
+        equalize: equalized.layers,
+        equalize_error_ratio: equalized.error_ratio,
         layers: layers.len(),
         images: inp.images.len(),
     })
