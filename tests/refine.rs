@@ -434,4 +434,16 @@ fn depthwise_equalization_gives_each_channel_its_own_step_and_keeps_the_float_mo
     for (o, e) in err_eq.iter().enumerate() {
         assert!(*e < 1e-3, "equalized, output channel {o}: {err_eq:?}");
     }
+    // With the weight scales and the bias correction as well: the edited scales are rescaled
+    // with the weights, so the other refinements still hold.
+    let all = write(&[
+        Refinement::WeightScales,
+        Refinement::BiasCorrection,
+        Refinement::DepthwiseEqualization,
+    ]);
+    let err_all = channel_errors(&all, &m, &bias).unwrap();
+    for (o, e) in err_all.iter().enumerate() {
+        assert!(*e < 1e-3, "all three, output channel {o}: {err_all:?}");
+    }
+    assert_eq!(g.constant(&mul.input[1]).unwrap().dims, vec![1, 3, 1, 1]);
 }

@@ -42,7 +42,8 @@ pub struct WeightEdits {
 /// A depthwise conv whose input channels each get their own quantization step although
 /// TensorRT quantizes activations per tensor: the writer reads the input through a Mul by
 /// 1/s_c (shape [1, C, 1, ..]), quantizes that per tensor with `amax`, and multiplies each
-/// weight output channel by its input channel's s_c. In float the model is unchanged (a
+/// weight output channel by its input channel's s_c. In float the model is unchanged up to
+/// rounding (a
 /// depthwise output channel reads one input channel only), and the per-channel weight
 /// quantization absorbs s_c exactly, so only the activation's steps change: channel c's is
 /// s_c * amax / 127.
@@ -446,8 +447,8 @@ fn insert_activation_qdq(p: &mut Patch, id: NodeId, t: &str, amax: f32) -> Strin
     d
 }
 
-/// The input channels of depthwise conv `id` whose weight is `w`, and its channel multiplier
-/// (output channels per input channel), when `e` fits it; an internal error otherwise (the
+/// `e` when it fits depthwise conv `id` whose weight is `w` (one scale per input channel,
+/// a whole number of output channels per input channel); an internal error otherwise (the
 /// edits come from `refine`, which only equalizes such convs).
 fn check_equalization<'e>(
     g: &Graph,

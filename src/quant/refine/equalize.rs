@@ -46,7 +46,8 @@ pub(super) struct EqualizeSearch {
 pub(super) struct Equalized {
     /// By node key: the layers where per-channel steps lower the output error.
     pub layers: HashMap<String, Equalization>,
-    /// Their output error with per-channel steps over that with the per-tensor range.
+    /// The equalized layers' output error with per-channel steps over that with the
+    /// calibrated per-tensor range.
     pub error_ratio: f64,
 }
 
@@ -135,7 +136,12 @@ impl EqualizeSearch {
         let y = l.run(model, &fake_quant(x, calibrated), &w)?;
         self.per_tensor[li] += channel_sse(&y, y0, 1).iter().sum::<f64>();
         for (fi, f) in FRACTIONS.iter().enumerate() {
-            let amax: Vec<f32> = self.max[li].iter().map(|m| m * f).collect();
+            // A channel all zero on the range images is scored at the step it is written
+            // with (the calibrated range, see `choose`), not as free.
+            let amax: Vec<f32> = self.max[li]
+                .iter()
+                .map(|m| if *m > 0.0 { m * f } else { calibrated })
+                .collect();
             let y = l.run(model, &fake_quant_channels(x, &amax), &w)?;
             for (o, e) in channel_sse(&y, y0, 1).into_iter().enumerate() {
                 self.err[li][fi][o / per_in] += e;
@@ -156,7 +162,11 @@ impl EqualizeSearch {
                 let best = (0..FRACTIONS.len())
                     .min_by(|&a, &b| self.err[li][a][c].total_cmp(&self.err[li][b][c]))
                     .unwrap_or(0);
-                amax[c] = max[c] * FRACTIONS[best];
+                amax[c] = if max[c] > 0.0 {
+                    max[c] * FRACTIONS[best]
+                } else {
+                    self.calibrated[li].unwrap_or(0.0)
+                };
                 err += self.err[li][best][c];
             }
             let widest = amax.iter().fold(0f32, |a, &v| a.max(v));
@@ -165,15 +175,13 @@ impl EqualizeSearch {
             }
             before += self.per_tensor[li];
             after += err;
+            // Scored as written, except for the clamp: a channel below MIN_SCALE of the widest
+            // is written with that step instead, 1/(4096 * 127) of the widest range. Past its
+            // range on unseen images x/s_c may overflow FP16, which QuantizeLinear saturates
+            // as it would clip anyway.
             let scales = amax
                 .iter()
-                .map(|&a| {
-                    if a > 0.0 {
-                        (a / widest).clamp(MIN_SCALE, 1.0)
-                    } else {
-                        1.0 // an all-zero channel: any step quantizes it exactly
-                    }
-                })
+                .map(|&a| (a / widest).clamp(MIN_SCALE, 1.0))
                 .collect();
             out.insert(
                 l.key.clone(),

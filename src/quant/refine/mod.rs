@@ -57,7 +57,8 @@ pub struct Refined {
     pub weight_error_ratio: f64,
     /// Depthwise convs whose input channels get their own steps, by node key.
     pub equalize: HashMap<String, Equalization>,
-    /// Their output error with per-channel steps over that with the per-tensor range.
+    /// Their output error with per-channel steps over that with the calibrated per-tensor
+    /// range.
     pub equalize_error_ratio: f64,
     pub layers: usize,
     pub images: usize,
