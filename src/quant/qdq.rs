@@ -447,6 +447,19 @@ fn insert_activation_qdq(p: &mut Patch, id: NodeId, t: &str, amax: f32) -> Strin
     d
 }
 
+/// The input channels of node `id` when it is a depthwise Conv with weight dims `w_dims`:
+/// each output channel reads one input channel (weight [C_out, 1, k..], group = input
+/// channels > 1, C_out a multiple of it). Only such a conv can take an [`Equalization`].
+pub fn depthwise_inputs(g: &Graph, id: NodeId, w_dims: &[i64]) -> Result<Option<usize>> {
+    let group = g.attr_int(id, "group")?.unwrap_or(1);
+    Ok((g.node(id).op_type == "Conv"
+        && w_dims.len() >= 3
+        && w_dims[1] == 1
+        && group > 1
+        && w_dims[0] % group == 0)
+        .then_some(group as usize))
+}
+
 /// `e` when it fits depthwise conv `id` whose weight is `w` (one scale per input channel,
 /// a whole number of output channels per input channel); an internal error otherwise (the
 /// edits come from `refine`, which only equalizes such convs).
@@ -456,15 +469,11 @@ fn check_equalization<'e>(
     w: Option<&Weight>,
     e: &'e Equalization,
 ) -> Result<&'e Equalization> {
-    let group = g.attr_int(id, "group")?.unwrap_or(1);
-    let fits = g.node(id).op_type == "Conv"
-        && w.is_some_and(|w| {
-            w.dims.len() >= 3
-                && w.dims[1] == 1
-                && group == e.scales.len() as i64
-                && group > 0
-                && w.dims[0] % group == 0
-        })
+    let inputs = match w {
+        Some(w) => depthwise_inputs(g, id, &w.dims)?,
+        None => None,
+    };
+    let fits = inputs == Some(e.scales.len())
         && e.scales.iter().all(|s| *s > 0.0 && *s <= 1.0)
         && e.amax > 0.0
         && e.amax.is_finite();

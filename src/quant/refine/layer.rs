@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::exec::OrtSession;
 use crate::onnx::{value_info, Graph, Model};
-use crate::quant::qdq::{channel_of, quantize_value, QuantLayer};
+use crate::quant::qdq::{channel_of, depthwise_inputs, quantize_value, QuantLayer};
 use ndarray::{ArrayD, IxDyn};
 use onnx_protobuf::{GraphProto, ModelProto, NodeProto};
 use std::collections::BTreeSet;
@@ -38,23 +38,22 @@ pub fn fake_quant(x: &ArrayD<f32>, amax: f32) -> ArrayD<f32> {
     x.mapv(|v| quantize_value(v, s) as f32 * s)
 }
 
-/// Fake quantization with one amax per channel along axis 1 (channels whose amax is 0 are
-/// left as they are: they hold only zeros where the amax came from).
+/// Fake quantization with one amax per channel along axis 1 (each > 0).
 pub fn fake_quant_channels(x: &ArrayD<f32>, amax: &[f32]) -> ArrayD<f32> {
     let dims: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
-    let (_, ch) = channel_of(&dims, 1);
-    let mut y = x.clone();
-    for (i, v) in y.iter_mut().enumerate() {
-        let a = amax[ch(i)];
-        if a > 0.0 {
-            let s = a / 127.0;
-            *v = quantize_value(*v, s) as f32 * s;
-        }
-    }
-    y
+    let scales: Vec<f32> = amax.iter().map(|a| a / 127.0).collect();
+    let x = x.as_standard_layout();
+    let values = x.as_slice().expect("a standard-layout array is one slice");
+    ArrayD::from_shape_vec(
+        x.raw_dim(),
+        fake_quant_per_channel(values, &dims, 1, &scales),
+    )
+    .expect("as many values as the shape holds")
 }
 
-pub fn fake_quant_weights(w: &[f32], dims: &[i64], axis: usize, scales: &[f32]) -> Vec<f32> {
+/// Symmetric INT8 fake quantization of `w` (shaped `dims`) with one scale per channel along
+/// `axis`.
+pub fn fake_quant_per_channel(w: &[f32], dims: &[i64], axis: usize, scales: &[f32]) -> Vec<f32> {
     let (_, ch) = channel_of(dims, axis);
     w.iter()
         .enumerate()
@@ -227,10 +226,7 @@ pub(super) fn layers(model: &Model, quantized: &[QuantLayer]) -> Result<Vec<Laye
         } && bias
             .as_ref()
             .is_none_or(|b| b.ndim() == 1 && b.len() == channels);
-        let group = g.attr_int(id, "group")?.unwrap_or(1);
-        let depthwise_inputs =
-            (n.op_type == "Conv" && group > 1 && w_dims[1] == 1 && w_dims[0] % group == 0)
-                .then_some(group as usize);
+        let depthwise_inputs = depthwise_inputs(&g, id, &w_dims)?;
         out.push(Layer {
             key,
             input: x,

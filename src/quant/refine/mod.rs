@@ -24,7 +24,6 @@ mod weights;
 
 use layer::Layer;
 
-pub use equalize::FRACTIONS;
 pub use ranges::RangeChoice;
 pub use weights::ALPHAS;
 

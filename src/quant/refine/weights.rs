@@ -3,7 +3,7 @@
 //! channel depends only on its own weight channel, so one run per α scores every channel at
 //! once and the per-channel argmin is exact, not greedy.
 
-use super::layer::{channel_sse, fake_quant_weights, Layer};
+use super::layer::{channel_sse, fake_quant_per_channel, Layer};
 use crate::error::Result;
 use crate::onnx::Model;
 use crate::quant::qdq::max_scales;
@@ -54,7 +54,7 @@ impl ScaleSearch {
         let axis = l.out_axis_of(y0.ndim());
         for (ai, alpha) in ALPHAS.iter().enumerate() {
             let scales: Vec<f32> = self.max[li].iter().map(|s| s * alpha).collect();
-            let wq = fake_quant_weights(&l.w, &l.w_dims, l.w_axis, &scales);
+            let wq = fake_quant_per_channel(&l.w, &l.w_dims, l.w_axis, &scales);
             let y = l.run(model, x, &wq)?;
             for (acc, e) in self.err[li][ai].iter_mut().zip(channel_sse(&y, y0, axis)) {
                 *acc += e;
