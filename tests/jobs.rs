@@ -281,10 +281,31 @@ fn refine_and_confirm_settings_resolve_and_bad_values_name_the_field() {
             .confirm,
         0.25
     );
+    // A misspelt refinement gets the bad word and the good ones, not serde's "did not match
+    // any variant".
+    let p = dir.path().join("misspelt.yaml");
+    let text = std::fs::read_to_string(dir.path().join("tiny.yaml")).unwrap();
+    let head = &text[..text.find("output: out\n").unwrap()];
+    std::fs::write(
+        &p,
+        format!("{head}output: out\n{base}  refine: [depthwise_equalisation]\n"),
+    )
+    .unwrap();
+    let e = LoadedRecipe::load(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("quantize.refine")
+            && e.contains("'depthwise_equalisation'")
+            && e.contains("depthwise_equalization"),
+        "{e}"
+    );
     for (extra, field) in [
         (with_confirm("0.95"), "quantize.validation.confirm"),
         (with_confirm("-0.1"), "quantize.validation.confirm"),
         (format!("{base}  refine: sometimes\n"), "quantize.refine"),
+        (
+            format!("{base}  refine: [depthwise_equalisation]\n"),
+            "quantize.refine",
+        ),
         (
             format!("{base}  max_map_drop: -1\n"),
             "quantize.max_map_drop",

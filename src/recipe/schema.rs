@@ -333,11 +333,47 @@ pub struct Quantize {
 }
 
 /// `quantize.refine`: `auto` or an explicit list.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum RefineSetting {
     Mode(RefineMode),
     List(Vec<Refinement>),
+}
+
+/// The valid names, for the error a misspelt one gets.
+const REFINE_EXPECTED: &str =
+    "expected auto, [] or a list of range_choice, weight_scales, bias_correction, depthwise_equalization";
+
+/// By hand rather than derived: serde's untagged enums only say "did not match any
+/// variant", which names neither the bad word nor the good ones.
+impl<'de> Deserialize<'de> for RefineSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, IntoDeserializer};
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            List(Vec<String>),
+        }
+        let parse = |word: &str| -> Result<Refinement, D::Error> {
+            Refinement::deserialize(word.into_deserializer()).map_err(
+                |_: serde::de::value::Error| {
+                    D::Error::custom(format!("unknown refinement '{word}'; {REFINE_EXPECTED}"))
+                },
+            )
+        };
+        match Raw::deserialize(d).map_err(|_| D::Error::custom(REFINE_EXPECTED))? {
+            Raw::Word(w) if w == "auto" => Ok(RefineSetting::Mode(RefineMode::Auto)),
+            Raw::Word(w) => Err(D::Error::custom(format!(
+                "unknown setting '{w}'; {REFINE_EXPECTED}"
+            ))),
+            Raw::List(l) => l
+                .iter()
+                .map(|w| parse(w))
+                .collect::<Result<_, _>>()
+                .map(RefineSetting::List),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
