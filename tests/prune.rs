@@ -96,8 +96,11 @@ fn removing_channels_from_yolox_equals_zeroing_their_consumers() {
         orig_total: total_macs(&model, &inputs),
         path: &path,
         data: None,
+        compare: trtforge::prune::sensitivity::Compare::Features,
     };
-    let plan = plan_step(&model, &inputs, &s, &goal).unwrap().unwrap();
+    let plan = plan_step(&model, &inputs, &s, &goal, &mut |_| {})
+        .unwrap()
+        .unwrap();
     assert!(!plan.removed.is_empty());
     let pruned = remove_channels(&model, &plan.masks, &plan.shapes).unwrap();
     let zeroed = zero_columns(&model, &plan.masks);
@@ -578,9 +581,16 @@ fn the_bn_criterion_removes_the_smallest_scales() {
         align: 8,
         min_keep: 0.25,
     };
-    let removed =
-        trtforge::prune::select::select(&an, &imp, &cost, sel, std::path::Path::new("m.onnx"))
-            .unwrap();
+    let scores = trtforge::prune::select::Scores::Importance(&imp);
+    let removed = trtforge::prune::select::select(
+        &an,
+        &imp,
+        scores,
+        &cost,
+        sel,
+        std::path::Path::new("m.onnx"),
+    )
+    .unwrap();
     let gone: Vec<usize> = (0..16)
         .filter(|&c| removed.contains(&an.component("bn", c).unwrap()))
         .collect();

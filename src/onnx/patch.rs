@@ -16,7 +16,7 @@
 use super::graph::{check_node_arity, node_reads, Graph, NodeId};
 use super::Model;
 use crate::error::{Error, Result};
-use onnx_protobuf::{NodeProto, TensorProto};
+use onnx_protobuf::{NodeProto, TensorProto, ValueInfoProto};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
@@ -31,6 +31,7 @@ pub struct Patch<'g, 'm> {
     replaced: HashMap<usize, NodeProto>,
     removed: HashSet<usize>,
     new_initializers: Vec<TensorProto>,
+    new_inputs: Vec<ValueInfoProto>,
     replaced_constants: HashMap<String, TensorProto>,
     opset: Option<i64>,
     min_ir_version: Option<i64>,
@@ -47,6 +48,7 @@ impl<'g, 'm> Patch<'g, 'm> {
             replaced: HashMap::new(),
             removed: HashSet::new(),
             new_initializers: Vec::new(),
+            new_inputs: Vec::new(),
             replaced_constants: HashMap::new(),
             opset: None,
             min_ir_version: None,
@@ -79,6 +81,18 @@ impl<'g, 'm> Patch<'g, 'm> {
             ));
         }
         self.new_initializers.push(t);
+    }
+
+    /// Add a graph input (a value fed at run time, such as a mask a search varies without
+    /// rebuilding the session); its name must come from [`Patch::fresh`].
+    pub fn add_input(&mut self, v: ValueInfoProto) {
+        if !self.fresh.remove(&v.name) {
+            self.refused.push(format!(
+                "new graph input '{}' was not named by Patch::fresh (it may clash)",
+                v.name
+            ));
+        }
+        self.new_inputs.push(v);
     }
 
     /// Replace the values of a constant (initializer or Constant node) of the model.
@@ -234,6 +248,7 @@ impl<'g, 'm> Patch<'g, 'm> {
             }
         }
         g.initializer.extend(self.new_initializers);
+        g.input.extend(self.new_inputs);
 
         // Dead constants: nothing reads them any more.
         let mut read: HashSet<String> = nodes.iter().flat_map(node_reads).collect();

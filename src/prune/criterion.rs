@@ -26,6 +26,10 @@ pub enum Criterion {
     /// Data-driven: the output energy each consumer loses when the channel goes and the
     /// consumer is refit, on calibration images (needs them; see `recover`).
     Recon,
+    /// Data-driven, end to end: chunks of each set (in `l1` order) ranked by how far the
+    /// model's outputs move when they go, per MAC saved, on calibration images (see
+    /// `sensitivity`).
+    Output,
 }
 
 impl Criterion {
@@ -35,6 +39,7 @@ impl Criterion {
             Criterion::L1 => "l1",
             Criterion::L2 => "l2",
             Criterion::Recon => "recon",
+            Criterion::Output => "output",
         }
     }
 }
@@ -125,7 +130,8 @@ pub fn importance(
             let touches = analysis.touches.get(&comp).map_or(&[][..], Vec::as_slice);
             let has_norm = touches.iter().any(|t| t.kind == Use::Norm);
             let use_bn = criterion == Criterion::Bn && has_norm;
-            let l1 = criterion == Criterion::L1;
+            // `output` orders each set's channels by L1 and ranks the sets by measurement.
+            let l1 = matches!(criterion, Criterion::L1 | Criterion::Output);
             let (mut sum, mut count) = (0.0, 0usize);
             for t in touches {
                 let wanted = if use_bn {

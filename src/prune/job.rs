@@ -8,7 +8,8 @@ use super::criterion::{importance, Criterion};
 use super::groups::Analysis;
 use super::recover::{recover, RecoverSettings, RecoveryStats};
 use super::report::{Figures, PruneReport, SetReport, StepReport};
-use super::select::{select, CostModel, Measure, Selection};
+use super::select::{select, set_orders, CostModel, Measure, Scores, Selection};
+use super::sensitivity::{measure_curves, Compare};
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::eval::run::evaluate;
@@ -109,8 +110,10 @@ pub struct StepGoal<'a> {
     pub orig_total: f64,
     /// The model file, for messages.
     pub path: &'a Path,
-    /// Calibration images (the `recon` criterion).
+    /// Calibration images (the `recon` and `output` criteria).
     pub data: Option<&'a RecoverSettings>,
+    /// How the `output` criterion compares a candidate with the model.
+    pub compare: Compare,
 }
 
 /// Choose the channels that bring `model` to `target` (share of `orig_total`, the original's
@@ -120,6 +123,7 @@ pub fn plan_step(
     inputs: &BTreeMap<String, Vec<usize>>,
     s: &PruneSettings,
     goal: &StepGoal,
+    log: &mut dyn FnMut(&str),
 ) -> Result<Option<StepPlan>> {
     let StepGoal {
         criterion,
@@ -127,6 +131,7 @@ pub fn plan_step(
         orig_total,
         path,
         data,
+        compare,
     } = *goal;
     let shapes = shapes_of(model, inputs)?;
     let graph = Graph::new(model);
@@ -165,7 +170,26 @@ pub fn plan_step(
         align: s.align,
         min_keep: s.min_keep,
     };
-    let removed = select(&analysis, &imp, &cost, selection, path)?;
+    let curves = match (criterion, data) {
+        (Criterion::Output, Some(d)) => {
+            let orders = set_orders(&analysis, &imp, &selection);
+            Some(measure_curves(
+                model, &analysis, &shapes, &orders, d, compare, log,
+            )?)
+        }
+        (Criterion::Output, None) => {
+            return Err(Error::Contract(format!(
+                "{}: --criterion output measures the model on calibration images: add a calibration section to the recipe",
+                path.display()
+            )))
+        }
+        _ => None,
+    };
+    let scores = match &curves {
+        Some(c) => Scores::Measured(c),
+        None => Scores::Importance(&imp),
+    };
+    let removed = select(&analysis, &imp, scores, &cost, selection, path)?;
     let masks = analysis.masks(&removed);
     Ok(Some(StepPlan {
         analysis,
@@ -207,7 +231,7 @@ pub fn prune(job: &PruneJob, s: &PruneSettings, log: &mut dyn FnMut(&str)) -> Re
         None if has_bn(&job.model) => Criterion::Bn,
         None => Criterion::L1,
     };
-    let needs_data = s.recover || criterion == Criterion::Recon;
+    let needs_data = s.recover || matches!(criterion, Criterion::Recon | Criterion::Output);
     let recover_images: Vec<PathBuf> = match (&job.calibration, needs_data) {
         (Some(set), true) => set.paths().iter().take(s.recover_images).cloned().collect(),
         (None, true) => {
@@ -242,8 +266,18 @@ pub fn prune(job: &PruneJob, s: &PruneSettings, log: &mut dyn FnMut(&str)) -> Re
             orig_total,
             path: &path,
             data: needs_data.then_some(&data),
+            compare: match &job.eval {
+                Some(e) => Compare::Detections(
+                    e.decoder,
+                    crate::eval::DecodeParams::with_thresholds(
+                        e.thresholds.score,
+                        e.thresholds.iou,
+                    ),
+                ),
+                None => Compare::Features,
+            },
         };
-        let plan = plan_step(&current, &inputs, s, &goal)?;
+        let plan = plan_step(&current, &inputs, s, &goal, log)?;
         let Some(step) = plan else {
             continue;
         };

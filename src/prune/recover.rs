@@ -278,7 +278,7 @@ impl Layer {
 }
 
 /// Lower-triangular `L` with `L L^T = a`, or `None` if `a` is not positive definite.
-fn cholesky(a: &Array2<f64>) -> Option<Array2<f64>> {
+pub(super) fn cholesky(a: &Array2<f64>) -> Option<Array2<f64>> {
     let n = a.nrows();
     let mut l = Array2::<f64>::zeros((n, n));
     for j in 0..n {
@@ -303,7 +303,7 @@ fn cholesky(a: &Array2<f64>) -> Option<Array2<f64>> {
 }
 
 /// Solve `L L^T X = B` in place (B: one column per right-hand side).
-fn cholesky_solve(l: &Array2<f64>, b: &mut Array2<f64>) {
+pub(super) fn cholesky_solve(l: &Array2<f64>, b: &mut Array2<f64>) {
     let n = l.nrows();
     for i in 0..n {
         for k in 0..i {
