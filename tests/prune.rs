@@ -615,3 +615,99 @@ fn the_bn_criterion_removes_the_smallest_scales() {
     assert_eq!(code, 1);
     assert!(err.contains("out of range"), "{err}");
 }
+
+/// `--criterion output` measures each set's removal end to end, with removed channels
+/// replaced by their linear prediction from the kept ones. The stem's channels 8..16 are
+/// eight times channels 0..8 (weights and bias, so also after the Relu; far apart in L1, so
+/// a chunk takes one half whole): losing either half costs nothing once predicted, while any
+/// 8 of the side branch's independent channels cost output. The one chunk to remove must
+/// come from the stem.
+#[test]
+fn the_output_criterion_removes_channels_the_kept_ones_can_stand_in_for() {
+    let Some(images) = common::shared("datasets/coco128-train/images") else {
+        return;
+    };
+    if !ort_ok() {
+        return;
+    }
+    let mut m = graph(|b, a| {
+        let s = b.conv("side", "images", 3, 16, 3, 1);
+        let r = b.unary("Relu", "r", &s);
+        vec![(a.to_string(), 16), (r, 16)]
+    });
+    for t in m
+        .proto
+        .graph
+        .mut_or_insert_default()
+        .initializer
+        .iter_mut()
+        .filter(|t| t.name.starts_with("stem."))
+    {
+        let mut v = read_f32(t).unwrap();
+        let per = v.len() / 16;
+        for e in 0..8 * per {
+            v[8 * per + e] = 8.0 * v[e];
+        }
+        *t = float_tensor(&t.name.clone(), &t.dims.clone(), v);
+    }
+    let mut paths: Vec<_> = std::fs::read_dir(&images)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    let contract: trtforge::recipe::InputContract = serde_yaml_ng::from_str(
+        "{tensor: images, shape: [1, 3, 8, 8], channel_order: rgb, scale: 0.0039215686, resize: stretch}",
+    )
+    .unwrap();
+    let data = trtforge::prune::recover::RecoverSettings {
+        images: paths[..4].to_vec(),
+        positions: 64,
+        input: contract,
+    };
+    let inputs = BTreeMap::from([("images".to_string(), vec![1, 3, HW as usize, HW as usize])]);
+    let an = analyse(&m);
+    let shapes = shapes_of(&m, &inputs).unwrap();
+    let g = Graph::new(&m);
+    let imp = trtforge::prune::criterion::importance(&g, &an, Criterion::Output, None).unwrap();
+    let sel = trtforge::prune::select::Selection {
+        by: Measure::Channels,
+        ratio: 0.2,
+        align: 8,
+        min_keep: 0.25,
+    };
+    let orders = trtforge::prune::select::set_orders(&an, &imp, &sel);
+    let curves = trtforge::prune::sensitivity::measure_curves(
+        &m,
+        &an,
+        &shapes,
+        &orders,
+        &data,
+        trtforge::prune::sensitivity::Compare::Features,
+        &mut |_| {},
+    )
+    .unwrap();
+    let (stem, side) = (set_with(&an, "stem.out").id, set_with(&an, "side.out").id);
+    assert!(curves[&stem][0] < 1e-6, "stem: {:?}", curves[&stem]);
+    assert!(curves[&side][0] > 1e-2, "side: {:?}", curves[&side]);
+    // The same through a whole step: 8 of the 40 conv output channels, all from the stem.
+    let mut s = settings(Measure::Channels, 0.2);
+    s.criterion = Some(Criterion::Output);
+    let goal = StepGoal {
+        criterion: Criterion::Output,
+        target: 0.2,
+        orig_total: 40.0,
+        path: std::path::Path::new("pattern.onnx"),
+        data: Some(&data),
+        compare: trtforge::prune::sensitivity::Compare::Features,
+    };
+    let plan = plan_step(&m, &inputs, &s, &goal, &mut |_| {})
+        .unwrap()
+        .unwrap();
+    assert_eq!(plan.removed.len(), 8);
+    let stem_set: HashSet<usize> = set_with(&an, "stem.out")
+        .components
+        .iter()
+        .copied()
+        .collect();
+    assert!(plan.removed.is_subset(&stem_set), "{:?}", plan.removed);
+}

@@ -19,7 +19,8 @@ pub struct Args {
     /// What the ratio counts.
     #[arg(long, value_enum, default_value = "macs")]
     by: Measure,
-    /// Channel importance (default: bn when the export kept BatchNormalization, else l1).
+    /// Channel importance (default: bn when the export kept BatchNormalization, else output
+    /// when the recipe has calibration images, else l1).
     #[arg(long, value_enum)]
     criterion: Option<Criterion>,
     /// Pruned widths are multiples of N (8: FP16 tensor cores, 32: INT8).

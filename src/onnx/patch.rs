@@ -410,6 +410,45 @@ mod tests {
     }
 
     #[test]
+    fn a_new_graph_input_is_fed_at_run_time_and_must_have_a_fresh_name() {
+        let m = tiny_detector(16);
+        let g = Graph::new(&m);
+        let mut p = Patch::new(&g);
+        let head = g.producer("head.out").unwrap();
+        let k = p.fresh("k");
+        p.add_input(value_info(&k, &[1]));
+        let scaled = p.fresh("scaled");
+        p.insert_before(
+            head,
+            node(
+                "Mul",
+                "times_k",
+                &["pruned_act.out", &k],
+                &[&scaled],
+                vec![],
+            ),
+        );
+        p.set_input(head, 0, &scaled);
+        let out = p.apply().unwrap();
+        let inputs: Vec<&str> = out
+            .proto
+            .graph
+            .input
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(inputs.last(), Some(&"k"));
+        // A name the model already has may clash: refused, naming it.
+        let mut p = Patch::new(&g);
+        p.add_input(value_info("stem.out", &[1]));
+        let e = p.apply().unwrap_err().to_string();
+        assert!(
+            e.contains("'stem.out' was not named by Patch::fresh"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn insertions_rewires_and_fresh_names_apply_in_order() {
         let m = tiny_detector(16);
         let g = Graph::new(&m);

@@ -28,7 +28,8 @@ pub struct PruneSettings {
     /// Cumulative targets (share of the original's measure removed), ascending; the last is
     /// the final ratio.
     pub steps: Vec<f64>,
-    /// `None`: `bn` when the model has BatchNormalization nodes, else `l1`.
+    /// `None`: `bn` when the model has BatchNormalization nodes, else `output` when the
+    /// recipe has calibration images, else `l1`.
     pub criterion: Option<Criterion>,
     pub align: usize,
     pub min_keep: f64,
@@ -229,6 +230,8 @@ pub fn prune(job: &PruneJob, s: &PruneSettings, log: &mut dyn FnMut(&str)) -> Re
         }
         Some(c) => c,
         None if has_bn(&job.model) => Criterion::Bn,
+        // Measured: 4x the mAP of `l1` at 20% of YOLOX-nano's MACs (README).
+        None if job.calibration.is_some() => Criterion::Output,
         None => Criterion::L1,
     };
     let needs_data = s.recover || matches!(criterion, Criterion::Recon | Criterion::Output);

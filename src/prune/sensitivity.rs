@@ -442,3 +442,69 @@ pub fn feature_error(
     }
     total / first.len() as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(v: Vec<f32>, shape: &[usize]) -> Vec<Vec<(String, ArrayD<f32>)>> {
+        vec![vec![(
+            "y".into(),
+            ArrayD::from_shape_vec(IxDyn(shape), v).unwrap(),
+        )]]
+    }
+
+    #[test]
+    fn a_small_feature_counts_as_much_as_a_large_one() {
+        // [1, 2 anchors, 2 features]: a box term near 100 and a score near 0.5.
+        let reference = out(vec![100.0, 0.5, 120.0, 0.4], &[1, 2, 2]);
+        // 10% off on the box term: 0.01 of its feature's energy, averaged over 2 features.
+        let boxes = out(vec![110.0, 0.5, 132.0, 0.4], &[1, 2, 2]);
+        assert!((feature_error(&reference, &boxes) - 0.005).abs() < 1e-9);
+        // The same 10% on the score costs the same, though its squared error is 40,000x less.
+        let scores = out(vec![100.0, 0.55, 120.0, 0.44], &[1, 2, 2]);
+        assert!((feature_error(&reference, &scores) - 0.005).abs() < 1e-6);
+        // Features on the shorter axis: [1, 2 features, 3 anchors] reads the same way.
+        let t = out(vec![100.0, 120.0, 110.0, 0.5, 0.4, 0.45], &[1, 2, 3]);
+        let u = out(vec![100.0, 120.0, 110.0, 0.55, 0.44, 0.495], &[1, 2, 3]);
+        assert!((feature_error(&t, &u) - 0.005).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_removed_channel_that_is_a_combination_of_kept_ones_is_predicted_exactly() {
+        // Channels x0, x1 independent, x2 = 2 x0 - x1 + 3 over four positions.
+        let xs = [[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [-1.0, 3.0]];
+        let rows: Vec<[f64; 3]> = xs.iter().map(|&[a, b]| [a, b, 2.0 * a - b + 3.0]).collect();
+        let n = rows.len() as f64;
+        let mean = Array1::from_iter((0..3).map(|c| rows.iter().map(|r| r[c]).sum::<f64>() / n));
+        let mut cov = Array2::<f64>::zeros((3, 3));
+        for r in &rows {
+            for i in 0..3 {
+                for j in 0..3 {
+                    cov[[i, j]] += (r[i] - mean[i]) * (r[j] - mean[j]) / n;
+                }
+            }
+        }
+        let m = Masked {
+            tensor: "x".into(),
+            weight: "w".into(),
+            bias: "b".into(),
+            rank: 4,
+            channels: 3,
+            mean,
+            cov,
+        };
+        let (w, b) = m.feeds(&[false, false, true]);
+        assert_eq!(w.shape(), &[3, 3, 1, 1]);
+        for r in &rows {
+            let predicted: f64 =
+                (0..3).map(|k| w[[2, k, 0, 0]] as f64 * r[k]).sum::<f64>() + b[[2]] as f64;
+            assert!((predicted - r[2]).abs() < 1e-3, "{predicted} vs {}", r[2]);
+            // Kept channels pass through.
+            for c in 0..2 {
+                let y: f64 = (0..3).map(|k| w[[c, k, 0, 0]] as f64 * r[k]).sum::<f64>();
+                assert!((y - r[c]).abs() < 1e-6);
+            }
+        }
+    }
+}
