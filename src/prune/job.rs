@@ -269,14 +269,9 @@ pub fn prune(job: &PruneJob, s: &PruneSettings, log: &mut dyn FnMut(&str)) -> Re
             orig_total,
             path: &path,
             data: needs_data.then_some(&data),
-            compare: match &job.eval {
-                Some(e) => Compare::Detections(
-                    e.decoder,
-                    crate::eval::DecodeParams::with_thresholds(
-                        e.thresholds.score,
-                        e.thresholds.iou,
-                    ),
-                ),
+            // The recipe's decoder, with or without an eval section (or `--no-eval`).
+            compare: match job.recipe.recipe.decoder {
+                Some(d) => Compare::Detections(d, crate::eval::DecodeParams::default()),
                 None => Compare::Features,
             },
         };

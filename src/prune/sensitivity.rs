@@ -32,6 +32,7 @@ use crate::error::Result;
 use crate::eval::{match_images, DecodeParams, Evaluator, GroundTruth, ImageTruth, Letterbox};
 use crate::exec::OrtSession;
 use crate::onnx::{node, value_info, Graph, Model, NodeId, Patch};
+use crate::quant::plan::Outputs;
 use crate::recipe::Decoder;
 use ndarray::{Array1, Array2, ArrayD, Axis, IxDyn};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -267,20 +268,19 @@ pub fn measure_curves(
         .iter()
         .map(|m| m.feeds(&vec![false; m.channels]))
         .collect();
-    let mut run =
-        |feeds: &[(ArrayD<f32>, ArrayD<f32>)]| -> Result<Vec<Vec<(String, ArrayD<f32>)>>> {
-            images
-                .iter()
-                .map(|x| {
-                    let mut ins = vec![(tensor, x.view())];
-                    for (m, (w, b)) in masked.iter().zip(feeds) {
-                        ins.push((m.weight.as_str(), w.view()));
-                        ins.push((m.bias.as_str(), b.view()));
-                    }
-                    session.run(&ins)
-                })
-                .collect()
-        };
+    let mut run = |feeds: &[(ArrayD<f32>, ArrayD<f32>)]| -> Result<Outputs> {
+        images
+            .iter()
+            .map(|x| {
+                let mut ins = vec![(tensor, x.view())];
+                for (m, (w, b)) in masked.iter().zip(feeds) {
+                    ins.push((m.weight.as_str(), w.view()));
+                    ins.push((m.bias.as_str(), b.view()));
+                }
+                session.run(&ins)
+            })
+            .collect()
+    };
     let reference = run(&whole)?;
     let shape = &settings.input.shape;
     let score = Scorer::new(compare, &reference, &placements, (shape[2], shape[3]))?;
@@ -334,7 +334,7 @@ struct Scorer {
 impl Scorer {
     fn new(
         compare: Compare,
-        reference: &[Vec<(String, ArrayD<f32>)>],
+        reference: &Outputs,
         placements: &[Letterbox],
         input_hw: (usize, usize),
     ) -> Result<Self> {
@@ -365,11 +365,7 @@ impl Scorer {
         })
     }
 
-    fn error(
-        &self,
-        reference: &[Vec<(String, ArrayD<f32>)>],
-        outs: &[Vec<(String, ArrayD<f32>)>],
-    ) -> Result<f64> {
+    fn error(&self, reference: &Outputs, outs: &Outputs) -> Result<f64> {
         match self.compare {
             Compare::Features => Ok(feature_error(reference, outs)),
             Compare::Detections(decoder, params) => {
@@ -384,7 +380,7 @@ fn decode(
     decoder: Decoder,
     params: DecodeParams,
     input_hw: (usize, usize),
-    outs: &[Vec<(String, ArrayD<f32>)>],
+    outs: &Outputs,
     placements: &[Letterbox],
 ) -> Result<Vec<Vec<crate::eval::Detection>>> {
     let mut ev = Evaluator::new(decoder, params, input_hw);
@@ -403,10 +399,7 @@ fn decode(
 /// pruned to 20% of MACs it ranked a model with class scores off by 0.84 (relative) above
 /// one off by 0.45, because its boxes were closer (0.114 against 0.119 overall); the first
 /// scored 0.022 mAP, the second 0.056. The feature axis is the shorter of the last two.
-pub fn feature_error(
-    reference: &[Vec<(String, ArrayD<f32>)>],
-    outs: &[Vec<(String, ArrayD<f32>)>],
-) -> f64 {
+pub fn feature_error(reference: &Outputs, outs: &Outputs) -> f64 {
     let Some(first) = reference.first() else {
         return 0.0;
     };
