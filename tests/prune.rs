@@ -711,3 +711,80 @@ fn the_output_criterion_removes_channels_the_kept_ones_can_stand_in_for() {
         .collect();
     assert!(plan.removed.is_subset(&stem_set), "{:?}", plan.removed);
 }
+
+/// Measured scores go by error per MAC saved, but a chunk that would overshoot the goal by
+/// more than `OVERSHOOT` waits; when every chunk overshoots, the one adding the least error
+/// finishes. The side branch (5x5 filters) saves about 2.5x the stem's MACs per chunk.
+#[test]
+fn a_measured_chunk_that_overshoots_waits_and_the_least_error_one_finishes() {
+    if !ort_ok() {
+        return;
+    }
+    use trtforge::prune::select::{select, CostModel, Scores, Selection, OVERSHOOT};
+    let m = graph(|b, _| {
+        let s = b.conv("side", "images", 3, 16, 5, 1);
+        let r = b.unary("Relu", "r", &s);
+        vec![("a.out".to_string(), 16), (r, 16)]
+    });
+    let inputs = BTreeMap::from([("images".to_string(), vec![1, 3, HW as usize, HW as usize])]);
+    let an = analyse(&m);
+    let g = Graph::new(&m);
+    let cost = CostModel::new(&g, &an, &shapes_of(&m, &inputs).unwrap()).unwrap();
+    let (stem, side) = (set_with(&an, "stem.out"), set_with(&an, "side.out"));
+    let full: Vec<usize> = an.tensors.iter().map(|t| t.channels).collect();
+    let without = |set: &trtforge::prune::groups::ChannelSet| {
+        let mut k = full.clone();
+        for (name, times) in &set.tensors {
+            let i = an.tensors.iter().position(|t| &t.name == name).unwrap();
+            k[i] -= 8 * times;
+        }
+        cost.macs(&full) - cost.macs(&k)
+    };
+    let total = cost.macs(&full) as f64;
+    let (a, b) = (without(stem) as f64, without(side) as f64);
+    assert!(b > 2.0 * a, "side saves {b}, stem {a}");
+    let imp = trtforge::prune::criterion::importance(&g, &an, Criterion::L1, None).unwrap();
+    let pick = |ratio: f64, stem_err: f64, side_err: f64| {
+        let curves =
+            std::collections::HashMap::from([(stem.id, vec![stem_err]), (side.id, vec![side_err])]);
+        let sel = Selection {
+            by: Measure::Macs,
+            ratio,
+            align: 8,
+            min_keep: 0.25,
+        };
+        let removed = select(
+            &an,
+            &imp,
+            Scores::Measured(&curves),
+            &cost,
+            sel,
+            std::path::Path::new("m.onnx"),
+        )
+        .unwrap();
+        let from_stem = stem
+            .components
+            .iter()
+            .filter(|c| removed.contains(c))
+            .count();
+        let from_side = side
+            .components
+            .iter()
+            .filter(|c| removed.contains(c))
+            .count();
+        (from_stem, from_side)
+    };
+    // The side chunk adds less error per MAC (0.3 / b < 0.5 / a), but asked for exactly the
+    // stem chunk's MACs it would overshoot by far more than OVERSHOOT: the stem chunk goes.
+    assert!((b - a) / total > OVERSHOOT);
+    assert_eq!(pick(a / total, 0.5, 0.3), (8, 0));
+    // Asked for far less, both overshoot: the one adding the least error (the side) goes,
+    // although the stem was taken from the queue last.
+    let tiny = 0.1 * a / total;
+    assert!(
+        a / total - tiny > OVERSHOOT,
+        "the stem chunk overshoots too"
+    );
+    assert_eq!(pick(tiny, 0.5, 0.3), (0, 8));
+    assert_eq!(pick(tiny, 0.2, 0.3), (8, 0));
+}

@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "macs")]
     by: Measure,
     /// Channel importance (default: bn when the export kept BatchNormalization, else output
-    /// when the recipe has calibration images, else l1).
+    /// when the recipe has calibration images and a decoder, else l1).
     #[arg(long, value_enum)]
     criterion: Option<Criterion>,
     /// Pruned widths are multiples of N (8: FP16 tensor cores, 32: INT8).

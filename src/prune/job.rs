@@ -29,7 +29,7 @@ pub struct PruneSettings {
     /// the final ratio.
     pub steps: Vec<f64>,
     /// `None`: `bn` when the model has BatchNormalization nodes, else `output` when the
-    /// recipe has calibration images, else `l1`.
+    /// recipe has calibration images and a decoder, else `l1`.
     pub criterion: Option<Criterion>,
     pub align: usize,
     pub min_keep: f64,
@@ -230,13 +230,26 @@ pub fn prune(job: &PruneJob, s: &PruneSettings, log: &mut dyn FnMut(&str)) -> Re
         }
         Some(c) => c,
         None if has_bn(&job.model) => Criterion::Bn,
-        // Measured: 4x the mAP of `l1` at 20% of YOLOX-nano's MACs (README).
-        None if job.calibration.is_some() => Criterion::Output,
+        // Measured: 4x the mAP of `l1` at 20% of YOLOX-nano's MACs (README). It scores
+        // detections, so it needs the recipe's decoder: its raw-output fallback did worse.
+        None if job.calibration.is_some() && job.recipe.recipe.decoder.is_some() => {
+            Criterion::Output
+        }
         None => Criterion::L1,
     };
     let needs_data = s.recover || matches!(criterion, Criterion::Recon | Criterion::Output);
     let recover_images: Vec<PathBuf> = match (&job.calibration, needs_data) {
         (Some(set), true) => set.paths().iter().take(s.recover_images).cloned().collect(),
+        (None, true) if matches!(criterion, Criterion::Recon | Criterion::Output) => {
+            return Err(job.recipe.field_error(
+                "calibration",
+                format!(
+                    "--criterion {} measures channels on calibration images: add a calibration \
+                     section, or use --criterion l1",
+                    criterion.name()
+                ),
+            ))
+        }
         (None, true) => {
             return Err(job.recipe.field_error(
                 "calibration",

@@ -198,7 +198,8 @@ pub enum Scores<'a> {
     Importance(&'a HashMap<usize, f64>),
     /// Measured: per set, the model's output error after each chunk boundary
     /// ([`super::sensitivity`]); a chunk scores the error it adds per unit of the measure it
-    /// removes, so cheap and expensive channels are compared on what they save.
+    /// removes (MACs, or channels with `--by channels`), so cheap and expensive channels are
+    /// compared on what they save. A score is computed when its chunk is queued.
     Measured(&'a HashMap<usize, Vec<f64>>),
 }
 
@@ -283,14 +284,22 @@ pub fn select(
                     / (end - begin) as f64
             }
             Scores::Measured(curves) => {
-                let curve = &curves[&id];
-                let before = st.chunks.checked_sub(1).map_or(0.0, |j| curve[j]);
+                let curve = curves.get(&id).map_or(&[][..], Vec::as_slice);
+                let at = |j: usize| curve.get(j).copied().unwrap_or(f64::INFINITY);
+                let before = st.chunks.checked_sub(1).map_or(0.0, at);
                 let mut after = kept.to_vec();
                 for &(t, m) in &st.tensors {
                     after[t] -= m * (end - begin);
                 }
                 let saved = cost.measure(s.by, kept) - cost.measure(s.by, &after);
-                (curve[st.chunks] - before) / saved.max(1) as f64
+                let added = at(st.chunks) - before;
+                // A chunk the measurement could not score (no curve, NaN or infinite error)
+                // goes last, never first (`total_cmp` puts a negative NaN below everything).
+                if added.is_finite() {
+                    added / saved.max(1) as f64
+                } else {
+                    f64::INFINITY
+                }
             }
         };
         Some((begin, end, score))
@@ -304,19 +313,20 @@ pub fn select(
     let mut removed = HashSet::new();
     let mut now = start;
     // Measured scores: a chunk that would carry the removal past the goal by more than
-    // OVERSHOOT of the start is set aside while smaller chunks can still finish; if none can,
-    // the set-aside chunk that adds the least error finishes it. Why: one chunk of a
+    // OVERSHOOT of the start is set aside, and the walk goes on with the others; when none is
+    // left, the set-aside chunk that adds the least error finishes it. Why: one chunk of a
     // full-resolution layer saves several percent of the MACs, wins on error per MAC, and
     // then removes far more than asked (YOLOX-nano asked for 20% lost 26.8%, 0.376 of its
     // output agreement from that chunk alone).
     let mut aside: Vec<(f64, usize)> = Vec::new();
     while now > goal {
-        let set = match heap.pop() {
-            Some(Chunk { set, .. }) => set,
+        // `forced`: the chunk comes back from the set-aside ones, and finishes the removal.
+        let (set, forced) = match heap.pop() {
+            Some(Chunk { set, .. }) => (set, false),
             None => match aside.iter().min_by(|a, b| a.0.total_cmp(&b.0)) {
                 Some(&(_, set)) => {
                     aside.clear();
-                    set
+                    (set, true)
                 }
                 None => {
                     let reached = if start > 0.0 { 1.0 - now / start } else { 0.0 };
@@ -343,11 +353,7 @@ pub fn select(
             after[t] -= m * (end - begin);
         }
         let then = cost.measure(s.by, &after) as f64;
-        if matches!(scores, Scores::Measured(_))
-            && then < goal - OVERSHOOT * start
-            && !heap.is_empty()
-            && !aside.iter().any(|&(_, a)| a == set)
-        {
+        if matches!(scores, Scores::Measured(_)) && !forced && then < goal - OVERSHOOT * start {
             aside.push((score * (now - then), set));
             continue;
         }

@@ -24,7 +24,7 @@
 //! selection treats sets as independent, and a schedule (`--steps`) measures again on the
 //! pruned and refit model at every step.
 
-use super::groups::Analysis;
+use super::groups::{Analysis, Use};
 use super::recover::{cholesky, cholesky_solve, RecoverSettings};
 use super::select::SetOrder;
 use crate::data::preprocess::preprocess_image;
@@ -202,7 +202,11 @@ fn channel_statistics(
         session.run_with(&[(tensor, x.view())], |outs| {
             for (m, (s1, s2, n)) in masked.iter().zip(sums.iter_mut()) {
                 let Some((_, a)) = outs.iter().find(|(name, _)| *name == m.tensor) else {
-                    continue;
+                    return Err(crate::error::Error::internal(format!(
+                        "{}: ONNX Runtime returned no float tensor '{}' to measure channels on",
+                        model.path.display(),
+                        m.tensor
+                    )));
                 };
                 // [n, C, spatial...] -> C x positions.
                 let a = a.view().permuted_axes(
@@ -250,6 +254,7 @@ pub fn measure_curves(
     log: &mut dyn FnMut(&str),
 ) -> Result<HashMap<usize, Vec<f64>>> {
     let (mmodel, mut masked) = masked_model(model, analysis, shapes)?;
+    let model_graph = Graph::new(model);
     let tensor = settings.input.tensor.as_str();
     let (images, placements): (Vec<ArrayD<f32>>, Vec<Letterbox>) = settings
         .images
@@ -290,6 +295,20 @@ pub fn measure_curves(
         orders.len(),
         images.len()
     ));
+    // Sets a ConvTranspose reads: its input is not masked, so a removal would measure as
+    // free; they are ranked last instead.
+    let unmeasured: HashSet<usize> =
+        orders
+            .keys()
+            .copied()
+            .filter(|&id| {
+                analysis.sets[id].components.iter().any(|c| {
+                    analysis.touches.get(c).into_iter().flatten().any(|t| {
+                        t.kind == Use::Consumer && model_graph.node(t.node).op_type != "Conv"
+                    })
+                })
+            })
+            .collect();
     let mut curves = HashMap::new();
     let mut ids: Vec<usize> = orders.keys().copied().collect();
     ids.sort();
@@ -312,7 +331,12 @@ pub fn measure_curves(
                 }
             }
             let outs = run(&feeds)?;
-            curve.push(score.error(&reference, &outs)?);
+            let e = score.error(&reference, &outs)?;
+            curve.push(if e.is_finite() && !unmeasured.contains(&id) {
+                e
+            } else {
+                f64::INFINITY
+            });
         }
         log::debug!(
             "set {id}: output error after each chunk {:?}",
@@ -357,6 +381,18 @@ impl Scorer {
                 })
                 .collect();
         }
+        // No confident detection on any image: every candidate would score mAP 0 against
+        // nothing, which ranks nothing; compare the raw outputs instead.
+        let compare = match compare {
+            Compare::Detections(..) if truth.images.iter().all(|i| i.boxes.is_empty()) => {
+                log::warn!(
+                    "no detection of score {PSEUDO_LABEL_SCORE} or more on the measurement images: \
+                     the output criterion compares raw outputs instead"
+                );
+                Compare::Features
+            }
+            c => c,
+        };
         Ok(Scorer {
             compare,
             input_hw,
@@ -398,7 +434,7 @@ fn decode(
 /// are larger. One relative error over the whole tensor is the box error: on YOLOX-nano
 /// pruned to 20% of MACs it ranked a model with class scores off by 0.84 (relative) above
 /// one off by 0.45, because its boxes were closer (0.114 against 0.119 overall); the first
-/// scored 0.022 mAP, the second 0.056. The feature axis is the shorter of the last two.
+/// scored 0.022 mAP, the second 0.056.
 pub fn feature_error(reference: &Outputs, outs: &Outputs) -> f64 {
     let Some(first) = reference.first() else {
         return 0.0;
@@ -407,11 +443,14 @@ pub fn feature_error(reference: &Outputs, outs: &Outputs) -> f64 {
     for (k, (_, a0)) in first.iter().enumerate() {
         let shape = a0.shape();
         let r = shape.len();
-        // Features along `axis`; a tensor of rank < 2 is one feature.
+        // Features along `axis`: [N, K] and NCHW maps on axis 1, [N, anchors, K] or
+        // [N, K, anchors] on the shorter of the two, [N, A, H, W, K] on the last; a tensor of
+        // rank < 2 is one feature.
         let axis = match r {
             0 | 1 => None,
-            _ if shape[r - 1] <= shape[r - 2] => Some(r - 1),
-            _ => Some(r - 2),
+            3 if shape[2] <= shape[1] => Some(2),
+            5 => Some(4),
+            _ => Some(1),
         };
         let features = axis.map_or(1, |a| shape[a]);
         let (mut err, mut energy) = (vec![0f64; features], vec![0f64; features]);
@@ -460,6 +499,10 @@ mod tests {
         // Features on the shorter axis: [1, 2 features, 3 anchors] reads the same way.
         let t = out(vec![100.0, 120.0, 110.0, 0.5, 0.4, 0.45], &[1, 2, 3]);
         let u = out(vec![100.0, 120.0, 110.0, 0.55, 0.44, 0.495], &[1, 2, 3]);
+        assert!((feature_error(&t, &u) - 0.005).abs() < 1e-6);
+        // An NCHW map: features on axis 1 (channels), not on the width.
+        let t = out(vec![100.0, 120.0, 0.5, 0.4], &[1, 2, 1, 2]);
+        let u = out(vec![100.0, 120.0, 0.55, 0.44], &[1, 2, 1, 2]);
         assert!((feature_error(&t, &u) - 0.005).abs() < 1e-6);
     }
 
