@@ -788,3 +788,62 @@ fn a_measured_chunk_that_overshoots_waits_and_the_least_error_one_finishes() {
     assert_eq!(pick(tiny, 0.5, 0.3), (0, 8));
     assert_eq!(pick(tiny, 0.2, 0.3), (8, 0));
 }
+
+/// Without calibration images, `--criterion output` is a one-line error naming the recipe
+/// and the fix, and nothing is written; left to choose, `prune --no-recover` falls back to
+/// `l1` there.
+#[test]
+fn the_output_criterion_without_calibration_images_names_the_fix() {
+    let Some(_) = common::shared("models/yolox_nano/yolox_nano.onnx") else {
+        return;
+    };
+    if !ort_ok() {
+        return;
+    }
+    let root = common::crate_root();
+    let mut r: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root.join("engines/yolox-nano-qdq.yaml")).unwrap(),
+    )
+    .unwrap();
+    let model = root.join("engines").join(r["model"].as_str().unwrap());
+    r["model"] = model.canonicalize().unwrap().to_str().unwrap().into();
+    let map = r.as_mapping_mut().unwrap();
+    for key in ["calibration", "quantize", "eval"] {
+        map.remove(key);
+    }
+    map.insert("precision".into(), "fp16".into());
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = tmp.path().join("no-calibration.yaml");
+    std::fs::write(&recipe, serde_yaml_ng::to_string(&r).unwrap()).unwrap();
+    let out = tmp.path().join("out");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "prune".to_string(),
+            recipe.to_str().unwrap().to_string(),
+            "--ratio".into(),
+            "0.1".into(),
+            "--out".into(),
+            out.to_str().unwrap().to_string(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        common::trtforge(&a)
+    };
+    let (code, _, err) = run(args(&["--criterion", "output", "--no-recover"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no-calibration.yaml")
+            && err.contains("--criterion output measures channels on calibration images")
+            && err.contains("use --criterion l1")
+            && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert!(!out.exists(), "a refused prune wrote {}", out.display());
+    let (code, stdout, err) = run(args(&["--no-recover", "--no-eval", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["criterion"], "l1");
+}
