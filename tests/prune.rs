@@ -424,6 +424,13 @@ fn least_squares_recovers_channels_that_are_combinations_of_kept_ones() {
     let (recovered, stats) =
         trtforge::prune::recover::recover(&m, &sliced, &masks, &settings).unwrap();
     assert_eq!(stats.layers, 1);
+    // The report names the refit layer, exact after the refit and not before it.
+    assert_eq!(stats.worst.len(), 1, "{:?}", stats.worst);
+    assert!(
+        stats.worst[0].refit < 1e-4 && stats.worst[0].sliced > 0.05,
+        "{:?}",
+        stats.worst
+    );
     let (chw, _) = trtforge::data::preprocess::preprocess_image(&paths[10], &contract).unwrap();
     let x = chw.insert_axis(ndarray::Axis(0)).into_dyn();
     let want = run(&m, "images", &x);
@@ -517,6 +524,17 @@ fn yolox_and_nanodet_pruned_run_and_feed_calibrate_and_quantize() {
                 report["unaligned"]
             );
             assert!(report["recovery"]["layers"].as_u64().unwrap() > 0);
+            // The worst refit layers, worst first, at most 5.
+            let worst: Vec<f64> = report["recovery"]["worst"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["refit"].as_f64().unwrap())
+                .collect();
+            assert!(
+                !worst.is_empty() && worst.len() <= 5 && worst.windows(2).all(|w| w[0] >= w[1]),
+                "{worst:?}"
+            );
             let model = Model::load(std::path::Path::new(
                 report["pruned_model"].as_str().unwrap(),
             ))

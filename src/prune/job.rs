@@ -321,6 +321,7 @@ pub fn prune(job: &PruneJob, s: &PruneSettings, log: &mut dyn FnMut(&str)) -> Re
                 recovery.waves = recovery.waves.max(st.waves);
                 recovery.mean_error_sliced = st.mean_error_sliced;
                 recovery.mean_error_refit = st.mean_error_refit;
+                recovery.worst = st.worst.clone();
             }
             step_recovery = Some(st.layers);
         }

@@ -58,7 +58,22 @@ pub struct RecoveryStats {
     pub mean_error_refit: f64,
     /// Layers left as sliced, with why (grouped, 1-D/3-D, auto_pad SAME).
     pub skipped: Vec<String>,
+    /// The refit layers left furthest from their original output, worst first (at most
+    /// [`WORST_SHOWN`]; in a schedule, the last step's): where a smaller ratio, or
+    /// fine-tuning, would help most.
+    pub worst: Vec<LayerFit>,
 }
+
+/// One refit layer's relative output error, with the weights only sliced and refit.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerFit {
+    pub layer: String,
+    pub sliced: f64,
+    pub refit: f64,
+}
+
+/// How many of the worst refit layers the report names.
+pub const WORST_SHOWN: usize = 5;
 
 /// One conv to refit.
 struct Layer {
@@ -608,7 +623,7 @@ pub fn recover(
         .collect::<Result<_>>()?;
     let tensor = settings.input.tensor.as_str();
     let mut current = pruned.clone();
-    let (mut before, mut after) = (Vec::new(), Vec::new());
+    let (mut before, mut after, mut fitted) = (Vec::new(), Vec::new(), Vec::new());
     for w in 0..=wave.iter().copied().max().unwrap_or(0) {
         let idx: Vec<usize> = (0..layers.len()).filter(|&i| wave[i] == w).collect();
         if idx.is_empty() {
@@ -660,6 +675,11 @@ pub fn recover(
             );
             before.push(e0);
             after.push(e1);
+            fitted.push(LayerFit {
+                layer: rg.key(l.id),
+                sliced: e0,
+                refit: e1,
+            });
             fits.push((rg.node(l.id).output[0].clone(), wt, b));
         }
         for l in wave_layers.iter_mut() {
@@ -676,6 +696,9 @@ pub fn recover(
     stats.mean_error_sliced = mean(&before);
     stats.mean_error_refit = mean(&after);
     stats.waves = wave.iter().copied().max().map_or(0, |m| m + 1);
+    fitted.sort_by(|a: &LayerFit, b: &LayerFit| b.refit.total_cmp(&a.refit));
+    fitted.truncate(WORST_SHOWN);
+    stats.worst = fitted;
     stats.seconds = started.elapsed().as_secs_f64();
     Ok((current, stats))
 }

@@ -163,6 +163,18 @@ impl PruneReport {
                     "- recovery: {} layer refits by least squares on {} calibration images, at most {} positions per image and layer, in {} waves ({:.1} s, Gram matrices {:.0} MB at most at once); mean relative output error of the refit layers {:.4} with the weights only sliced, {:.4} refit (last step)",
                     r.layers, r.images, r.positions_per_image, r.waves, r.seconds, r.gram_mb, r.mean_error_sliced, r.mean_error_refit
                 );
+                if !r.worst.is_empty() {
+                    let worst: Vec<String> = r
+                        .worst
+                        .iter()
+                        .map(|f| format!("`{}` {:.4} ({:.4} sliced)", f.layer, f.refit, f.sliced))
+                        .collect();
+                    let _ = writeln!(
+                        s,
+                        "- furthest from the original after the refit (relative output error): {}",
+                        worst.join(", ")
+                    );
+                }
             }
             None => {
                 let _ = writeln!(s, "- recovery: off (--no-recover)");
