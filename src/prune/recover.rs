@@ -623,7 +623,7 @@ pub fn recover(
         .collect::<Result<_>>()?;
     let tensor = settings.input.tensor.as_str();
     let mut current = pruned.clone();
-    let (mut before, mut after, mut fitted) = (Vec::new(), Vec::new(), Vec::new());
+    let mut fitted: Vec<LayerFit> = Vec::new();
     for w in 0..=wave.iter().copied().max().unwrap_or(0) {
         let idx: Vec<usize> = (0..layers.len()).filter(|&i| wave[i] == w).collect();
         if idx.is_empty() {
@@ -673,8 +673,6 @@ pub fn recover(
                 "refit {} (wave {w}): relative output error {e0:.4} sliced, {e1:.4} refit",
                 rg.key(l.id)
             );
-            before.push(e0);
-            after.push(e1);
             fitted.push(LayerFit {
                 layer: rg.key(l.id),
                 sliced: e0,
@@ -692,11 +690,12 @@ pub fn recover(
         current = write_fits(&current, &fits)?;
     }
     stats.images = settings.images.len();
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    stats.mean_error_sliced = mean(&before);
-    stats.mean_error_refit = mean(&after);
+    let mean =
+        |f: fn(&LayerFit) -> f64| fitted.iter().map(f).sum::<f64>() / fitted.len().max(1) as f64;
+    stats.mean_error_sliced = mean(|l| l.sliced);
+    stats.mean_error_refit = mean(|l| l.refit);
     stats.waves = wave.iter().copied().max().map_or(0, |m| m + 1);
-    fitted.sort_by(|a: &LayerFit, b: &LayerFit| b.refit.total_cmp(&a.refit));
+    fitted.sort_by(|a, b| b.refit.total_cmp(&a.refit));
     fitted.truncate(WORST_SHOWN);
     stats.worst = fitted;
     stats.seconds = started.elapsed().as_secs_f64();
