@@ -289,11 +289,6 @@ fn load_registers_plugins_before_anything_else() {
     let calls_before = s.record()["plugins"]["calls"].clone();
     trtforge::trt::load(&double::libraries()).unwrap();
     assert_eq!(s.record()["plugins"]["calls"], calls_before);
-    assert!(s.record()["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["op"] != "initLibNvInferPlugins"));
     s.assert_clean();
 }
 
