@@ -199,7 +199,10 @@ pub enum Scores<'a> {
     /// Measured: per set, the model's output error after each chunk boundary
     /// ([`super::sensitivity`]); a chunk scores the error it adds per unit of the measure it
     /// removes (MACs, or channels with `--by channels`), so cheap and expensive channels are
-    /// compared on what they save. A score is computed when its chunk is queued.
+    /// compared on what they save. A score is computed when its chunk is queued and kept while
+    /// it waits, although neighbours' removals shrink what it saves: re-scoring on pop (lazy
+    /// greedy) was measured worse at 20% of the MACs (YOLOX-nano 0.2055 against 0.2238,
+    /// NanoDet-m-320 0.1155 against 0.1741 mAP@0.5:0.95).
     Measured(&'a HashMap<usize, Vec<f64>>),
 }
 
